@@ -1,0 +1,1020 @@
+"""The CRM facade: the composition root and one service per aggregate.
+
+:func:`crmkit.open` builds a :class:`CRM` from a store, a plugin host, the
+converter and a clock; nothing else wires them.  Services take keyword
+arguments, return frozen domain objects and raise only :mod:`crmkit` errors.
+
+Every write runs in a unit of work: alone, it commits at once; inside
+``with crm.transaction():`` it joins that transaction, and plugins hear about
+it only after the outermost block commits.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final, Generic, TypeVar
+from uuid import UUID
+
+import attrs
+
+from crmkit.core import changes
+from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.contact_points import Address, EmailAddress, PhoneNumber, is_country
+from crmkit.core.entities import (
+    MASTER_TYPES,
+    Channel,
+    Contact,
+    ContactRole,
+    Entity,
+    Lifecycle,
+    Market,
+    Master,
+    MasterSeed,
+    Organization,
+    OrganizationKind,
+    OrganizationStatus,
+    Position,
+    Role,
+    Source,
+    User,
+    Zone,
+)
+from crmkit.core.errors import (
+    ConcurrencyError,
+    DuplicateError,
+    HookError,
+    NotFoundError,
+    ValidationError,
+)
+from crmkit.core.events import Archived, Created, FieldChange, Restored, Updated
+from crmkit.core.fields import slugify
+from crmkit.core.ids import ContactId, OrganizationId, uuid7
+from crmkit.core.query import Eq, Filter, In, Order, Query, check_query
+from crmkit.plugins.host import PluginHost
+from crmkit.serialization import converter
+from crmkit.stores.base import Repository, Store, UnitOfWork
+
+__all__ = [
+    "CRM",
+    "UNSET",
+    "ContactService",
+    "MasterService",
+    "OrganizationService",
+    "Unset",
+    "UserService",
+    "open",
+]
+
+E = TypeVar("E", bound=Entity)
+M = TypeVar("M", bound=Master)
+T = TypeVar("T")
+
+Clock = Callable[[], datetime]
+Event = Created[Any] | Updated[Any] | Archived[Any] | Restored[Any]
+
+
+class Unset(enum.Enum):
+    """The type of :data:`UNSET`: "leave this field as it is"."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: Default of every ``update`` argument: the field keeps its value.
+UNSET: Final = Unset.UNSET
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.define
+class _Transaction:
+    uow: UnitOfWork
+    events: list[Event] = attrs.Factory(list)
+
+
+# ======================================================================= CRM
+
+
+class CRM:
+    """A CRM: services over one store, with plugins, a clock and an actor.
+
+    Build one with :func:`crmkit.open`.  Use it as a context manager (or call
+    :meth:`close`) to release the store.
+
+    Attributes:
+        organizations: organizations (:class:`OrganizationService`).
+        contacts: contacts (:class:`ContactService`).
+        sources: where business comes from (originación).
+        markets: markets or sectors (mercados).
+        positions: contacts' job positions (cargos).
+        zones: sales zones (zonas).
+        users: the people who use the CRM.
+        plugins: the :class:`~crmkit.plugins.host.PluginHost`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        plugins: PluginHost,
+        *,
+        clock: Clock = _utc_now,
+        default_region: str | None = None,
+        actor: str | None = None,
+    ):
+        if default_region is not None and not is_country(default_region):
+            raise ValidationError(
+                "default_region",
+                "is not an ISO 3166 country code",
+                code="country",
+                value=default_region,
+            )
+        self.store = store
+        self.plugins = plugins
+        self.default_region = default_region
+        self.actor = actor
+        self._clock = clock
+        self._tx: ContextVar[_Transaction | None] = ContextVar(
+            f"crmkit-tx-{id(self)}", default=None
+        )
+        self.organizations = OrganizationService(self)
+        self.contacts = ContactService(self)
+        self.sources: MasterService[Source] = MasterService(self, Source)
+        self.markets: MasterService[Market] = MasterService(self, Market)
+        self.positions: MasterService[Position] = MasterService(self, Position)
+        self.zones: MasterService[Zone] = MasterService(self, Zone)
+        self.users = UserService(self)
+
+    # ------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        """Release the store's connections."""
+        self.store.close()
+
+    def __enter__(self) -> CRM:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<CRM store={self.store!r}>"
+
+    # ----------------------------------------------------------------- time
+    def now(self) -> datetime:
+        """The clock's current time (timezone-aware).
+
+        Raises:
+            ValidationError: the injected clock returned a naive datetime.
+        """
+        value = self._clock()
+        if not isinstance(value, datetime) or value.utcoffset() is None:
+            raise ValidationError("clock", "must return timezone-aware datetimes", value=value)
+        return value
+
+    # ---------------------------------------------------------- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group calls atomically: all commit together, or none does.
+
+        Nested blocks are savepoints: an exception leaving an inner block undoes
+        that block only (if the outer code catches it).  Plugins are notified
+        after the outermost block commits.
+        """
+        current = self._tx.get()
+        if current is not None:
+            mark = len(current.events)
+            try:
+                with current.uow.savepoint():
+                    yield
+            except BaseException:
+                del current.events[mark:]
+                raise
+            return
+        with self.store.unit_of_work(write=True) as uow:
+            tx = _Transaction(uow)
+            token = self._tx.set(tx)
+            try:
+                yield
+                uow.commit()
+            finally:
+                self._tx.reset(token)
+        self._dispatch(tx.events)
+
+    def _write(self, fn: Callable[[UnitOfWork, list[Event]], T]) -> T:
+        current = self._tx.get()
+        if current is not None:
+            mark = len(current.events)
+            try:
+                with current.uow.savepoint():
+                    return fn(current.uow, current.events)
+            except BaseException:
+                del current.events[mark:]
+                raise
+        events: list[Event] = []
+        with self.store.unit_of_work(write=True) as uow:
+            result = fn(uow, events)
+            uow.commit()
+        self._dispatch(events)
+        return result
+
+    def _read(self, fn: Callable[[UnitOfWork], T]) -> T:
+        current = self._tx.get()
+        if current is not None:
+            return fn(current.uow)
+        with self.store.unit_of_work(write=False) as uow:
+            return fn(uow)
+
+    # ----------------------------------------------------------------- audit
+    def _record(self, uow: UnitOfWork, events: list[Event], event: Event | None) -> None:
+        """Audit ``event`` in the current unit of work and queue it for plugins."""
+        if event is None:
+            return
+        entity: Entity = event.entity
+        if isinstance(event, Created):
+            action = AuditAction.CREATE
+            data = converter.unstructure(entity)
+            diff = tuple(
+                AuditChange(k, None, v)
+                for k, v in data.items()
+                if k not in Entity.SYSTEM_FIELDS and v not in (None, [], False)
+            )
+        elif isinstance(event, Updated):
+            action = AuditAction.UPDATE
+            diff = tuple(_audit_change(c) for c in event.changes)
+        elif isinstance(event, Archived):
+            action, diff = AuditAction.ARCHIVE, (AuditChange("archived", False, True),)
+        else:
+            action, diff = AuditAction.RESTORE, (AuditChange("archived", True, False),)
+        uow.audit.append(
+            entity=entity.ENTITY,
+            entity_id=entity.id,
+            version=entity.version,
+            action=action,
+            changes=diff,
+            actor=self.actor,
+            at=entity.updated_at,
+        )
+        events.append(event)
+
+    def history(self, entity_id: UUID) -> list[AuditEntry]:
+        """Every audited change of the record ``entity_id``, oldest first."""
+        return self._read(lambda uow: uow.audit.history(entity_id))
+
+    # ------------------------------------------------------------- plugins
+    def _dispatch(self, events: Sequence[Event]) -> None:
+        """Notify plugins of committed events, each exactly once."""
+        failure: HookError | None = None
+        for event in events:
+            if not isinstance(event, Created):
+                continue
+            try:
+                if isinstance(event.entity, Organization):
+                    self.plugins.organization_created(self, event.entity)
+                elif isinstance(event.entity, Contact):
+                    self.plugins.contact_created(self, event.entity)
+            except HookError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def seed_masters(self) -> int:
+        """Create the master entries plugins register that are missing.
+
+        Returns:
+            How many entries were created.
+        """
+        seeds = self.plugins.register_masters(self)
+        for _ in range(3):  # another process may seed the same keys at once
+            try:
+                return self._write(lambda uow, events: self._insert_seeds(uow, events, seeds))
+            except DuplicateError:
+                continue
+        return 0
+
+    def _insert_seeds(self, uow: UnitOfWork, events: list[Event], seeds: list[MasterSeed]) -> int:
+        created = 0
+        now = self.now()
+        for seed in seeds:
+            cls = MASTER_TYPES[seed.kind]
+            repo = uow.repository(cls)
+            if repo.get_by("key", seed.key) is not None:
+                continue
+            entity, event = changes.create(
+                cls,
+                id=uuid7(),
+                now=now,
+                key=seed.key,
+                name=seed.name,
+                name_es=seed.name_es,
+                description=seed.description,
+            )
+            repo.add(entity)
+            self._record(uow, events, event)
+            created += 1
+        return created
+
+
+def _audit_change(change: FieldChange) -> AuditChange:
+    return AuditChange(change.field, _json(change.old), _json(change.new))
+
+
+def _json(value: object) -> object:
+    return converter.unstructure(value)
+
+
+# ================================================================ services
+
+
+class _Service(Generic[E]):
+    """What every entity service does: get, find, count, archive, restore."""
+
+    _cls: type[E]
+    #: friendly argument names for reference fields: name -> (field, entity type)
+    _aliases: ClassVar[Mapping[str, tuple[str, type[Entity]]]] = {}
+
+    def __init__(self, crm: CRM):
+        self._crm = crm
+
+    def _repo(self, uow: UnitOfWork) -> Repository[E]:
+        return uow.repository(self._cls)
+
+    # ----------------------------------------------------------------- reads
+    def get(self, id: UUID) -> E:
+        """The record with ``id``.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        _check_uuid(id, "id")
+        return self._crm._read(lambda uow: self._repo(uow).get(id))
+
+    def get_by_external_ref(self, external_ref: str) -> E:
+        """The record the host system knows as ``external_ref``.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        found = self._crm._read(lambda uow: self._repo(uow).get_by("external_ref", external_ref))
+        if found is None:
+            raise NotFoundError(self._cls.ENTITY, external_ref)
+        return found
+
+    def find(
+        self,
+        *where: Filter,
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        archived: bool | None = False,
+        **equals: object,
+    ) -> list[E]:
+        """Records matching every criterion, in order.
+
+        Args:
+            where: typed filters (:class:`~crmkit.Eq`, :class:`~crmkit.In`,
+                :class:`~crmkit.Range`, :class:`~crmkit.Contains`, :class:`~crmkit.Has`).
+            order_by: field names; ``"-name"`` sorts descending.  Ties are
+                broken by id, so paging is stable.
+            limit: at most this many records.
+            offset: skip this many first.
+            archived: ``False`` hides archived records (default), ``True``
+                shows only them, ``None`` shows both.
+            equals: ``field=value`` equality filters; reference fields accept
+                keys, records or ids (``market="retail"``).
+
+        Raises:
+            ValidationError: an unknown field, a wrong value type, a bad limit.
+        """
+        query = self._query(where, equals, order_by, limit, offset, archived)
+        return self._crm._read(lambda uow: self._repo(uow).find(self._resolved(uow, query)))
+
+    def count(self, *where: Filter, archived: bool | None = False, **equals: object) -> int:
+        """How many records match (same criteria as :meth:`find`)."""
+        query = self._query(where, equals, (), None, 0, archived)
+        return self._crm._read(lambda uow: self._repo(uow).count(self._resolved(uow, query)))
+
+    def _query(
+        self,
+        where: Sequence[Filter],
+        equals: Mapping[str, object],
+        order_by: str | Sequence[str],
+        limit: int | None,
+        offset: int,
+        archived: bool | None,
+    ) -> Query:
+        filters = list(where)
+        for name, value in equals.items():
+            filters.append(Eq(name, value))
+        specs = [order_by] if isinstance(order_by, str) else list(order_by)
+        if archived is not None and not isinstance(archived, bool):
+            raise ValidationError("archived", "must be True, False or None", value=archived)
+        return Query(
+            filters=tuple(filters),
+            order=tuple(Order.parse(s) for s in specs),
+            limit=limit,
+            offset=offset,
+            archived=archived,
+        )
+
+    def _resolved(self, uow: UnitOfWork, query: Query) -> Query:
+        """Map friendly names (``market="retail"``) to stored fields and ids; check."""
+        filters: list[Filter] = []
+        for f in query.filters:
+            alias = self._aliases.get(f.field)
+            if alias is None:
+                filters.append(f)
+                continue
+            target, cls = alias
+            if isinstance(f, Eq):
+                filters.append(Eq(target, _ref_id(uow, cls, f.value, f.field)))
+            elif isinstance(f, In):
+                filters.append(In(target, tuple(_ref_id(uow, cls, v, f.field) for v in f.values)))
+            else:
+                filters.append(attrs.evolve(f, field=target))
+        order = tuple(
+            attrs.evolve(o, field=self._aliases[o.field][0]) if o.field in self._aliases else o
+            for o in query.order
+        )
+        resolved = attrs.evolve(query, filters=tuple(filters), order=order)
+        check_query(self._cls, resolved)
+        return resolved
+
+    # ---------------------------------------------------------------- writes
+    def _create(self, values: dict[str, Any]) -> E:
+        def run(uow: UnitOfWork, events: list[Event]) -> E:
+            fields = self._prepare(uow, values)
+            entity, event = changes.create(self._cls, id=uuid7(), now=self._crm.now(), **fields)
+            self._repo(uow).add(entity)
+            self._crm._record(uow, events, event)
+            return entity
+
+        return self._crm._write(run)
+
+    def _update(self, id: UUID, expected_version: int, values: dict[str, Any]) -> E:
+        _check_uuid(id, "id")
+        _check_version(expected_version)
+        values = {k: v for k, v in values.items() if v is not UNSET}
+
+        def run(uow: UnitOfWork, events: list[Event]) -> E:
+            repo = self._repo(uow)
+            current = repo.get(id)
+            _expect(current, expected_version)
+            entity, event = changes.update(current, self._prepare(uow, values), now=self._crm.now())
+            if event is not None:
+                repo.update(entity, expected_version=expected_version)
+                self._crm._record(uow, events, event)
+            return entity
+
+        return self._crm._write(run)
+
+    def _prepare(self, uow: UnitOfWork, values: dict[str, Any]) -> dict[str, Any]:
+        """Turn friendly arguments into entity fields (resolve references)."""
+        fields: dict[str, Any] = {}
+        for name, value in values.items():
+            alias = self._aliases.get(name)
+            if alias is None:
+                fields[name] = value
+            else:
+                target, cls = alias
+                fields[target] = None if value is None else _ref_id(uow, cls, value, name)
+        return fields
+
+    def archive(self, id: UUID, *, expected_version: int) -> E:
+        """Archive the record: hidden from ``find`` by default, never deleted.
+
+        Raises:
+            NotFoundError: no such record.
+            ConcurrencyError: it changed since ``expected_version``.
+        """
+        return self._toggle(id, expected_version, changes.archive)
+
+    def restore(self, id: UUID, *, expected_version: int) -> E:
+        """Bring an archived record back.
+
+        Raises:
+            NotFoundError: no such record.
+            ConcurrencyError: it changed since ``expected_version``.
+        """
+        return self._toggle(id, expected_version, changes.restore)
+
+    def _toggle(
+        self,
+        id: UUID,
+        expected_version: int,
+        change: Callable[..., tuple[E, Archived[E] | Restored[E] | None]],
+    ) -> E:
+        _check_uuid(id, "id")
+        _check_version(expected_version)
+
+        def run(uow: UnitOfWork, events: list[Event]) -> E:
+            repo = self._repo(uow)
+            current = repo.get(id)
+            _expect(current, expected_version)
+            entity, event = change(current, now=self._crm.now())
+            if event is not None:
+                repo.update(entity, expected_version=expected_version)
+                self._crm._record(uow, events, event)
+            return entity
+
+        return self._crm._write(run)
+
+
+def _check_uuid(value: object, name: str) -> None:
+    if not isinstance(value, UUID):
+        raise ValidationError(name, "must be a UUID", code="type", value=value)
+
+
+def _check_version(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("expected_version", "must be a positive integer", value=value)
+
+
+def _expect(current: Entity, expected_version: int) -> None:
+    if current.version != expected_version:
+        raise ConcurrencyError(current.ENTITY, current.id, expected_version, current.version)
+
+
+def _ref_id(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
+    """The id a friendly reference names: a record, an id, or a master key."""
+    if value is None:
+        return None
+    if isinstance(value, cls):
+        return value.id  # type: ignore[no-any-return]
+    repo = uow.repository(cls)
+    if isinstance(value, UUID):
+        if not repo.get_many([value]):
+            raise ValidationError(
+                name,
+                f"refers to a {cls.ENTITY} that does not exist",
+                code="reference",
+                value=value,
+            )
+        return value
+    if isinstance(value, str) and issubclass(cls, Master):
+        found = repo.get_by("key", value)
+        if found is None:
+            raise ValidationError(
+                name, f"there is no {cls.ENTITY} with that key", code="reference", value=value
+            )
+        return found.id  # type: ignore[no-any-return]
+    expected = f"a {cls.ENTITY} key, record or id" if issubclass(cls, Master) else "an id"
+    raise ValidationError(name, f"must be {expected}", code="type", value=value)
+
+
+# ------------------------------------------------------------------ masters
+
+MasterRef = Master | UUID | str
+UserRef = User | UUID
+
+
+class MasterService(_Service[M]):
+    """A master list (sources, markets, positions or zones)."""
+
+    def __init__(self, crm: CRM, cls: type[M]):
+        super().__init__(crm)
+        self._cls = cls
+
+    def create(
+        self,
+        *,
+        name: str,
+        key: str | None = None,
+        name_es: str | None = None,
+        description: str | None = None,
+        external_ref: str | None = None,
+    ) -> M:
+        """Add an entry; ``key`` defaults to a slug of ``name`` ("Gran Cuenta": "gran-cuenta").
+
+        Raises:
+            ValidationError: an invalid name or key.
+            DuplicateError: the key (or external_ref) is taken.
+        """
+        if key is None and isinstance(name, str):
+            key = slugify(name)
+        return self._create(
+            {
+                "name": name,
+                "key": key,
+                "name_es": name_es,
+                "description": description,
+                "external_ref": external_ref,
+            }
+        )
+
+    def update(
+        self,
+        id: UUID,
+        *,
+        expected_version: int,
+        name: str | Unset = UNSET,
+        name_es: str | Unset | None = UNSET,
+        description: str | Unset | None = UNSET,
+        external_ref: str | Unset | None = UNSET,
+    ) -> M:
+        """Change an entry's labels (the key is fixed once created)."""
+        return self._update(
+            id,
+            expected_version,
+            {
+                "name": name,
+                "name_es": name_es,
+                "description": description,
+                "external_ref": external_ref,
+            },
+        )
+
+    def get_by_key(self, key: str) -> M:
+        """The entry with ``key``.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        found = self._crm._read(lambda uow: self._repo(uow).get_by("key", key))
+        if found is None:
+            raise NotFoundError(self._cls.ENTITY, key)
+        return found
+
+
+# -------------------------------------------------------------------- users
+
+
+class UserService(_Service[User]):
+    """People who use the CRM."""
+
+    _cls = User
+
+    def create(
+        self,
+        *,
+        name: str,
+        email: str | EmailAddress | None = None,
+        role: Role | str = Role.CONTRIBUTOR,
+        external_ref: str | None = None,
+    ) -> User:
+        """Add a user.
+
+        Raises:
+            ValidationError: an invalid name, e-mail or role.
+        """
+        return self._create(
+            {"name": name, "email": email, "role": role, "external_ref": external_ref}
+        )
+
+    def update(
+        self,
+        id: UUID,
+        *,
+        expected_version: int,
+        name: str | Unset = UNSET,
+        email: str | EmailAddress | Unset | None = UNSET,
+        role: Role | str | Unset = UNSET,
+        external_ref: str | Unset | None = UNSET,
+    ) -> User:
+        """Change a user."""
+        return self._update(
+            id,
+            expected_version,
+            {"name": name, "email": email, "role": role, "external_ref": external_ref},
+        )
+
+
+# ------------------------------------------------------------ organizations
+
+
+def _phones(values: object, region: str | None, name: str) -> object:
+    """Parse phone strings with the CRM's default region; other values pass to the entity."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        return values
+    items = list(values)
+    parsed: list[object] = []
+    for i, value in enumerate(items):
+        if isinstance(value, str):
+            try:
+                parsed.append(PhoneNumber.parse(value, region=region))
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"{name}[{i}]", exc.reason, code=exc.code, value=exc.value
+                ) from None
+        else:
+            parsed.append(value)
+    return parsed
+
+
+class OrganizationService(_Service[Organization]):
+    """Organizations: companies and institutions (organizaciones, clientes)."""
+
+    _cls = Organization
+    _aliases: ClassVar[Mapping[str, tuple[str, type[Entity]]]] = {
+        "market": ("market_id", Market),
+        "source": ("source_id", Source),
+        "zone": ("zone_id", Zone),
+        "owner": ("owner_id", User),
+        "parent": ("parent_id", Organization),
+    }
+
+    def create(
+        self,
+        *,
+        name: str,
+        legal_name: str | None = None,
+        kinds: Iterable[OrganizationKind | str] = (),
+        status: OrganizationStatus | str = OrganizationStatus.ACTIVE,
+        lifecycle: Lifecycle | str = Lifecycle.TARGET,
+        tax_id: str | None = None,
+        addresses: Iterable[Address] = (),
+        phones: Iterable[PhoneNumber | str] = (),
+        emails: Iterable[EmailAddress | str] = (),
+        website: str | None = None,
+        market: MasterRef | None = None,
+        source: MasterRef | None = None,
+        zone: MasterRef | None = None,
+        owner: UserRef | None = None,
+        parent: Organization | UUID | None = None,
+        tags: Iterable[str] = (),
+        notes: str | None = None,
+        external_ref: str | None = None,
+    ) -> Organization:
+        """Create an organization.
+
+        Reference arguments (``market``, ``source``, ``zone``) take a master
+        key (``"retail"``), the master record or its id; ``owner`` a user or id.
+        Phone numbers in national format are read with the CRM's
+        ``default_region``.
+
+        Raises:
+            ValidationError: any invalid value, naming the argument.
+            DuplicateError: ``external_ref`` is taken.
+        """
+        return self._create(
+            {
+                "name": name,
+                "legal_name": legal_name,
+                "kinds": kinds,
+                "status": status,
+                "lifecycle": lifecycle,
+                "tax_id": tax_id,
+                "addresses": addresses,
+                "phones": _phones(phones, self._crm.default_region, "phones"),
+                "emails": emails,
+                "website": website,
+                "market": market,
+                "source": source,
+                "zone": zone,
+                "owner": owner,
+                "parent": parent,
+                "tags": tags,
+                "notes": notes,
+                "external_ref": external_ref,
+            }
+        )
+
+    def update(
+        self,
+        id: OrganizationId,
+        *,
+        expected_version: int,
+        name: str | Unset = UNSET,
+        legal_name: str | Unset | None = UNSET,
+        kinds: Iterable[OrganizationKind | str] | Unset = UNSET,
+        status: OrganizationStatus | str | Unset = UNSET,
+        lifecycle: Lifecycle | str | Unset = UNSET,
+        tax_id: str | Unset | None = UNSET,
+        addresses: Iterable[Address] | Unset = UNSET,
+        phones: Iterable[PhoneNumber | str] | Unset = UNSET,
+        emails: Iterable[EmailAddress | str] | Unset = UNSET,
+        website: str | Unset | None = UNSET,
+        market: MasterRef | Unset | None = UNSET,
+        source: MasterRef | Unset | None = UNSET,
+        zone: MasterRef | Unset | None = UNSET,
+        owner: UserRef | Unset | None = UNSET,
+        parent: Organization | UUID | Unset | None = UNSET,
+        tags: Iterable[str] | Unset = UNSET,
+        notes: str | Unset | None = UNSET,
+        external_ref: str | Unset | None = UNSET,
+    ) -> Organization:
+        """Change an organization; arguments left out keep their value.
+
+        Raises:
+            NotFoundError: no such organization.
+            ConcurrencyError: it changed since ``expected_version``.
+            ValidationError: any invalid value.
+        """
+        return self._update(
+            id,
+            expected_version,
+            {
+                "name": name,
+                "legal_name": legal_name,
+                "kinds": kinds,
+                "status": status,
+                "lifecycle": lifecycle,
+                "tax_id": tax_id,
+                "addresses": addresses,
+                "phones": phones
+                if phones is UNSET
+                else _phones(phones, self._crm.default_region, "phones"),
+                "emails": emails,
+                "website": website,
+                "market": market,
+                "source": source,
+                "zone": zone,
+                "owner": owner,
+                "parent": parent,
+                "tags": tags,
+                "notes": notes,
+                "external_ref": external_ref,
+            },
+        )
+
+
+# ----------------------------------------------------------------- contacts
+
+
+class ContactService(_Service[Contact]):
+    """Contacts: the people at organizations (contactos)."""
+
+    _cls = Contact
+    _aliases: ClassVar[Mapping[str, tuple[str, type[Entity]]]] = {
+        "organization": ("organization_id", Organization),
+        "position": ("position_id", Position),
+        "owner": ("owner_id", User),
+    }
+
+    def create(
+        self,
+        *,
+        first_name: str,
+        last_name: str | None = None,
+        email: EmailAddress | str | None = None,
+        phones: Iterable[PhoneNumber | str] = (),
+        organization: Organization | UUID | None = None,
+        position: MasterRef | None = None,
+        department: str | None = None,
+        role: ContactRole | str | None = None,
+        preferred_channel: Channel | str | None = None,
+        do_not_contact: bool = False,
+        language: str | None = None,
+        social_profiles: Iterable[str] = (),
+        owner: UserRef | None = None,
+        tags: Iterable[str] = (),
+        notes: str | None = None,
+        external_ref: str | None = None,
+    ) -> Contact:
+        """Create a contact, optionally at an organization.
+
+        Raises:
+            ValidationError: any invalid value, naming the argument.
+            DuplicateError: ``external_ref`` is taken.
+        """
+        return self._create(
+            {
+                "first_name": first_name,
+                "last_name": last_name,
+                "email": email,
+                "phones": _phones(phones, self._crm.default_region, "phones"),
+                "organization": organization,
+                "position": position,
+                "department": department,
+                "role": role,
+                "preferred_channel": preferred_channel,
+                "do_not_contact": do_not_contact,
+                "language": language,
+                "social_profiles": social_profiles,
+                "owner": owner,
+                "tags": tags,
+                "notes": notes,
+                "external_ref": external_ref,
+            }
+        )
+
+    def update(
+        self,
+        id: ContactId,
+        *,
+        expected_version: int,
+        first_name: str | Unset = UNSET,
+        last_name: str | Unset | None = UNSET,
+        email: EmailAddress | str | Unset | None = UNSET,
+        phones: Iterable[PhoneNumber | str] | Unset = UNSET,
+        organization: Organization | UUID | Unset | None = UNSET,
+        position: MasterRef | Unset | None = UNSET,
+        department: str | Unset | None = UNSET,
+        role: ContactRole | str | Unset | None = UNSET,
+        preferred_channel: Channel | str | Unset | None = UNSET,
+        do_not_contact: bool | Unset = UNSET,
+        language: str | Unset | None = UNSET,
+        social_profiles: Iterable[str] | Unset = UNSET,
+        owner: UserRef | Unset | None = UNSET,
+        tags: Iterable[str] | Unset = UNSET,
+        notes: str | Unset | None = UNSET,
+        external_ref: str | Unset | None = UNSET,
+    ) -> Contact:
+        """Change a contact; arguments left out keep their value.
+
+        Raises:
+            NotFoundError: no such contact.
+            ConcurrencyError: it changed since ``expected_version``.
+            ValidationError: any invalid value.
+        """
+        return self._update(
+            id,
+            expected_version,
+            {
+                "first_name": first_name,
+                "last_name": last_name,
+                "email": email,
+                "phones": phones
+                if phones is UNSET
+                else _phones(phones, self._crm.default_region, "phones"),
+                "organization": organization,
+                "position": position,
+                "department": department,
+                "role": role,
+                "preferred_channel": preferred_channel,
+                "do_not_contact": do_not_contact,
+                "language": language,
+                "social_profiles": social_profiles,
+                "owner": owner,
+                "tags": tags,
+                "notes": notes,
+                "external_ref": external_ref,
+            },
+        )
+
+    def at(self, organization: Organization | OrganizationId) -> list[Contact]:
+        """The contacts of an organization, by last and first name."""
+        return self.find(organization=organization, order_by=("last_name", "first_name"))
+
+
+# ===================================================================== open
+
+
+def open(
+    url: str | os.PathLike[str] | None = None,
+    *,
+    store: Store | None = None,
+    plugins: Iterable[object] = (),
+    load_entry_points: bool = False,
+    builtins: bool = True,
+    seed_masters: bool = True,
+    clock: Clock | None = None,
+    default_region: str | None = None,
+    actor: str | None = None,
+) -> CRM:
+    """Open a CRM.
+
+    Args:
+        url: ``":memory:"`` for a :class:`~crmkit.stores.memory.MemoryStore`.
+        store: a ready store object (any backend matching the protocol);
+            excludes ``url``.
+        plugins: plugin objects or modules to register.
+        load_entry_points: also load plugins installed under the ``crmkit``
+            entry-point group.
+        builtins: register crmkit's built-in plugins (default masters).
+        seed_masters: create missing master entries that plugins register.
+        clock: returns the current time, timezone-aware (tests inject one).
+        default_region: ISO 3166 country for reading national phone numbers.
+        actor: who the audit trail records as making changes.
+
+    Raises:
+        ValidationError: bad arguments.
+        PluginError: a plugin is invalid.
+    """
+    if store is not None and url is not None:
+        raise ValidationError("store", "give either a url or a store, not both")
+    if store is None:
+        store = _store_for(url)
+    try:
+        host = PluginHost(plugins, builtins=builtins, load_entry_points=load_entry_points)
+        crm = CRM(
+            store,
+            host,
+            clock=clock or _utc_now,
+            default_region=default_region,
+            actor=actor,
+        )
+        if seed_masters:
+            crm.seed_masters()
+    except BaseException:
+        store.close()
+        raise
+    return crm
+
+
+def _store_for(url: str | os.PathLike[str] | None) -> Store:
+    target = os.fspath(url) if url is not None else ":memory:"
+    if target in (":memory:", "memory://"):
+        from crmkit.stores.memory import MemoryStore
+
+        return MemoryStore()
+    raise ValidationError("url", "is not a store crmkit knows", code="url", value=target)

@@ -1,0 +1,194 @@
+"""The one error hierarchy of crmkit.
+
+Every error raised through the public API is a :class:`CrmkitError`.  Each
+subclass also inherits the builtin exception with the same meaning (as attrs
+does), so ``except ValueError`` keeps working for callers that know nothing of
+crmkit.  Errors carry structure (``.field``, ``.entity``, ``.id``...) and build
+their message from it; the offending value is kept as an attribute and never
+pasted into the message, so it cannot end up raw in markup or logs.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AccessDenied",
+    "ConcurrencyError",
+    "CrmkitError",
+    "CurrencyMismatchError",
+    "DuplicateError",
+    "HookError",
+    "InvalidTransition",
+    "NotFoundError",
+    "PluginError",
+    "StorageError",
+    "ValidationError",
+]
+
+
+class CrmkitError(Exception):
+    """Base class of every error crmkit raises."""
+
+
+class ValidationError(CrmkitError, ValueError):
+    """Input was rejected; nothing was changed.
+
+    Attributes:
+        field: dotted path of the offending field (``"emails[1]"``,
+            ``"address.country"``); ``""`` when the input as a whole is wrong.
+        reason: a human sentence saying what is wrong.
+        code: a stable machine-readable code (``"required"``, ``"invalid"``...).
+        value: the offending value, kept for programs; never in the message.
+    """
+
+    def __init__(self, field: str, reason: str, *, code: str = "invalid", value: Any = None):
+        self.field = field
+        self.reason = reason
+        self.code = code
+        self.value = value
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+    def at(self, prefix: str) -> ValidationError:
+        """Return the same error with its field nested under ``prefix``."""
+        if not prefix:
+            return self
+        if not self.field:
+            field = prefix
+        elif self.field.startswith("["):
+            field = f"{prefix}{self.field}"
+        else:
+            field = f"{prefix}.{self.field}"
+        return type(self)(field, self.reason, code=self.code, value=self.value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_validation_error, (type(self), self.field, self.reason, self.code))
+
+
+def _rebuild_validation_error(
+    cls: type[ValidationError], field: str, reason: str, code: str
+) -> ValidationError:
+    return cls(field, reason, code=code)
+
+
+class CurrencyMismatchError(CrmkitError, ValueError):
+    """Two amounts in different currencies were combined without a rate."""
+
+    def __init__(self, left: str, right: str):
+        self.left = left
+        self.right = right
+        super().__init__(f"cannot combine {left} with {right} without an exchange rate")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.left, self.right))
+
+
+class InvalidTransition(CrmkitError, ValueError):
+    """A state change the rules do not allow (e.g. moving a won opportunity)."""
+
+    def __init__(self, entity: str, source: str, target: str, reason: str):
+        self.entity = entity
+        self.source = source
+        self.target = target
+        self.reason = reason
+        super().__init__(f"{entity}: cannot go from {source!r} to {target!r}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.entity, self.source, self.target, self.reason))
+
+
+class NotFoundError(CrmkitError, LookupError):
+    """No record of that entity type has that id (or key)."""
+
+    def __init__(self, entity: str, id: object):
+        self.entity = entity
+        self.id = id
+        super().__init__(f"{entity} {id} not found")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.entity, self.id))
+
+
+class DuplicateError(CrmkitError, ValueError):
+    """A value that must be unique (``external_ref``, a master key) exists already."""
+
+    def __init__(self, entity: str, field: str, value: object = None):
+        self.entity = entity
+        self.field = field
+        self.value = value
+        super().__init__(f"{entity}: another record has the same {field}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.entity, self.field))
+
+
+class ConcurrencyError(CrmkitError):
+    """The record changed since it was read: reload it and try again.
+
+    Attributes:
+        entity: the entity type.
+        id: the record's id.
+        expected_version: the version the caller had.
+        actual_version: the version found, or ``None`` when unknown.
+    """
+
+    def __init__(
+        self, entity: str, id: object, expected_version: int, actual_version: int | None = None
+    ):
+        self.entity = entity
+        self.id = id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        found = "" if actual_version is None else f", found version {actual_version}"
+        super().__init__(
+            f"{entity} {id} changed concurrently: expected version {expected_version}{found}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.entity, self.id, self.expected_version, self.actual_version))
+
+
+class AccessDenied(CrmkitError, PermissionError):
+    """The current principal may not perform ``action`` on ``entity``."""
+
+    def __init__(self, action: str, entity: str):
+        self.action = action
+        self.entity = entity
+        super().__init__(f"not allowed to {action} {entity}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.action, self.entity))
+
+
+class HookError(CrmkitError):
+    """A plugin hook raised.
+
+    Attributes:
+        hook: the hook's name.
+        committed: ``True`` when the change had already been committed (the
+            hook was a notification fired after commit).
+    """
+
+    def __init__(self, hook: str, reason: str, *, committed: bool = False):
+        self.hook = hook
+        self.reason = reason
+        self.committed = committed
+        state = " (the change was committed)" if committed else ""
+        super().__init__(f"hook {hook} failed: {reason}{state}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_hook_error, (self.hook, self.reason, self.committed))
+
+
+def _rebuild_hook_error(hook: str, reason: str, committed: bool) -> HookError:
+    return HookError(hook, reason, committed=committed)
+
+
+class PluginError(CrmkitError):
+    """A plugin could not be registered or does not match the hook specs."""
+
+
+class StorageError(CrmkitError):
+    """The store failed for a reason that is not the caller's input."""

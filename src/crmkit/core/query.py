@@ -1,0 +1,297 @@
+"""Typed find criteria, checked against each entity's allow-list of fields.
+
+A :class:`Query` is plain data: filters (equality, ``in``, ranges, text
+contains, set membership), archived or not, ordering, limit and offset.
+Stores translate it (to SQL, or to a Python predicate for memory) and must
+return the same rows in the same order; ties are always broken by ``id``.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Final, TypeVar
+from uuid import UUID
+
+import attrs
+from attrs import frozen
+
+from crmkit.core.contact_points import EmailAddress
+from crmkit.core.entities import Entity, FieldKind
+from crmkit.core.errors import ValidationError
+
+__all__ = [
+    "Contains",
+    "Eq",
+    "Filter",
+    "Has",
+    "In",
+    "Order",
+    "Query",
+    "Range",
+    "check_query",
+    "fold",
+    "matches",
+    "select",
+    "sort_key",
+]
+
+E = TypeVar("E", bound=Entity)
+
+MAX_LIMIT: Final = 100_000
+
+
+def _values(values: Iterable[object]) -> tuple[object, ...]:
+    return tuple(values)
+
+
+@frozen
+class Eq:
+    """``field == value`` (``None`` matches a missing value)."""
+
+    field: str
+    value: object
+
+
+@frozen
+class In:
+    """``field`` is one of ``values``."""
+
+    field: str
+    values: tuple[object, ...] = attrs.field(converter=_values)
+
+
+@frozen
+class Range:
+    """``low <= field < high`` by default; either bound may be ``None``."""
+
+    field: str
+    low: object = None
+    high: object = None
+    include_high: bool = False
+
+
+@frozen
+class Contains:
+    """``text`` occurs in ``field``, ignoring case."""
+
+    field: str
+    text: str
+
+
+@frozen
+class Has:
+    """The collection ``field`` (tags, kinds) contains ``value``."""
+
+    field: str
+    value: object
+
+
+Filter = Eq | In | Range | Contains | Has
+
+
+@frozen
+class Order:
+    """Sort by ``field``; ``None`` values sort last in both directions."""
+
+    field: str
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> Order:
+        """``"name"`` ascending, ``"-created_at"`` descending."""
+        if spec.startswith("-"):
+            return cls(spec[1:], descending=True)
+        return cls(spec)
+
+
+def _filters(filters: Iterable[Filter]) -> tuple[Filter, ...]:
+    return tuple(filters)
+
+
+def _orders(orders: Iterable[Order]) -> tuple[Order, ...]:
+    return tuple(orders)
+
+
+@frozen(kw_only=True)
+class Query:
+    """What ``find`` and ``count`` select.
+
+    Attributes:
+        filters: all must hold.
+        archived: ``False`` (default) hides archived records, ``True`` shows only
+            them, ``None`` shows both.
+        order: sort keys, then ``id``.
+        limit: at most this many rows (``None``: all).
+        offset: skip this many rows first.
+    """
+
+    filters: tuple[Filter, ...] = attrs.field(default=(), converter=_filters)
+    archived: bool | None = False
+    order: tuple[Order, ...] = attrs.field(default=(), converter=_orders)
+    limit: int | None = None
+    offset: int = 0
+
+
+_TEXT_OPS: Final = (Eq, In, Range, Contains)
+
+
+def check_query(cls: type[Entity], query: Query) -> None:
+    """Check every field against ``cls.QUERYABLE`` and every value against its kind.
+
+    Raises:
+        ValidationError: unknown field, wrong operation for the field's kind,
+            a value of the wrong type, a bad limit or offset.
+    """
+    for f in query.filters:
+        kind = _kind_of(cls, f.field)
+        if kind is FieldKind.SET:
+            if not isinstance(f, Has):
+                raise ValidationError(
+                    f.field, "is a collection: filter it with Has", code="operator"
+                )
+        elif isinstance(f, Has):
+            raise ValidationError(f.field, "is not a collection", code="operator")
+        elif isinstance(f, Contains):
+            if kind is not FieldKind.TEXT:
+                raise ValidationError(f.field, "is not text", code="operator")
+            if not isinstance(f.text, str) or not f.text:
+                raise ValidationError(f.field, "needs non-empty text", code="type", value=f.text)
+        elif isinstance(f, Eq | Has):
+            _check_value(kind, f.field, f.value)
+        elif isinstance(f, In):
+            for v in f.values:
+                _check_value(kind, f.field, v)
+        else:
+            for v in (f.low, f.high):
+                if v is not None:
+                    _check_value(kind, f.field, v)
+    for o in query.order:
+        if _kind_of(cls, o.field) is FieldKind.SET:
+            raise ValidationError(o.field, "is a collection and cannot be sorted", code="order")
+    if query.limit is not None and (
+        isinstance(query.limit, bool)
+        or not isinstance(query.limit, int)
+        or not 0 <= query.limit <= MAX_LIMIT
+    ):
+        raise ValidationError(
+            "limit", f"must be an integer from 0 to {MAX_LIMIT}", value=query.limit
+        )
+    if isinstance(query.offset, bool) or not isinstance(query.offset, int) or query.offset < 0:
+        raise ValidationError("offset", "must be a non-negative integer", value=query.offset)
+
+
+def _kind_of(cls: type[Entity], name: str) -> FieldKind:
+    kind = cls.QUERYABLE.get(name)
+    if kind is None:
+        raise ValidationError(
+            name, f"is not a field {cls.ENTITY} can be searched by", code="unknown_field"
+        )
+    return kind
+
+
+def _check_value(kind: FieldKind, name: str, value: object) -> None:
+    if value is None:
+        return
+    expected: type | tuple[type, ...]
+    if kind is FieldKind.ID:
+        expected = UUID
+    elif kind is FieldKind.DATETIME:
+        expected = datetime
+    elif kind is FieldKind.BOOL:
+        expected = bool
+    elif kind is FieldKind.TEXT:
+        expected = (str, int)
+    else:
+        expected = object
+    if not isinstance(value, expected) or (kind is FieldKind.TEXT and isinstance(value, bool)):
+        raise ValidationError(name, "has a value of the wrong type", code="type", value=value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValidationError(name, "must be timezone-aware", code="naive_datetime", value=value)
+
+
+# ----------------------------------------------------- in-memory semantics
+# The reference semantics every store must reproduce.
+
+
+def _plain(value: object) -> object:
+    """The comparable form of a field value: enums and e-mails by their value."""
+    if isinstance(value, enum.Enum | EmailAddress):
+        return value.value
+    return value
+
+
+def fold(text: str) -> str:
+    """Case-insensitive form of text used by :class:`Contains` in every store."""
+    return text.casefold()
+
+
+def _matches_one(entity: Entity, f: Filter) -> bool:
+    raw = getattr(entity, f.field)
+    if isinstance(f, Has):
+        return _plain(f.value) in {_plain(v) for v in raw}
+    value = _plain(raw)
+    if isinstance(f, Eq):
+        return value == _plain(f.value)
+    if isinstance(f, In):
+        return value in {_plain(v) for v in f.values}
+    if isinstance(f, Contains):
+        return isinstance(value, str) and fold(f.text) in fold(value)
+    if value is None:
+        return False
+    low, high = _plain(f.low), _plain(f.high)
+    if low is not None and value < low:  # type: ignore[operator]
+        return False
+    if high is not None:
+        return bool(value <= high if f.include_high else value < high)  # type: ignore[operator]
+    return True
+
+
+def matches(entity: Entity, query: Query) -> bool:
+    """Whether ``entity`` passes the query's filters and archived setting."""
+    if query.archived is not None and entity.archived != query.archived:
+        return False
+    return all(_matches_one(entity, f) for f in query.filters)
+
+
+class _Reversed:
+    __slots__ = ("value",)
+
+    def __init__(self, value: object):
+        self.value = value
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return bool(other.value < self.value)  # type: ignore[operator]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and bool(other.value == self.value)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def sort_key(order: Sequence[Order]) -> Callable[[Entity], tuple[Any, ...]]:
+    """A key function ordering entities by ``order``, ``None`` last, then by ``id``."""
+
+    def key(entity: Entity) -> tuple[object, ...]:
+        parts: list[object] = []
+        for o in order:
+            value = _plain(getattr(entity, o.field))
+            # None last in both directions; text in code-point order, as the
+            # SQL stores sort it (COLLATE "C" on PostgreSQL, BINARY on SQLite).
+            parts.append(value is None)
+            parts.append(0 if value is None else _Reversed(value) if o.descending else value)
+        parts.append(entity.id)
+        return tuple(parts)
+
+    return key
+
+
+def select(entities: Iterable[E], query: Query) -> list[E]:
+    """Filter, order and page ``entities`` by ``query``: the reference semantics."""
+    chosen = [e for e in entities if matches(e, query)]
+    chosen.sort(key=sort_key(query.order))
+    end = None if query.limit is None else query.offset + query.limit
+    return chosen[query.offset : end]

@@ -1,0 +1,143 @@
+"""The typed plugin host: the only code that touches ``pm.hook``.
+
+pluggy's hook callers return ``Any``; :class:`PluginHost` wraps each hook in a
+typed method, checks what plugins return, and turns pluggy's errors into
+crmkit's (:class:`~crmkit.PluginError` for registration problems,
+:class:`~crmkit.HookError` for a hook that raised).
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from crmkit.core.entities import Contact, MasterSeed, Organization
+from crmkit.core.errors import CrmkitError, HookError, PluginError
+from crmkit.plugins import PROJECT, hookspecs
+
+if TYPE_CHECKING:
+    from crmkit.app import CRM
+
+__all__ = ["BUILTIN_PLUGINS", "PluginHost"]
+
+#: Modules registered in every host unless ``builtins=False``.
+BUILTIN_PLUGINS: tuple[str, ...] = ("crmkit.plugins.builtin_masters",)
+
+
+class PluginHost:
+    """Registers plugins and calls their hooks with typed results.
+
+    Args:
+        plugins: plugin objects or modules to register, in order.
+        builtins: register crmkit's built-in plugins (default masters...).
+        load_entry_points: also load third-party plugins from the ``crmkit``
+            entry-point group.
+
+    Raises:
+        PluginError: a plugin is invalid, registered twice, or implements a
+            hook that does not exist (misspelled).
+    """
+
+    def __init__(
+        self,
+        plugins: Iterable[object] = (),
+        *,
+        builtins: bool = True,
+        load_entry_points: bool = False,
+    ):
+        self._pm = pluggy.PluginManager(PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        if builtins:
+            import importlib
+
+            for name in BUILTIN_PLUGINS:
+                self.register(importlib.import_module(name), name=name)
+        for plugin in plugins:
+            self.register(plugin)
+        if load_entry_points:
+            try:
+                self._pm.load_setuptools_entrypoints(PROJECT)
+            except Exception as exc:
+                raise PluginError(f"could not load the {PROJECT!r} entry points: {exc}") from exc
+        self.check_pending()
+
+    def register(self, plugin: object, *, name: str | None = None) -> None:
+        """Register one plugin.
+
+        Raises:
+            PluginError: invalid hook implementation or duplicate registration.
+        """
+        try:
+            self._pm.register(plugin, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise PluginError(f"cannot register plugin {name or plugin!r}: {exc}") from exc
+        self.check_pending()
+
+    def check_pending(self) -> None:
+        """Fail on implementations of hooks that do not exist (a misspelled name).
+
+        Raises:
+            PluginError: naming the unknown hook.
+        """
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(str(exc)) from exc
+
+    def plugin_names(self) -> list[str]:
+        """Names of the registered plugins, in registration order."""
+        return [name for name, _ in self._pm.list_name_plugin()]
+
+    def is_registered(self, plugin: object) -> bool:
+        """Whether ``plugin`` is registered."""
+        return bool(self._pm.is_registered(plugin))
+
+    # ------------------------------------------------------------- calling
+    def _call(self, name: str, **kwargs: Any) -> list[Any]:
+        hook = getattr(self._pm.hook, name)
+        try:
+            return list(hook(**kwargs))
+        except CrmkitError:
+            raise
+        except Exception as exc:
+            raise HookError(name, f"{type(exc).__name__}: {exc}") from exc
+
+    def _flatten(self, name: str, results: Sequence[Any], item_type: type) -> list[Any]:
+        items: list[Any] = []
+        for result in results:
+            if not isinstance(result, list | tuple):
+                raise PluginError(f"{name} must return a list, got {type(result).__name__}")
+            for item in result:
+                if not isinstance(item, item_type):
+                    raise PluginError(
+                        f"{name} must return {item_type.__name__} items, got {type(item).__name__}"
+                    )
+                items.append(item)
+        return items
+
+    # ------------------------------------------------------- registration
+    def register_masters(self, crm: CRM) -> list[MasterSeed]:
+        """Every plugin's master seeds (``crmkit_register_masters``)."""
+        name = "crmkit_register_masters"
+        return self._flatten(name, self._call(name, crm=crm), MasterSeed)
+
+    # ------------------------------------------------------ notifications
+    def _notify(self, name: str, **kwargs: Any) -> None:
+        try:
+            self._call(name, **kwargs)
+        except HookError as exc:
+            raise HookError(name, exc.reason, committed=True) from exc.__cause__
+        except CrmkitError as exc:
+            raise HookError(name, f"{type(exc).__name__}: {exc}", committed=True) from exc
+
+    def organization_created(self, crm: CRM, organization: Organization) -> None:
+        """Call ``crmkit_organization_created``."""
+        self._notify("crmkit_organization_created", crm=crm, organization=organization)
+
+    def contact_created(self, crm: CRM, contact: Contact) -> None:
+        """Call ``crmkit_contact_created``."""
+        self._notify("crmkit_contact_created", crm=crm, contact=contact)

@@ -1,0 +1,128 @@
+"""The store contract: what every backend provides.
+
+Backends do not inherit from these protocols; they match them structurally
+(``MemoryStore``, ``SqlStore``, or a third party's).  The contract suite in
+:mod:`crmkit.testing` checks a backend's behaviour, not only its shape.
+
+Semantics every backend keeps:
+
+* a unit of work sees its own writes and rolls back unless committed;
+* ``update`` succeeds only when the stored version is ``expected_version``
+  (``ConcurrencyError`` otherwise) and the entity passed carries the next one;
+* ``UNIQUE`` fields of an entity type are unique among all its records
+  (``DuplicateError``), ``REFERENCES`` point to existing records
+  (``ValidationError`` with code ``reference``);
+* ``find`` filters, orders and pages exactly as :func:`crmkit.core.query.select`;
+* only :mod:`crmkit` errors cross the boundary.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.entities import Entity
+from crmkit.core.query import Query
+
+__all__ = ["AuditLog", "Repository", "Store", "UnitOfWork"]
+
+E = TypeVar("E", bound=Entity)
+
+
+class Repository(Protocol[E]):
+    """The records of one entity type, inside a unit of work."""
+
+    def add(self, entity: E) -> None:
+        """Insert a new record.
+
+        Raises:
+            DuplicateError: a ``UNIQUE`` field's value, or the id, exists already.
+            ValidationError: a reference points to no record (code ``reference``).
+        """
+
+    def add_many(self, entities: Sequence[E]) -> None:
+        """Insert many new records at once (same checks as :meth:`add`)."""
+
+    def get(self, id: UUID) -> E:
+        """The record with ``id``.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+
+    def get_many(self, ids: Collection[UUID]) -> dict[UUID, E]:
+        """The records with these ids that exist, by id."""
+
+    def get_by(self, field: str, value: object) -> E | None:
+        """The record whose ``UNIQUE`` ``field`` equals ``value``, if any."""
+
+    def update(self, entity: E, *, expected_version: int) -> None:
+        """Replace the stored record by ``entity`` if its version is ``expected_version``.
+
+        Raises:
+            NotFoundError: there is no record with ``entity.id``.
+            ConcurrencyError: the stored version is not ``expected_version``.
+            DuplicateError: a ``UNIQUE`` value clashes with another record.
+        """
+
+    def find(self, query: Query) -> list[E]:
+        """Records matching ``query``, in its order."""
+
+    def count(self, query: Query) -> int:
+        """How many records match ``query`` (limit and offset ignored)."""
+
+
+class AuditLog(Protocol):
+    """The append-only audit trail, inside a unit of work."""
+
+    def append(
+        self,
+        *,
+        entity: str,
+        entity_id: UUID,
+        version: int,
+        action: AuditAction,
+        changes: Sequence[AuditChange],
+        actor: str | None,
+        at: datetime,
+    ) -> None:
+        """Add one entry; the store assigns its sequence number."""
+
+    def history(self, entity_id: UUID) -> list[AuditEntry]:
+        """Every entry for ``entity_id``, oldest first."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction.  Rolls back unless :meth:`commit` is called."""
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit trail, written in this transaction."""
+
+    def repository(self, cls: type[E]) -> Repository[E]:
+        """The repository of entity type ``cls``."""
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested transaction: rolled back alone when its block raises."""
+
+    def commit(self) -> None:
+        """Make every change of this unit of work durable and visible."""
+
+    def rollback(self) -> None:
+        """Discard every uncommitted change."""
+
+
+class Store(Protocol):
+    """A backend: opens units of work."""
+
+    def unit_of_work(self, *, write: bool = True) -> AbstractContextManager[UnitOfWork]:
+        """Begin a transaction (``write=False`` may run as a read-only snapshot)."""
+
+    def close(self) -> None:
+        """Release connections and files."""
