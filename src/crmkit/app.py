@@ -89,6 +89,9 @@ class Unset(enum.Enum):
         return "UNSET"
 
 
+#: The database ``crmkit.open()`` uses when given no URL.
+DEFAULT_DATABASE: Final = "crm.db"
+
 #: Default of every ``update`` argument: the field keeps its value.
 UNSET: Final = Unset.UNSET
 
@@ -970,11 +973,15 @@ def open(
     clock: Clock | None = None,
     default_region: str | None = None,
     actor: str | None = None,
+    synchronous: str = "FULL",
 ) -> CRM:
     """Open a CRM.
 
     Args:
-        url: ``":memory:"`` for a :class:`~crmkit.stores.memory.MemoryStore`.
+        url: where the data lives: a SQLite file path (``"crm.db"``, the
+            default being ``./crm.db``), a ``sqlite:///...`` or
+            ``postgresql+psycopg://...`` URL, or ``":memory:"`` for a
+            :class:`~crmkit.stores.memory.MemoryStore`.
         store: a ready store object (any backend matching the protocol);
             excludes ``url``.
         plugins: plugin objects or modules to register.
@@ -985,6 +992,8 @@ def open(
         clock: returns the current time, timezone-aware (tests inject one).
         default_region: ISO 3166 country for reading national phone numbers.
         actor: who the audit trail records as making changes.
+        synchronous: SQLite durability: ``"FULL"`` (default) or ``"NORMAL"``
+            (faster; a power cut may lose the last commits, never corrupt).
 
     Raises:
         ValidationError: bad arguments.
@@ -993,7 +1002,7 @@ def open(
     if store is not None and url is not None:
         raise ValidationError("store", "give either a url or a store, not both")
     if store is None:
-        store = _store_for(url)
+        store = _store_for(url, synchronous)
     try:
         host = PluginHost(plugins, builtins=builtins, load_entry_points=load_entry_points)
         crm = CRM(
@@ -1011,10 +1020,27 @@ def open(
     return crm
 
 
-def _store_for(url: str | os.PathLike[str] | None) -> Store:
-    target = os.fspath(url) if url is not None else ":memory:"
+def _store_for(url: str | os.PathLike[str] | None, synchronous: str) -> Store:
+    """The store a URL names: memory, a SQLite file, or a SQLAlchemy URL."""
+    target = os.fspath(url) if url is not None else DEFAULT_DATABASE
+    if not isinstance(target, str) or not target:
+        raise ValidationError("url", "must be a path or a database URL", code="url", value=url)
     if target in (":memory:", "memory://"):
         from crmkit.stores.memory import MemoryStore
 
         return MemoryStore()
-    raise ValidationError("url", "is not a store crmkit knows", code="url", value=target)
+    from crmkit.stores.sql import SqlStore, sqlite_url
+
+    if "://" not in target:
+        return SqlStore(sqlite_url(target), synchronous=synchronous)
+    scheme = target.split("://", 1)[0]
+    if scheme.split("+", 1)[0] not in ("sqlite", "postgresql"):
+        raise ValidationError(
+            "url",
+            "must be a SQLite path or a sqlite:// or postgresql:// URL",
+            code="url",
+            value=target,
+        )
+    if scheme == "postgresql":  # choose psycopg 3, not SQLAlchemy's psycopg2 default
+        target = "postgresql+psycopg://" + target.split("://", 1)[1]
+    return SqlStore(target, synchronous=synchronous)

@@ -225,8 +225,12 @@ def _plain(value: object) -> object:
 
 
 def fold(text: str) -> str:
-    """Case-insensitive form of text used by :class:`Contains` in every store."""
-    return text.casefold()
+    """Case-insensitive form of text used by :class:`Contains` in every store.
+
+    Unicode lower-casing: what PostgreSQL's ``lower()`` does in a UTF-8
+    database, and what crmkit registers as a function on SQLite connections.
+    """
+    return text.lower()
 
 
 def _matches_one(entity: Entity, f: Filter) -> bool:

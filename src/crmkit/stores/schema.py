@@ -1,0 +1,388 @@
+"""The SQL schema, derived from the entities' own metadata.
+
+Each entity type gets a table whose columns follow its attrs fields: ids are
+UUIDs, references get foreign keys and indexes, ``UNIQUE`` fields get named
+unique constraints, enums store their value, collections (tags, phones,
+addresses...) are JSON (JSONB on PostgreSQL), datetimes are stored in UTC.
+Adding an entity type to :data:`ENTITY_TYPES` (and a migration) is all it
+takes to store it.
+
+The row codecs here turn entities into rows and back.  Rows are data crmkit
+wrote and validated, so decoding builds the frozen objects directly (the
+"trusted" path) instead of re-running every validator; JSON columns are
+written by the one converter.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, Union, get_args, get_origin
+from uuid import UUID
+
+import attrs
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
+from crmkit.core.entities import (
+    Contact,
+    Entity,
+    Market,
+    Organization,
+    Position,
+    Source,
+    User,
+    Zone,
+)
+from crmkit.serialization import converter
+
+__all__ = [
+    "ENTITY_TYPES",
+    "TABLES",
+    "UtcDateTime",
+    "audit_table",
+    "codec",
+    "metadata",
+]
+
+#: Every entity type stored, in dependency order (referenced tables first).
+ENTITY_TYPES: Final[tuple[type[Entity], ...]] = (
+    User,
+    Source,
+    Market,
+    Position,
+    Zone,
+    Organization,
+    Contact,
+)
+
+_TABLE_NAMES: Final = {
+    "user": "users",
+    "source": "sources",
+    "market": "markets",
+    "position": "positions",
+    "zone": "zones",
+    "organization": "organizations",
+    "contact": "contacts",
+}
+
+NAMING: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC; read back aware, in UTC.
+
+    PostgreSQL keeps ``timestamptz``; SQLite keeps ISO text in UTC (which sorts
+    correctly), microseconds included.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# ------------------------------------------------------------- field kinds
+
+
+class _Kind(enum.Enum):
+    UUID = "uuid"
+    TEXT = "text"
+    INT = "int"
+    BOOL = "bool"
+    DATETIME = "datetime"
+    ENUM = "enum"
+    EMAIL = "email"
+    JSON = "json"
+
+
+@attrs.frozen
+class FieldCodec:
+    """How one entity field is stored."""
+
+    name: str
+    kind: _Kind
+    nullable: bool
+    python_type: Any  # the enum class, or the collection's type hint
+
+
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if len(args) == 1 and len(get_args(hint)) == 2:
+            return args[0], True
+    return hint, False
+
+
+def _kind_of(hint: Any) -> _Kind:
+    supertype = getattr(hint, "__supertype__", None)
+    if supertype is not None:
+        return _kind_of(supertype)
+    if hint is UUID or hint is Any:
+        return _Kind.UUID
+    if hint is str:
+        return _Kind.TEXT
+    if hint is bool:
+        return _Kind.BOOL
+    if hint is int:
+        return _Kind.INT
+    if hint is datetime:
+        return _Kind.DATETIME
+    if hint is EmailAddress:
+        return _Kind.EMAIL
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _Kind.ENUM
+    if get_origin(hint) in (tuple, frozenset, list, dict):
+        return _Kind.JSON
+    raise TypeError(f"no column type for {hint!r}")  # a new field type needs a mapping here
+
+
+def field_codecs(cls: type[Entity]) -> tuple[FieldCodec, ...]:
+    """How each field of ``cls`` is stored, in field order."""
+    hints = typing.get_type_hints(cls)
+    result = []
+    for a in attrs.fields(cls):
+        hint, nullable = _unwrap_optional(hints[a.name])
+        result.append(FieldCodec(a.name, _kind_of(hint), nullable, hint))
+    return tuple(result)
+
+
+def _column(cls: type[Entity], f: FieldCodec) -> Column[Any]:
+    sql_type: Any = {
+        _Kind.UUID: Uuid(),
+        _Kind.TEXT: Text(),
+        _Kind.INT: Integer(),
+        _Kind.BOOL: Boolean(create_constraint=False),
+        _Kind.DATETIME: UtcDateTime(),
+        _Kind.ENUM: String(32),
+        _Kind.EMAIL: String(320),
+        _Kind.JSON: JsonType,
+    }[f.kind]
+    args: list[Any] = []
+    target = cls.REFERENCES.get(f.name)
+    if target is not None:
+        args.append(ForeignKey(f"{table_name(target)}.id"))
+    return Column(f.name, sql_type, *args, primary_key=f.name == "id", nullable=f.nullable)
+
+
+def table_name(cls: type[Entity]) -> str:
+    """The table that stores ``cls``."""
+    return _TABLE_NAMES[cls.ENTITY]
+
+
+def _build_table(cls: type[Entity]) -> Table:
+    fields = field_codecs(cls)
+    name = table_name(cls)
+    ordered = sorted(fields, key=lambda f: f.name != "id")  # id first, then field order
+    items: list[Any] = [_column(cls, f) for f in ordered]
+    items += [UniqueConstraint(f) for f in cls.UNIQUE]
+    items += [Index(None, ref) for ref in cls.REFERENCES]
+    items.append(Index(None, "updated_at"))
+    if "name" in attrs.fields_dict(cls):
+        items.append(Index(None, "name"))
+    return Table(name, metadata, *items)
+
+
+TABLES: Final[dict[type[Entity], Table]] = {cls: _build_table(cls) for cls in ENTITY_TYPES}
+
+audit_table = Table(
+    "audit_log",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("entity", String(64), nullable=False),
+    Column("entity_id", Uuid(), nullable=False),
+    Column("version", Integer(), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("changes", JsonType, nullable=False),
+    Column("actor", Text(), nullable=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Index(None, "entity_id", "seq"),
+)
+
+
+# ------------------------------------------------------------------ codecs
+
+
+def _trusted(cls: type[Any], values: Mapping[str, Any]) -> Any:
+    """Build a frozen attrs object from values crmkit validated before."""
+    obj = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def _email(value: str) -> EmailAddress:
+    return typing.cast(EmailAddress, _trusted(EmailAddress, {"value": value}))
+
+
+def _phone(value: str) -> PhoneNumber:
+    return typing.cast(PhoneNumber, _trusted(PhoneNumber, {"e164": value}))
+
+
+def _address(value: Mapping[str, Any]) -> Address:
+    data = dict(value)
+    data["kind"] = AddressKind(data["kind"])
+    return typing.cast(Address, _trusted(Address, data))
+
+
+_ITEM_DECODERS: Final[dict[Any, Callable[[Any], Any]]] = {
+    EmailAddress: _email,
+    PhoneNumber: _phone,
+    Address: _address,
+    str: str,
+}
+
+
+def _json_decoder(hint: Any) -> Callable[[Any], Any]:
+    origin = get_origin(hint)
+    item = get_args(hint)[0]
+    if isinstance(item, type) and issubclass(item, enum.Enum):
+        item_decode: Callable[[Any], Any] = item
+    elif item in _ITEM_DECODERS:
+        item_decode = _ITEM_DECODERS[item]
+    else:  # pragma: no cover - a new collection type: fall back to the converter
+        return lambda v: converter.structure(v, hint)
+    build = frozenset if origin is frozenset else tuple
+    return lambda values: build(item_decode(v) for v in values)
+
+
+class EntityCodec:
+    """Turns one entity type into rows and back."""
+
+    def __init__(self, cls: type[Entity]):
+        self.cls = cls
+        self.table = TABLES[cls]
+        self.fields = field_codecs(cls)
+        self._encoders: list[tuple[str, Callable[[Any], Any] | None]] = []
+        self._decoders: list[tuple[str, Callable[[Any], Any] | None]] = []
+        for f in self.fields:
+            enc: Callable[[Any], Any] | None
+            dec: Callable[[Any], Any] | None
+            if f.kind is _Kind.ENUM:
+                enc, dec = _enum_value, f.python_type
+            elif f.kind is _Kind.EMAIL:
+                enc, dec = _email_value, _email
+            elif f.kind is _Kind.JSON:
+                enc, dec = converter.unstructure, _json_decoder(f.python_type)
+            else:
+                enc = dec = None
+            self._encoders.append((f.name, enc))
+            self._decoders.append((f.name, dec))
+
+    def to_row(self, entity: Entity) -> dict[str, Any]:
+        """The row storing ``entity``."""
+        row: dict[str, Any] = {}
+        for name, enc in self._encoders:
+            value = getattr(entity, name)
+            row[name] = value if enc is None or value is None else enc(value)
+        return row
+
+    def from_row(self, row: Mapping[Any, Any]) -> Entity:
+        """The entity a row stores (rows are trusted: crmkit validated them on write)."""
+        values: dict[str, Any] = {}
+        for name, dec in self._decoders:
+            value = row[name]
+            values[name] = value if dec is None or value is None else dec(value)
+        return typing.cast(Entity, _trusted(self.cls, values))
+
+
+def _enum_value(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _email_value(value: EmailAddress) -> str:
+    return value.value
+
+
+_CODECS: dict[type[Entity], EntityCodec] = {}
+
+
+def codec(cls: type[Entity]) -> EntityCodec:
+    """The (cached) codec of ``cls``."""
+    found = _CODECS.get(cls)
+    if found is None:
+        found = _CODECS[cls] = EntityCodec(cls)
+    return found
+
+
+def audit_row(
+    *,
+    entity: str,
+    entity_id: UUID,
+    version: int,
+    action: AuditAction,
+    changes: typing.Sequence[AuditChange],
+    actor: str | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """The audit_log row of one entry (``seq`` assigned by the database)."""
+    return {
+        "entity": entity,
+        "entity_id": entity_id,
+        "version": version,
+        "action": action.value,
+        "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in changes],
+        "actor": actor,
+        "at": at,
+    }
+
+
+def audit_entry(row: Mapping[Any, Any]) -> AuditEntry:
+    """The :class:`AuditEntry` an audit_log row stores."""
+    return AuditEntry(
+        seq=row["seq"],
+        entity=row["entity"],
+        entity_id=row["entity_id"],
+        version=row["version"],
+        action=AuditAction(row["action"]),
+        changes=tuple(AuditChange(c["field"], c["old"], c["new"]) for c in row["changes"]),
+        actor=row["actor"],
+        at=row["at"],
+    )

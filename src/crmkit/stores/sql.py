@@ -1,0 +1,529 @@
+"""``SqlStore``: SQLite (the embedded default) and PostgreSQL, on SQLAlchemy Core.
+
+No ORM session: Table objects, ``select``/``insert``/``update``, rows mapped
+to the frozen entities by the codecs in :mod:`crmkit.stores.schema`.
+
+SQLite is configured for safety: WAL journal, ``foreign_keys=ON``, a busy
+timeout, ``synchronous=FULL`` (opt out with ``synchronous="NORMAL"``), and
+write transactions that begin with ``BEGIN IMMEDIATE`` (SQLAlchemy's
+documented pysqlite recipe), so two writers never deadlock on a lock upgrade.
+One engine per database file per process.
+
+Every database error is translated at this boundary: unique violations become
+:class:`~crmkit.DuplicateError`, stale versions :class:`~crmkit.ConcurrencyError`,
+locks and serialization failures a retryable :class:`~crmkit.StorageError`.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Final, Generic, TypeVar, cast
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Engine
+
+from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.entities import Entity, FieldKind
+from crmkit.core.errors import (
+    ConcurrencyError,
+    CrmkitError,
+    DuplicateError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
+from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold
+from crmkit.stores.schema import TABLES, audit_entry, audit_row, audit_table, codec, table_name
+
+__all__ = ["RetryableStorageError", "SqlStore", "sqlite_url"]
+
+E = TypeVar("E", bound=Entity)
+
+#: Rows per executemany batch in ``add_many``.
+BATCH_SIZE: Final = 1000
+
+
+class RetryableStorageError(StorageError):
+    """A transient database conflict (lock timeout, deadlock, serialization failure).
+
+    crmkit retries these itself where it owns the whole transaction; inside
+    ``crm.transaction()`` the caller gets it and may retry the block.
+    """
+
+
+def sqlite_url(path: str | os.PathLike[str]) -> str:
+    """The SQLAlchemy URL of a SQLite file."""
+    return f"sqlite+pysqlite:///{os.path.abspath(os.fspath(path))}"
+
+
+# ------------------------------------------------------------------ engines
+
+_engines: dict[tuple[int, str], tuple[Engine, int]] = {}
+_engines_lock = threading.Lock()
+
+
+def _acquire_engine(url: str, synchronous: str, echo: bool) -> Engine:
+    key = (os.getpid(), url)
+    with _engines_lock:
+        found = _engines.get(key)
+        if found is not None:
+            engine, refs = found
+            _engines[key] = (engine, refs + 1)
+            return engine
+        engine = _create_engine(url, synchronous, echo)
+        _engines[key] = (engine, 1)
+        return engine
+
+
+def _release_engine(engine: Engine) -> None:
+    with _engines_lock:
+        for key, (candidate, refs) in list(_engines.items()):
+            if candidate is engine:
+                if refs <= 1:
+                    del _engines[key]
+                    engine.dispose()
+                else:
+                    _engines[key] = (engine, refs - 1)
+                return
+
+
+def _create_engine(url: str, synchronous: str, echo: bool) -> Engine:
+    engine = sa.create_engine(url, echo=echo)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine, synchronous)
+    elif engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _pg_connect(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE 'UTC'")
+            dbapi_connection.commit()
+
+    return engine
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    """SQLAlchemy's pysqlite recipe: crmkit, not the driver, emits BEGIN."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+        finally:
+            cursor.close()
+        dbapi_connection.create_function("crmkit_fold", 1, _fold_or_none, deterministic=True)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("crmkit_write", True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _fold_or_none(value: object) -> object:
+    return fold(value) if isinstance(value, str) else value
+
+
+# ------------------------------------------------------------ error mapping
+
+_UNIQUE_SQLITE = re.compile(r"UNIQUE constraint failed: (\w+)\.(\w+)")
+_RETRYABLE_PG = {"40001", "40P01", "55P03"}
+
+
+def _translate(error: exc.SQLAlchemyError, cls: type[Entity] | None) -> CrmkitError:
+    """The crmkit error for a SQLAlchemy/driver error."""
+    entity = cls.ENTITY if cls is not None else "record"
+    orig = getattr(error, "orig", None)
+    message = str(orig if orig is not None else error)
+    if isinstance(error, exc.IntegrityError):
+        match = _UNIQUE_SQLITE.search(message)
+        if match:
+            return DuplicateError(entity, match.group(2))
+        diag = getattr(orig, "diag", None)
+        constraint = getattr(diag, "constraint_name", None) or ""
+        sqlstate = getattr(orig, "sqlstate", None)
+        if sqlstate == "23505" or constraint.startswith(("uq_", "pk_")):
+            field = "id" if constraint.startswith("pk_") else _field_from_constraint(constraint)
+            return DuplicateError(entity, field)
+        if "FOREIGN KEY" in message or sqlstate == "23503":
+            return ValidationError("", "refers to a record that does not exist", code="reference")
+        return ValidationError("", f"violates a database constraint: {message}", code="integrity")
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _RETRYABLE_PG or "database is locked" in message or "busy" in message:
+        return RetryableStorageError(f"transient database conflict: {message}")
+    return StorageError(f"database error: {message}")
+
+
+def _field_from_constraint(constraint: str) -> str:
+    # uq_<table>_<field>; table names have no underscore but audit_log
+    parts = constraint.split("_", 2)
+    return parts[2] if len(parts) == 3 else constraint
+
+
+@contextmanager
+def _translating(cls: type[Entity] | None = None) -> Iterator[None]:
+    try:
+        yield
+    except exc.SQLAlchemyError as error:
+        raise _translate(error, cls) from error
+
+
+# ------------------------------------------------------------ query to SQL
+
+
+def _value(v: object) -> object:
+    if isinstance(v, Entity):
+        return v.id
+    return getattr(v, "value", v) if not isinstance(v, str | int | UUID | datetime) else v
+
+
+def _is_text(cls: type[Entity], name: str) -> bool:
+    return cls.QUERYABLE.get(name) is FieldKind.TEXT
+
+
+def _column(table: sa.Table, cls: type[Entity], name: str, dialect: str) -> Any:
+    col = table.c[name]
+    if dialect == "postgresql" and _is_text(cls, name):
+        return col.collate("C")  # code-point order, as in memory and SQLite
+    return col
+
+
+def _condition(table: sa.Table, cls: type[Entity], f: Filter, dialect: str) -> Any:
+    col = _column(table, cls, f.field, dialect)
+    if isinstance(f, Eq):
+        value = _value(f.value)
+        return table.c[f.field].is_(None) if value is None else col == value
+    if isinstance(f, In):
+        values = [_value(v) for v in f.values]
+        present = [v for v in values if v is not None]
+        cond = col.in_(present) if present else sa.false()
+        return sa.or_(cond, table.c[f.field].is_(None)) if None in values else cond
+    if isinstance(f, Range):
+        parts = []
+        if f.low is not None:
+            parts.append(col >= _value(f.low))
+        if f.high is not None:
+            parts.append(col <= _value(f.high) if f.include_high else col < _value(f.high))
+        return sa.and_(table.c[f.field].is_not(None), *parts)
+    if isinstance(f, Contains):
+        folded = (
+            sa.func.crmkit_fold(table.c[f.field])
+            if dialect == "sqlite"
+            else sa.func.lower(table.c[f.field])
+        )
+        return folded.contains(fold(f.text), autoescape=True)
+    assert isinstance(f, Has)
+    value = _value(f.value)
+    if dialect == "postgresql":
+        return sa.type_coerce(table.c[f.field], JSONB()).contains([value])
+    each = sa.func.json_each(table.c[f.field]).table_valued("value")
+    return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
+
+
+def _where(table: sa.Table, cls: type[Entity], query: Query, dialect: str) -> list[Any]:
+    conds = [_condition(table, cls, f, dialect) for f in query.filters]
+    if query.archived is not None:
+        conds.append(table.c.archived.is_(query.archived))
+    return conds
+
+
+# ------------------------------------------------------------- repositories
+
+
+class _SqlRepository(Generic[E]):
+    def __init__(self, uow: _SqlUnitOfWork, cls: type[E]):
+        self._uow = uow
+        self._cls = cls
+        self._codec = codec(cls)
+        self._table = TABLES[cls]
+
+    @property
+    def _conn(self) -> Connection:
+        return self._uow.connection
+
+    def _check_references(self, entities: Sequence[E]) -> None:
+        for name, target in self._cls.REFERENCES.items():
+            wanted = {getattr(e, name) for e in entities} - {None}
+            wanted -= {e.id for e in entities} if target is self._cls else set()
+            if not wanted:
+                continue
+            ref_table = TABLES[target]
+            found: set[UUID] = set()
+            ids = list(wanted)
+            for start in range(0, len(ids), BATCH_SIZE):
+                chunk = ids[start : start + BATCH_SIZE]
+                found.update(
+                    self._conn.scalars(sa.select(ref_table.c.id).where(ref_table.c.id.in_(chunk)))
+                )
+            if wanted - found:
+                raise ValidationError(
+                    name, f"refers to a {target.ENTITY} that does not exist", code="reference"
+                )
+
+    def add(self, entity: E) -> None:
+        self.add_many([entity])
+
+    def add_many(self, entities: Sequence[E]) -> None:
+        if not entities:
+            return
+        with _translating(self._cls):
+            self._check_references(entities)
+            rows = [self._codec.to_row(e) for e in entities]
+            stmt = self._table.insert()
+            for start in range(0, len(rows), BATCH_SIZE):
+                self._conn.execute(stmt, rows[start : start + BATCH_SIZE])
+
+    def get(self, id: UUID) -> E:
+        found = self.get_many([id]).get(id)
+        if found is None:
+            raise NotFoundError(self._cls.ENTITY, id)
+        return found
+
+    def get_many(self, ids: Collection[UUID]) -> dict[UUID, E]:
+        result: dict[UUID, E] = {}
+        wanted = list(ids)
+        with _translating(self._cls):
+            for start in range(0, len(wanted), BATCH_SIZE):
+                chunk = wanted[start : start + BATCH_SIZE]
+                stmt = sa.select(self._table).where(self._table.c.id.in_(chunk))
+                for row in self._conn.execute(stmt).mappings():
+                    entity = cast(E, self._codec.from_row(row))
+                    result[entity.id] = entity
+        return result
+
+    def get_by(self, field: str, value: object) -> E | None:
+        if field not in self._cls.UNIQUE:
+            raise ValidationError(field, "is not a unique field", code="unknown_field")
+        if value is None:
+            return None
+        stmt = sa.select(self._table).where(self._table.c[field] == value)
+        with _translating(self._cls):
+            row = self._conn.execute(stmt).mappings().first()
+        return None if row is None else cast(E, self._codec.from_row(row))
+
+    def update(self, entity: E, *, expected_version: int) -> None:
+        table = self._table
+        row = self._codec.to_row(entity)
+        del row["id"]
+        stmt = (
+            table.update()
+            .where(table.c.id == entity.id, table.c.version == expected_version)
+            .values(row)
+        )
+        with _translating(self._cls):
+            self._check_references([entity])
+            updated = self._conn.execute(stmt).rowcount
+            if updated == 1:
+                return
+            actual = self._conn.scalar(sa.select(table.c.version).where(table.c.id == entity.id))
+        if actual is None:
+            raise NotFoundError(self._cls.ENTITY, entity.id)
+        raise ConcurrencyError(self._cls.ENTITY, entity.id, expected_version, actual)
+
+    def find(self, query: Query) -> list[E]:
+        table, dialect = self._table, self._uow.dialect
+        stmt = sa.select(table).where(*_where(table, self._cls, query, dialect))
+        order: list[Any] = []
+        for o in query.order:
+            col = _column(table, self._cls, o.field, dialect)
+            order.append((col.desc() if o.descending else col.asc()).nulls_last())
+        order.append(table.c.id.asc())
+        stmt = stmt.order_by(*order).offset(query.offset or None).limit(query.limit)
+        with _translating(self._cls):
+            rows = self._conn.execute(stmt).mappings().all()
+        return [cast(E, self._codec.from_row(r)) for r in rows]
+
+    def count(self, query: Query) -> int:
+        table = self._table
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(*_where(table, self._cls, query, self._uow.dialect))
+        )
+        with _translating(self._cls):
+            return int(self._conn.scalar(stmt) or 0)
+
+
+class _SqlAudit:
+    def __init__(self, uow: _SqlUnitOfWork):
+        self._uow = uow
+
+    def append(
+        self,
+        *,
+        entity: str,
+        entity_id: UUID,
+        version: int,
+        action: AuditAction,
+        changes: Sequence[AuditChange],
+        actor: str | None,
+        at: datetime,
+    ) -> None:
+        row = audit_row(
+            entity=entity,
+            entity_id=entity_id,
+            version=version,
+            action=action,
+            changes=changes,
+            actor=actor,
+            at=at,
+        )
+        self._uow.pending_audit.append(row)
+
+    def flush(self) -> None:
+        rows = self._uow.pending_audit
+        if rows:
+            with _translating():
+                self._uow.connection.execute(audit_table.insert(), rows)
+            self._uow.pending_audit = []
+
+    def history(self, entity_id: UUID) -> list[AuditEntry]:
+        self.flush()
+        stmt = (
+            sa.select(audit_table)
+            .where(audit_table.c.entity_id == entity_id)
+            .order_by(audit_table.c.seq)
+        )
+        with _translating():
+            return [audit_entry(r) for r in self._uow.connection.execute(stmt).mappings()]
+
+
+class _SqlUnitOfWork:
+    def __init__(self, connection: Connection, transaction: sa.RootTransaction):
+        self.connection = connection
+        self.dialect = connection.dialect.name
+        self._transaction = transaction
+        self.pending_audit: list[dict[str, Any]] = []
+        self._audit = _SqlAudit(self)
+
+    @property
+    def audit(self) -> _SqlAudit:
+        return self._audit
+
+    def repository(self, cls: type[E]) -> _SqlRepository[E]:
+        return _SqlRepository(self, cls)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._audit.flush()
+        with _translating():
+            nested = self.connection.begin_nested()
+        try:
+            yield
+            self._audit.flush()
+        except BaseException:
+            with _translating():
+                nested.rollback()
+            self.pending_audit = []
+            raise
+        with _translating():
+            nested.commit()
+
+    def commit(self) -> None:
+        self._audit.flush()
+        with _translating():
+            self._transaction.commit()
+
+    def rollback(self) -> None:
+        self.pending_audit = []
+        if self._transaction.is_active:
+            with _translating():
+                self._transaction.rollback()
+
+
+# -------------------------------------------------------------------- store
+
+
+class SqlStore:
+    """A store in a SQL database: a SQLite file or a PostgreSQL server.
+
+    Args:
+        url: a SQLAlchemy URL (``sqlite+pysqlite:///crm.db``,
+            ``postgresql+psycopg://user@host/db``).
+        synchronous: SQLite only: ``"FULL"`` (default, durable at every commit)
+            or ``"NORMAL"`` (faster; a power cut may lose the last commits, never
+            corrupt the file).
+        create: create the schema at the newest migration when the database is
+            empty (default).
+        echo: log every SQL statement.
+
+    Raises:
+        StorageError: the database cannot be opened, or its schema is at a
+            revision this crmkit does not know (newer) or an older one that
+            needs ``crmkit db upgrade``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "FULL",
+        create: bool = True,
+        echo: bool = False,
+    ):
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValidationError("synchronous", "must be FULL, NORMAL or EXTRA", value=synchronous)
+        try:
+            self.engine = _acquire_engine(url, synchronous, echo)
+        except (exc.SQLAlchemyError, ImportError, ValueError) as error:
+            raise StorageError(f"cannot open {url!r}: {error}") from error
+        self.url = url
+        self._closed = False
+        try:
+            from crmkit.stores import migrations
+
+            migrations.prepare(self.engine, create=create)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return str(self.engine.dialect.name)
+
+    @contextmanager
+    def unit_of_work(self, *, write: bool = True) -> Iterator[_SqlUnitOfWork]:
+        """Begin a transaction (``BEGIN IMMEDIATE`` on SQLite when writing)."""
+        if self._closed:
+            raise StorageError("the store is closed")
+        with _translating():
+            connection = self.engine.connect()
+        try:
+            connection.execution_options(crmkit_write=write)
+            with _translating():
+                transaction = connection.begin()
+            uow = _SqlUnitOfWork(connection, transaction)
+            try:
+                yield uow
+            finally:
+                uow.rollback()
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        """Release this store's hold on the engine (disposed with its last user)."""
+        if not self._closed:
+            self._closed = True
+            _release_engine(self.engine)
+
+    def table_name(self, cls: type[Entity]) -> str:
+        """The table storing ``cls``."""
+        return table_name(cls)
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
