@@ -14,7 +14,10 @@ it only after the outermost block commits.
 from __future__ import annotations
 
 import enum
+import inspect
 import os
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -51,6 +54,7 @@ from crmkit.core.errors import (
     DuplicateError,
     HookError,
     NotFoundError,
+    StorageError,
     ValidationError,
 )
 from crmkit.core.events import Archived, Created, FieldChange, Restored, Updated
@@ -88,6 +92,10 @@ class Unset(enum.Enum):
     def __repr__(self) -> str:
         return "UNSET"
 
+
+#: How many times a write crmkit owns is tried when the database reports a
+#: transient conflict (lock timeout, deadlock, serialization failure).
+WRITE_ATTEMPTS: Final = 5
 
 #: The database ``crmkit.open()`` uses when given no URL.
 DEFAULT_DATABASE: Final = "crm.db"
@@ -214,6 +222,12 @@ class CRM:
         self._dispatch(tx.events)
 
     def _write(self, fn: Callable[[UnitOfWork, list[Event]], T]) -> T:
+        """Run ``fn`` in the current transaction, or in its own unit of work.
+
+        When crmkit owns the whole transaction, transient conflicts
+        (``StorageError.retryable``) are retried up to :data:`WRITE_ATTEMPTS`
+        times with jittered backoff; ``fn`` must therefore be repeatable.
+        """
         current = self._tx.get()
         if current is not None:
             mark = len(current.events)
@@ -223,12 +237,21 @@ class CRM:
             except BaseException:
                 del current.events[mark:]
                 raise
-        events: list[Event] = []
-        with self.store.unit_of_work(write=True) as uow:
-            result = fn(uow, events)
-            uow.commit()
-        self._dispatch(events)
-        return result
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            events: list[Event] = []
+            try:
+                with self.store.unit_of_work(write=True) as uow:
+                    result = fn(uow, events)
+                    uow.commit()
+            except StorageError as error:
+                if not error.retryable or attempt == WRITE_ATTEMPTS:
+                    raise
+                # jittered exponential backoff: 10 ms, 20 ms, 40 ms... times 0.5-1.5
+                time.sleep(0.01 * 2 ** (attempt - 1) * (0.5 + random.random()))
+                continue
+            self._dispatch(events)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, fn: Callable[[UnitOfWork], T]) -> T:
         current = self._tx.get()
@@ -480,17 +503,75 @@ class _Service(Generic[E]):
 
         return self._crm._write(run)
 
-    def _prepare(self, uow: UnitOfWork, values: dict[str, Any]) -> dict[str, Any]:
-        """Turn friendly arguments into entity fields (resolve references)."""
+    def _prepare(
+        self,
+        uow: UnitOfWork,
+        values: Mapping[str, Any],
+        resolve: Callable[[UnitOfWork, type[Entity], object, str], UUID | None] | None = None,
+    ) -> dict[str, Any]:
+        """Turn friendly arguments into entity fields (resolve references, read phones)."""
+        resolve = resolve or _ref_id
         fields: dict[str, Any] = {}
         for name, value in values.items():
             alias = self._aliases.get(name)
-            if alias is None:
-                fields[name] = value
-            else:
+            if alias is not None:
                 target, cls = alias
-                fields[target] = None if value is None else _ref_id(uow, cls, value, name)
+                fields[target] = None if value is None else resolve(uow, cls, value, name)
+            elif name == "phones":
+                fields[name] = _phones(value, self._crm.default_region, name)
+            else:
+                fields[name] = value
         return fields
+
+    # ----------------------------------------------------------------- bulk
+    def _bulk_create(self, items: Iterable[Mapping[str, Any]], batch_size: int) -> list[E]:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size", "must be a positive integer", value=batch_size)
+        allowed = set(inspect.signature(getattr(self, "create")).parameters)  # noqa: B009
+        cache: dict[tuple[type[Entity], object], UUID | None] = {}
+
+        def resolve(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
+            if isinstance(value, Entity):
+                return _ref_id(uow, cls, value, name)
+            key = (cls, value)
+            if key not in cache:
+                cache[key] = _ref_id(uow, cls, value, name)
+            return cache[key]
+
+        def validate(uow: UnitOfWork) -> list[E]:
+            now = self._crm.now()
+            entities: list[E] = []
+            for i, item in enumerate(items):
+                try:
+                    if not isinstance(item, Mapping):
+                        raise ValidationError("", "must be a mapping of field names to values")
+                    for name in item:
+                        if name not in allowed:
+                            raise ValidationError(
+                                str(name),
+                                f"is not an argument of {self._cls.ENTITY} creation",
+                                code="unknown_field",
+                            )
+                    fields = self._prepare(uow, item, resolve)
+                    entity, _ = changes.create(self._cls, id=uuid7(), now=now, **fields)
+                except ValidationError as error:
+                    raise error.at(f"[{i}]") from None
+                entities.append(entity)
+            return entities
+
+        entities = self._crm._read(validate)
+
+        def insert(batch: list[E]) -> Callable[[UnitOfWork, list[Event]], None]:
+            def run(uow: UnitOfWork, events: list[Event]) -> None:
+                self._repo(uow).add_many(batch)
+                for entity in batch:
+                    self._crm._record(uow, events, Created(entity))
+
+            return run
+
+        for start in range(0, len(entities), batch_size):
+            self._crm._write(insert(entities[start : start + batch_size]))
+        return entities
 
     def archive(self, id: UUID, *, expected_version: int) -> E:
         """Archive the record: hidden from ``find`` by default, never deleted.
@@ -767,7 +848,7 @@ class OrganizationService(_Service[Organization]):
                 "lifecycle": lifecycle,
                 "tax_id": tax_id,
                 "addresses": addresses,
-                "phones": _phones(phones, self._crm.default_region, "phones"),
+                "phones": phones,
                 "emails": emails,
                 "website": website,
                 "market": market,
@@ -823,9 +904,7 @@ class OrganizationService(_Service[Organization]):
                 "lifecycle": lifecycle,
                 "tax_id": tax_id,
                 "addresses": addresses,
-                "phones": phones
-                if phones is UNSET
-                else _phones(phones, self._crm.default_region, "phones"),
+                "phones": phones,
                 "emails": emails,
                 "website": website,
                 "market": market,
@@ -838,6 +917,25 @@ class OrganizationService(_Service[Organization]):
                 "external_ref": external_ref,
             },
         )
+
+    def bulk_create(
+        self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000
+    ) -> list[Organization]:
+        """Create many organizations at once: every item is validated first, then rows
+        are inserted in batches (one executemany and one commit per batch).
+
+        Each item maps :meth:`create`'s argument names to values.  Nothing is
+        written unless every item is valid.  Batches commit one by one, so an
+        interrupted call leaves whole batches; inside ``crm.transaction()`` the
+        whole call is atomic.  Audit entries and ``created`` notifications are
+        produced for every record.
+
+        Raises:
+            ValidationError: an invalid item; ``field`` starts with its index
+                (``"[12].emails[0]"``).
+            DuplicateError: an ``external_ref`` is taken (that batch is not written).
+        """
+        return self._bulk_create(items, batch_size)
 
 
 # ----------------------------------------------------------------- contacts
@@ -884,7 +982,7 @@ class ContactService(_Service[Contact]):
                 "first_name": first_name,
                 "last_name": last_name,
                 "email": email,
-                "phones": _phones(phones, self._crm.default_region, "phones"),
+                "phones": phones,
                 "organization": organization,
                 "position": position,
                 "department": department,
@@ -936,9 +1034,7 @@ class ContactService(_Service[Contact]):
                 "first_name": first_name,
                 "last_name": last_name,
                 "email": email,
-                "phones": phones
-                if phones is UNSET
-                else _phones(phones, self._crm.default_region, "phones"),
+                "phones": phones,
                 "organization": organization,
                 "position": position,
                 "department": department,
@@ -953,6 +1049,25 @@ class ContactService(_Service[Contact]):
                 "external_ref": external_ref,
             },
         )
+
+    def bulk_create(
+        self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000
+    ) -> list[Contact]:
+        """Create many contacts at once: every item is validated first, then rows
+        are inserted in batches (one executemany and one commit per batch).
+
+        Each item maps :meth:`create`'s argument names to values.  Nothing is
+        written unless every item is valid.  Batches commit one by one, so an
+        interrupted call leaves whole batches; inside ``crm.transaction()`` the
+        whole call is atomic.  Audit entries and ``created`` notifications are
+        produced for every record.
+
+        Raises:
+            ValidationError: an invalid item; ``field`` starts with its index
+                (``"[12].emails[0]"``).
+            DuplicateError: an ``external_ref`` is taken (that batch is not written).
+        """
+        return self._bulk_create(items, batch_size)
 
     def at(self, organization: Organization | OrganizationId) -> list[Contact]:
         """The contacts of an organization, by last and first name."""

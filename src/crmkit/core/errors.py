@@ -191,4 +191,24 @@ class PluginError(CrmkitError):
 
 
 class StorageError(CrmkitError):
-    """The store failed for a reason that is not the caller's input."""
+    """The store failed for a reason that is not the caller's input.
+
+    Attributes:
+        retryable: ``True`` for a transient conflict (lock timeout, deadlock,
+            serialization failure, SQLite busy): the same work may succeed if
+            tried again.  crmkit retries these itself where it owns the whole
+            transaction; inside ``crm.transaction()`` the caller decides.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        self.retryable = retryable
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_storage_error, (type(self), str(self), self.retryable))
+
+
+def _rebuild_storage_error(
+    cls: type[StorageError], message: str, retryable: bool
+) -> StorageError:
+    return cls(message, retryable=retryable)

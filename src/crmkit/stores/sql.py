@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,20 +46,14 @@ from crmkit.core.errors import (
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold
 from crmkit.stores.schema import TABLES, audit_entry, audit_row, audit_table, codec, table_name
 
-__all__ = ["RetryableStorageError", "SqlStore", "sqlite_url"]
+__all__ = ["SqlStore", "sqlite_url"]
 
 E = TypeVar("E", bound=Entity)
 
 #: Rows per executemany batch in ``add_many``.
 BATCH_SIZE: Final = 1000
-
-
-class RetryableStorageError(StorageError):
-    """A transient database conflict (lock timeout, deadlock, serialization failure).
-
-    crmkit retries these itself where it owns the whole transaction; inside
-    ``crm.transaction()`` the caller gets it and may retry the block.
-    """
+#: How long a SQLite connection waits for another writer before giving up.
+BUSY_TIMEOUT_MS: Final = 10_000
 
 
 def sqlite_url(path: str | os.PathLike[str]) -> str:
@@ -120,9 +115,9 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own
         cursor = dbapi_connection.cursor()
         try:
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: WAL may wait
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
         finally:
             cursor.close()
@@ -130,8 +125,11 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("crmkit_write", True)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Writers take the write lock up front, so two writers never deadlock
+        # on a lock upgrade.  Readers run each statement in autocommit: in WAL
+        # mode every SELECT reads one consistent snapshot and never blocks.
+        if conn.get_execution_options().get("crmkit_write", True):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _fold_or_none(value: object) -> object:
@@ -144,12 +142,17 @@ _UNIQUE_SQLITE = re.compile(r"UNIQUE constraint failed: (\w+)\.(\w+)")
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}
 
 
-def _translate(error: exc.SQLAlchemyError, cls: type[Entity] | None) -> CrmkitError:
-    """The crmkit error for a SQLAlchemy/driver error."""
+def _translate(error: Exception, cls: type[Entity] | None) -> CrmkitError:
+    """The crmkit error for a SQLAlchemy or DBAPI driver error."""
     entity = cls.ENTITY if cls is not None else "record"
-    orig = getattr(error, "orig", None)
+    if isinstance(error, exc.SQLAlchemyError):
+        orig = getattr(error, "orig", None)
+        integrity = isinstance(error, exc.IntegrityError)
+    else:  # raised by the DBAPI cursor of a fast path
+        orig = error
+        integrity = isinstance(error, _INTEGRITY_ERRORS)
     message = str(orig if orig is not None else error)
-    if isinstance(error, exc.IntegrityError):
+    if integrity:
         match = _UNIQUE_SQLITE.search(message)
         if match:
             return DuplicateError(entity, match.group(2))
@@ -164,7 +167,7 @@ def _translate(error: exc.SQLAlchemyError, cls: type[Entity] | None) -> CrmkitEr
         return ValidationError("", f"violates a database constraint: {message}", code="integrity")
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate in _RETRYABLE_PG or "database is locked" in message or "busy" in message:
-        return RetryableStorageError(f"transient database conflict: {message}")
+        return StorageError(f"transient database conflict: {message}", retryable=True)
     return StorageError(f"database error: {message}")
 
 
@@ -174,11 +177,23 @@ def _field_from_constraint(constraint: str) -> str:
     return parts[2] if len(parts) == 3 else constraint
 
 
+#: DBAPI error classes of the drivers crmkit runs on (raised by the fast paths)
+_DBAPI_ERRORS: tuple[type[Exception], ...] = (exc.SQLAlchemyError, sqlite3.Error)
+_INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+try:  # psycopg is an optional extra
+    import psycopg
+
+    _DBAPI_ERRORS += (psycopg.Error,)
+    _INTEGRITY_ERRORS += (psycopg.IntegrityError,)
+except ImportError:  # pragma: no cover - without the postgres extra
+    pass
+
+
 @contextmanager
 def _translating(cls: type[Entity] | None = None) -> Iterator[None]:
     try:
         yield
-    except exc.SQLAlchemyError as error:
+    except _DBAPI_ERRORS as error:
         raise _translate(error, cls) from error
 
 
@@ -241,6 +256,69 @@ def _where(table: sa.Table, cls: type[Entity], query: Query, dialect: str) -> li
     return conds
 
 
+# ------------------------------------------------------- compiled statements
+
+
+class _Compiled:
+    """One table's hot statements, compiled once by SQLAlchemy Core for a dialect.
+
+    They run on the DBAPI cursor with SQLAlchemy's own bind and result
+    processors for each column type, which skips the per-execution overhead
+    (cache keys, parameter objects, result metadata) of ``Connection.execute``.
+    """
+
+    def __init__(self, table: sa.Table, dialect: sa.Dialect):
+        columns = list(table.c)
+        self.names = [c.name for c in columns]
+        self.results = [c.type._cached_result_processor(dialect, None) for c in columns]
+        # inserts leave out database-generated keys (the audit log's seq)
+        inserted = [c for c in columns if not (c.primary_key and c.autoincrement is True)]
+        self.insert_names = [c.name for c in inserted]
+        self.named = dialect.paramstyle in ("named", "pyformat")
+        insert = table.insert().compile(dialect=dialect, column_keys=self.insert_names)
+        self.insert_sql = insert.string
+        order = self.insert_names if self.named else list(insert.positiontup or ())
+        index = {name: i for i, name in enumerate(self.insert_names)}
+        self.insert_order = [index[name] for name in order]
+        self.binds = [c.type._cached_bind_processor(dialect) for c in inserted]
+        key = table.primary_key.columns.values()[0]
+        select = sa.select(table).where(key == sa.bindparam("id"))
+        self.select_sql = select.compile(dialect=dialect).string
+        self.id_bind = key.type._cached_bind_processor(dialect)
+
+    def params(self, row: dict[str, Any]) -> Any:
+        """Driver parameters of one insert row."""
+        values = [row[name] for name in self.insert_names]
+        bound = [
+            v if b is None or v is None else b(v) for v, b in zip(values, self.binds, strict=True)
+        ]
+        if self.named:
+            return dict(zip(self.insert_names, bound, strict=True))
+        return tuple(bound[i] for i in self.insert_order)
+
+    def id_param(self, id: UUID) -> Any:
+        value = self.id_bind(id) if self.id_bind is not None else id
+        return {"id": value} if self.named else (value,)
+
+    def decode(self, raw: Sequence[Any]) -> dict[str, Any]:
+        """A result row as ``{column: python value}``."""
+        return {
+            name: value if proc is None or value is None else proc(value)
+            for name, value, proc in zip(self.names, raw, self.results, strict=True)
+        }
+
+
+_compiled_cache: dict[tuple[str, str], _Compiled] = {}
+
+
+def _compiled(table: sa.Table, dialect: sa.Dialect) -> _Compiled:
+    key = (table.name, dialect.name)
+    found = _compiled_cache.get(key)
+    if found is None:
+        found = _compiled_cache[key] = _Compiled(table, dialect)
+    return found
+
+
 # ------------------------------------------------------------- repositories
 
 
@@ -280,18 +358,29 @@ class _SqlRepository(Generic[E]):
     def add_many(self, entities: Sequence[E]) -> None:
         if not entities:
             return
+        compiled = _compiled(self._table, self._conn.dialect)
         with _translating(self._cls):
             self._check_references(entities)
-            rows = [self._codec.to_row(e) for e in entities]
-            stmt = self._table.insert()
-            for start in range(0, len(rows), BATCH_SIZE):
-                self._conn.execute(stmt, rows[start : start + BATCH_SIZE])
+            params = [compiled.params(self._codec.to_row(e)) for e in entities]
+            cursor = self._uow.cursor()
+            try:
+                for start in range(0, len(params), BATCH_SIZE):
+                    cursor.executemany(compiled.insert_sql, params[start : start + BATCH_SIZE])
+            finally:
+                cursor.close()
 
     def get(self, id: UUID) -> E:
-        found = self.get_many([id]).get(id)
-        if found is None:
+        compiled = _compiled(self._table, self._conn.dialect)
+        with _translating(self._cls):
+            cursor = self._uow.cursor()
+            try:
+                cursor.execute(compiled.select_sql, compiled.id_param(id))
+                raw = cursor.fetchone()
+            finally:
+                cursor.close()
+        if raw is None:
             raise NotFoundError(self._cls.ENTITY, id)
-        return found
+        return cast(E, self._codec.from_row(compiled.decode(raw)))
 
     def get_many(self, ids: Collection[UUID]) -> dict[UUID, E]:
         result: dict[UUID, E] = {}
@@ -387,8 +476,13 @@ class _SqlAudit:
     def flush(self) -> None:
         rows = self._uow.pending_audit
         if rows:
+            compiled = _compiled(audit_table, self._uow.connection.dialect)
             with _translating():
-                self._uow.connection.execute(audit_table.insert(), rows)
+                cursor = self._uow.cursor()
+                try:
+                    cursor.executemany(compiled.insert_sql, [compiled.params(r) for r in rows])
+                finally:
+                    cursor.close()
             self._uow.pending_audit = []
 
     def history(self, entity_id: UUID) -> list[AuditEntry]:
@@ -413,6 +507,10 @@ class _SqlUnitOfWork:
     @property
     def audit(self) -> _SqlAudit:
         return self._audit
+
+    def cursor(self) -> Any:
+        """A DBAPI cursor in this unit of work's transaction."""
+        return self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
     def repository(self, cls: type[E]) -> _SqlRepository[E]:
         return _SqlRepository(self, cls)
@@ -483,6 +581,9 @@ class SqlStore:
             raise StorageError(f"cannot open {url!r}: {error}") from error
         self.url = url
         self._closed = False
+        self._open = True
+        self._lock = threading.Lock()
+        self._idle: dict[int, Connection] = {}
         try:
             from crmkit.stores import migrations
 
@@ -501,8 +602,11 @@ class SqlStore:
         """Begin a transaction (``BEGIN IMMEDIATE`` on SQLite when writing)."""
         if self._closed:
             raise StorageError("the store is closed")
-        with _translating():
-            connection = self.engine.connect()
+        with self._lock:
+            connection = self._idle.pop(threading.get_ident(), None)
+        if connection is None or connection.closed or connection.invalidated:
+            with _translating():
+                connection = self.engine.connect()
         try:
             connection.execution_options(crmkit_write=write)
             with _translating():
@@ -512,13 +616,24 @@ class SqlStore:
                 yield uow
             finally:
                 uow.rollback()
-        finally:
-            connection.close()
+        except BaseException:
+            connection.close()  # a connection that failed mid-way is not reused
+            raise
+        with self._lock:  # kept for this thread's next unit of work: no pool round trip
+            if self._open:
+                self._idle[threading.get_ident()] = connection
+                return
+        connection.close()
 
     def close(self) -> None:
         """Release this store's hold on the engine (disposed with its last user)."""
         if not self._closed:
             self._closed = True
+            with self._lock:
+                self._open = False
+                idle, self._idle = list(self._idle.values()), {}
+            for connection in idle:
+                connection.close()
             _release_engine(self.engine)
 
     def table_name(self, cls: type[Entity]) -> str:

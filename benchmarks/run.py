@@ -1,0 +1,304 @@
+"""crmkit against raw baselines, in one run, on the same rows.
+
+    make bench            # 100,000 organizations
+    python benchmarks/run.py --rows 20000
+
+Machines are shared, so the numbers that matter are the ratios printed at the
+end, not the absolute times.  Every contender writes to its own fresh SQLite
+file with the same pragmas crmkit uses (WAL, synchronous=FULL, foreign keys).
+
+Bulk create (per organization: name, tax id, market, zone, one e-mail, one phone):
+
+* raw ``sqlite3.executemany`` of prepared rows (no validation);
+* SQLAlchemy Core ``insert()`` executemany of the same rows (no validation);
+* the floor: validating the same e-mails and phones with the same libraries
+  crmkit uses (email-validator, phonenumbers) + the Core executemany;
+* ``crm.organizations.bulk_create``: validation, versioning and audit included.
+
+Get (a contact by id, with its organization):
+
+* a raw indexed ``sqlite3`` SELECT joining contact and organization;
+* ``crm.contacts.get`` + ``crm.organizations.get``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+from email_validator import validate_email
+
+import crmkit
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+
+
+def make_rows(n: int) -> list[dict[str, Any]]:
+    """The same organizations for every contender."""
+    rng = random.Random(42)
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "name": f"Empresa {i} S.L.",
+                "tax_id": f"B{i:08d}",
+                "market": rng.choice(["retail", "industria"]),
+                "zone": rng.choice(["norte", "sur"]),
+                "email": f"info{i}@empresa{i}.es",
+                "phone": f"+34 91{rng.randrange(10**7):07d}",
+            }
+        )
+    return rows
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _sqlite(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+_DDL = (
+    "CREATE TABLE orgs (id CHAR(32) PRIMARY KEY, version INTEGER NOT NULL, name TEXT NOT NULL, "
+    "tax_id TEXT, market_id CHAR(32), zone_id CHAR(32), email TEXT, phone TEXT, "
+    "created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL)"
+)
+
+
+def raw_sqlite(path: Path, rows: list[dict[str, Any]], masters: dict[str, str]) -> float:
+    conn = _sqlite(path)
+    conn.execute(_DDL)
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
+    params = [
+        (
+            uuid.uuid4().hex,
+            1,
+            r["name"],
+            r["tax_id"],
+            masters[r["market"]],
+            masters[r["zone"]],
+            r["email"],
+            r["phone"],
+            now,
+            now,
+        )
+        for r in rows
+    ]
+
+    def run() -> None:
+        for start in range(0, len(params), 1000):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO orgs VALUES (?,?,?,?,?,?,?,?,?,?)", params[start : start + 1000]
+            )
+            conn.execute("COMMIT")
+
+    return timed(run)
+
+
+def _core_table() -> tuple[sa.MetaData, sa.Table]:
+    md = sa.MetaData()
+    table = sa.Table(
+        "orgs",
+        md,
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("tax_id", sa.Text()),
+        sa.Column("market_id", sa.Uuid()),
+        sa.Column("zone_id", sa.Uuid()),
+        sa.Column("email", sa.Text()),
+        sa.Column("phone", sa.Text()),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+    )
+    return md, table
+
+
+def core_engine(path: Path) -> sa.Engine:
+    engine = sa.create_engine(f"sqlite:///{path}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi: Any, _: Any) -> None:
+        dbapi.isolation_level = None
+        for pragma in PRAGMAS:
+            dbapi.execute(pragma)
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def core_insert(
+    path: Path, rows: list[dict[str, Any]], masters: dict[str, str], validate: bool
+) -> float:
+    engine = core_engine(path)
+    md, table = _core_table()
+    md.create_all(engine)
+    ids = {k: uuid.UUID(v) for k, v in masters.items()}
+
+    def run() -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        batch: list[dict[str, Any]] = []
+        for r in rows:
+            email, phone = r["email"], r["phone"]
+            if validate:
+                email = validate_email(email, check_deliverability=False).normalized
+                number = phonenumbers.parse(phone, "ES")
+                if not (
+                    phonenumbers.is_possible_number(number) and phonenumbers.is_valid_number(number)
+                ):
+                    raise ValueError(phone)
+                phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            batch.append(
+                {
+                    "id": uuid.uuid4(),
+                    "version": 1,
+                    "name": r["name"],
+                    "tax_id": r["tax_id"],
+                    "market_id": ids[r["market"]],
+                    "zone_id": ids[r["zone"]],
+                    "email": email,
+                    "phone": phone,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            if len(batch) == 1000:
+                with engine.begin() as conn:
+                    conn.execute(table.insert(), batch)
+                batch = []
+        if batch:
+            with engine.begin() as conn:
+                conn.execute(table.insert(), batch)
+
+    elapsed = timed(run)
+    engine.dispose()
+    return elapsed
+
+
+def crmkit_bulk(path: Path, rows: list[dict[str, Any]]) -> float:
+    with crmkit.open(path, default_region="ES", seed_masters=False) as crm:
+        for key in ("retail", "industria"):
+            crm.markets.create(name=key.title(), key=key)
+        for key in ("norte", "sur"):
+            crm.zones.create(name=key.title(), key=key)
+        items = [
+            {
+                "name": r["name"],
+                "tax_id": r["tax_id"],
+                "market": r["market"],
+                "zone": r["zone"],
+                "emails": [r["email"]],
+                "phones": [r["phone"]],
+            }
+            for r in rows
+        ]
+        return timed(lambda: crm.organizations.bulk_create(items))
+
+
+def bench_get(path: Path, lookups: int) -> tuple[float, float]:
+    with crmkit.open(path, default_region="ES", seed_masters=False) as crm:
+        orgs = crm.organizations.bulk_create([{"name": f"Org {i}"} for i in range(2000)])
+        contacts = crm.contacts.bulk_create(
+            [
+                {
+                    "first_name": f"Ana {i}",
+                    "organization": orgs[i % 2000].id,
+                    "email": f"ana{i}@org.es",
+                }
+                for i in range(2000)
+            ]
+        )
+        ids = [c.id for c in contacts]
+        rng = random.Random(1)
+        picks = [rng.choice(ids) for _ in range(lookups)]
+
+        def via_crmkit() -> None:
+            for cid in picks:
+                contact = crm.contacts.get(cid)
+                assert contact.organization_id is not None
+                crm.organizations.get(contact.organization_id)
+
+        conn = _sqlite(path)
+        sql = (
+            "SELECT c.*, o.* FROM contacts c JOIN organizations o ON o.id = c.organization_id "
+            "WHERE c.id = ?"
+        )
+        hexes = [cid.hex for cid in picks]
+
+        def via_raw() -> None:
+            for h in hexes:
+                row = conn.execute(sql, (h,)).fetchone()
+                assert row is not None
+
+        via_raw()  # warm both
+        via_crmkit()
+        raw = min(timed(via_raw) for _ in range(3))
+        ours = min(timed(via_crmkit) for _ in range(3))
+        conn.close()
+        return raw, ours
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--lookups", type=int, default=5_000)
+    args = parser.parse_args(argv)
+    rows = make_rows(args.rows)
+    masters = {k: uuid.uuid4().hex for k in ("retail", "industria", "norte", "sur")}
+    with tempfile.TemporaryDirectory(prefix="crmkit-bench-") as tmp:
+        d = Path(tmp)
+        print(f"bulk create of {args.rows:,} organizations (SQLite, WAL, synchronous=FULL)")
+        results = {
+            "raw sqlite3 executemany": raw_sqlite(d / "raw.db", rows, masters),
+            "SQLAlchemy Core executemany": core_insert(d / "core.db", rows, masters, False),
+            "floor (validation + Core)": core_insert(d / "floor.db", rows, masters, True),
+            "crmkit bulk_create": crmkit_bulk(d / "crmkit.db", rows),
+        }
+        for name, seconds in results.items():
+            print(f"  {name:<30} {seconds:8.2f} s  {args.rows / seconds:10,.0f} rows/s")
+        floor = results["floor (validation + Core)"]
+        bulk_ratio = results["crmkit bulk_create"] / floor
+        print(f"  ratio crmkit / floor            {bulk_ratio:8.2f}x   (target <= 1.5x)")
+        print(
+            f"  ratio Core / raw sqlite3        "
+            f"{results['SQLAlchemy Core executemany'] / results['raw sqlite3 executemany']:8.2f}x"
+        )
+
+        raw, ours = bench_get(d / "get.db", args.lookups)
+        print(f"get a contact by id with its organization ({args.lookups:,} lookups)")
+        print(f"  raw sqlite3 indexed SELECT       {raw / args.lookups * 1e6:8.1f} us each")
+        print(f"  crmkit get + get               {ours / args.lookups * 1e6:8.1f} us each")
+        get_ratio = ours / raw
+        print(f"  ratio crmkit / raw             {get_ratio:8.2f}x   (target <= 3x)")
+    print(f"RESULT bulk_ratio={bulk_ratio:.2f} get_ratio={get_ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
