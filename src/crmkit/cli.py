@@ -1,0 +1,293 @@
+"""The ``crmkit`` command.
+
+``crmkit --version`` prints the version; ``crmkit demo`` builds the sample book
+(:func:`crmkit.testing.sample.build_sample_book`) in a CRM, reads it back
+through the API and prints a summary.  Any :class:`crmkit.CrmkitError` ends the
+command with a one-line message in red and exit status 1, never a traceback.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+from uuid import UUID
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+import crmkit
+from crmkit import CRM, Contact, CrmkitError, Lifecycle, Master, Organization
+
+__all__ = ["cli", "main"]
+
+M = TypeVar("M", bound=Master)
+
+_LIFECYCLE_STYLES = {
+    Lifecycle.CUSTOMER: "green",
+    Lifecycle.PROSPECT: "cyan",
+    Lifecycle.TARGET: "",
+    Lifecycle.FORMER: "dim",
+}
+
+
+class _CrmkitGroup(click.Group):
+    """A click group that turns crmkit errors into a clean message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrmkitError as exc:
+            # Text(), not markup: the message may quote user data such as "[b]".
+            Console(stderr=True).print(Text(f"Error: {exc}", style="bold red"))
+            ctx.exit(1)
+
+
+@click.group(cls=_CrmkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    crmkit.__version__, "--version", "-V", prog_name="crmkit", message="%(prog)s %(version)s"
+)
+def cli() -> None:
+    """crmkit: an embeddable, typed CRM."""
+
+
+@cli.command()
+@click.option(
+    "--db",
+    default="crm.db",
+    show_default=True,
+    metavar="PATH",
+    help="The CRM to fill: a SQLite file, a sqlite:// or postgresql:// URL, "
+    "or :memory: for a throwaway one.",
+)
+@click.option(
+    "--organizations",
+    "-n",
+    type=click.IntRange(0, 10_000),
+    default=40,
+    show_default=True,
+    help="How many organizations the sample book has (each with 1-4 contacts).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=7,
+    show_default=True,
+    help="Random seed: the same seed builds the same book.",
+)
+def demo(db: str, organizations: int, seed: int) -> None:
+    """Build a sample book of organizations and contacts and print a summary.
+
+    Running it again on the same database adds nothing it made before.
+    """
+    from crmkit.testing.sample import build_sample_book
+
+    console = Console()
+    with crmkit.open(db, actor="crmkit demo") as crm:
+        with console.status("Building the sample book..."):
+            book = build_sample_book(crm, organizations=organizations, seed=seed)
+        console.print()
+        title = f"crmkit demo: sample book (seed {seed}) in {_redact(db)}"
+        console.rule(Text(title, style="bold"))
+        if book.organizations:
+            console.print(
+                f"Created [bold]{len(book.organizations)}[/] organizations and "
+                f"[bold]{len(book.contacts)}[/] contacts."
+            )
+        if book.skipped:
+            console.print(
+                f"[bold]{book.skipped}[/] organizations were there from an earlier run "
+                "and were left as they were."
+            )
+        if not book.organizations and not book.skipped:
+            console.print("The sample book has no organizations (--organizations 0).")
+        _print_summary(console, crm)
+
+
+def _redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+# ================================================================== summary
+
+#: Consoles at least this wide get one column per field; narrower ones stack
+#: related fields in one cell so the tables stay readable in 80 columns.
+_WIDE: Final = 150
+
+
+def _table(title: str, **options: Any) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+        **options,
+    )
+
+
+def _print_summary(console: Console, crm: CRM) -> None:
+    """Read the book back through the API and print it."""
+    zones = crm.zones.find(order_by="created_at")
+    markets = crm.markets.find(order_by="created_at")
+    wide = console.width >= _WIDE
+    tables = (
+        _counts_table(crm),
+        _market_zone_table(crm, markets, zones),
+        _organizations_table(
+            crm,
+            _by_id(crm.markets.find(archived=None)),
+            _by_id(crm.zones.find(archived=None)),
+            wide,
+        ),
+        _contacts_table(crm, wide),
+    )
+    for table in tables:
+        console.print()
+        console.print(table)
+
+
+def _by_id(masters: Iterable[M]) -> dict[UUID, M]:
+    return {m.id: m for m in masters}
+
+
+def _label(masters: Mapping[UUID, Master], id: UUID | None, language: str = "en") -> str:
+    master = masters.get(id) if id is not None else None
+    return master.label(language) if master is not None else ""
+
+
+def _lines(first: str, second: str) -> Text:
+    """Two values in one cell, the second dimmed below the first."""
+    text = Text(first)
+    if second:
+        text.append("\n" + second, style="dim")
+    return text
+
+
+def _counts_table(crm: CRM) -> Table:
+    table = _table("Records")
+    table.add_column("Entity")
+    table.add_column("Count", justify="right")
+    rows = (
+        ("Organizations", crm.organizations.count()),
+        ("Contacts", crm.contacts.count()),
+        ("  of which do not contact", crm.contacts.count(do_not_contact=True)),
+        ("Users", crm.users.count()),
+        ("Zones", crm.zones.count()),
+        ("Markets", crm.markets.count()),
+        ("Sources", crm.sources.count()),
+        ("Positions", crm.positions.count()),
+    )
+    for name, count in rows:
+        table.add_row(name, str(count))
+    return table
+
+
+def _market_zone_table(crm: CRM, markets: Sequence[Master], zones: Sequence[Master]) -> Table:
+    table = _table("Organizations by market and zone", show_footer=True)
+    table.add_column("Market", footer="Total", min_width=13)
+    for zone in zones:
+        total = crm.organizations.count(zone=zone)
+        table.add_column(Text(zone.label()), footer=str(total), justify="right")
+    table.add_column("Total", footer=str(crm.organizations.count()), justify="right", min_width=5)
+    for market in markets:
+        cells = [crm.organizations.count(market=market, zone=zone) for zone in zones]
+        table.add_row(
+            Text(market.label()),
+            *(str(n) if n else Text("·", style="dim") for n in cells),
+            str(crm.organizations.count(market=market)),
+        )
+    return table
+
+
+def _organizations_table(
+    crm: CRM,
+    markets: Mapping[UUID, Master],
+    zones: Mapping[UUID, Master],
+    wide: bool,
+    limit: int = 10,
+) -> Table:
+    organizations = crm.organizations.find(order_by="name", limit=limit)
+    total = crm.organizations.count()
+    table = _table(f"Organizations (first {len(organizations)} of {total} by name)")
+    if wide:
+        for header in ("Name", "Market", "Zone", "Lifecycle", "Phone", "E-mail"):
+            table.add_column(header, no_wrap=header == "Phone")
+    else:
+        table.add_column("Name / market · zone")
+        table.add_column("Lifecycle")
+        table.add_column("Phone / e-mail", overflow="fold")
+    table.add_column("Contacts" if wide else "#", justify="right")
+    if not wide:
+        table.caption, table.caption_justify = "#: number of contacts", "left"
+    for org in organizations:
+        market, zone = _label(markets, org.market_id), _label(zones, org.zone_id)
+        phone = org.phones[0].international() if org.phones else ""
+        email = str(org.emails[0]) if org.emails else ""
+        lifecycle = Text(org.lifecycle.value, style=_LIFECYCLE_STYLES[org.lifecycle])
+        contacts = str(crm.contacts.count(organization=org.id))
+        if wide:
+            table.add_row(
+                Text(org.name), Text(market), Text(zone), lifecycle, phone, Text(email), contacts
+            )
+        else:
+            place = " · ".join(part for part in (market, zone) if part)
+            table.add_row(_lines(org.name, place), lifecycle, _lines(phone, email), contacts)
+    return table
+
+
+def _contacts_table(crm: CRM, wide: bool, per_language: int = 4) -> Table:
+    """A few contacts in each language, with their position labelled in that language."""
+    contacts: list[Contact] = []
+    for language in ("es", "en"):
+        contacts += crm.contacts.find(
+            language=language, order_by=("last_name", "first_name"), limit=per_language
+        )
+    positions = _by_id(crm.positions.find(archived=None))
+    organizations: dict[UUID, Organization] = {}
+    table = _table("Some contacts (positions in the contact's language)")
+    if wide:
+        for header in ("Name", "Organization", "Position", "Lang", "Prefers", "E-mail"):
+            table.add_column(header)
+    else:
+        table.add_column("Name / e-mail", overflow="fold")
+        table.add_column("Organization / position")
+        table.add_column("Prefers")
+    for contact in contacts:
+        org_name = ""
+        if contact.organization_id is not None:
+            if contact.organization_id not in organizations:
+                org = crm.organizations.get(contact.organization_id)
+                organizations[org.id] = org
+            org_name = organizations[contact.organization_id].name
+        email = str(contact.email) if contact.email else ""
+        position = _label(positions, contact.position_id, contact.language or "en")
+        language = contact.language or ""
+        channel = contact.preferred_channel.value if contact.preferred_channel else ""
+        name = Text(contact.full_name)
+        if contact.do_not_contact:
+            name.append(" (do not contact)", style="red")
+        if wide:
+            table.add_row(name, Text(org_name), Text(position), language, channel, Text(email))
+        else:
+            if email:
+                name.append("\n" + email, style="dim")
+            prefers = " · ".join(part for part in (language, channel) if part)
+            table.add_row(name, _lines(org_name, position), prefers)
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``crmkit`` command (the console-script entry point).
+
+    Args:
+        argv: the arguments; ``sys.argv[1:]`` when ``None``.
+    """
+    cli.main(args=argv, prog_name="crmkit")

@@ -1,0 +1,150 @@
+"""The ``crmkit`` command: ``--version`` and ``demo``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import crmkit
+import crmkit.testing.sample
+from crmkit import CRM, StorageError, ValidationError
+from crmkit.cli import _redact, cli, main
+from crmkit.testing.sample import SampleBook, build_sample_book
+
+WIDE = {"COLUMNS": "200"}
+
+
+def _count(output: str, label: str) -> int:
+    """The number printed after ``label`` in the records table."""
+    match = re.search(rf"^\s*{label}\s+(\d+)\s*$", output, re.MULTILINE)
+    assert match is not None, output
+    return int(match.group(1))
+
+
+def test_version_prints_the_package_version() -> None:
+    """``crmkit --version`` prints ``crmkit <version>``."""
+    result = CliRunner().invoke(cli, ["--version"])
+    assert 0 == result.exit_code
+    assert f"crmkit {crmkit.__version__}\n" == result.output
+
+
+def test_main_is_the_console_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
+    """``main()`` runs the command and exits with its status."""
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert 0 == info.value.code
+    assert f"crmkit {crmkit.__version__}\n" == capsys.readouterr().out
+
+
+def test_demo_in_memory_prints_counts_and_organizations() -> None:
+    """``demo --db :memory:`` builds the book and prints what it reads back."""
+    result = CliRunner().invoke(
+        cli, ["demo", "--db", ":memory:", "--organizations", "12", "--seed", "3"], env=WIDE
+    )
+    assert 0 == result.exit_code, result.output
+    with crmkit.open(":memory:") as crm:
+        book = build_sample_book(crm, organizations=12, seed=3)
+        first = crm.organizations.find(order_by="name", limit=10)
+    assert f"Created 12 organizations and {len(book.contacts)} contacts." in result.output
+    assert 12 == _count(result.output, "Organizations")
+    assert len(book.contacts) == _count(result.output, "Contacts")
+    assert 6 == _count(result.output, "Zones")
+    assert "Organizations by market and zone" in result.output
+    assert "Organizations (first 10 of 12 by name)" in result.output
+    for org in first:
+        assert org.name in result.output
+        assert org.phones[0].international() in result.output
+    assert "Traceback" not in result.output
+
+
+def test_demo_labels_positions_in_the_contacts_language() -> None:
+    """Spanish-speaking contacts show the Spanish position label, others the English one."""
+    result = CliRunner().invoke(cli, ["demo", "--db", ":memory:"], env=WIDE)
+    assert 0 == result.exit_code, result.output
+    spanish = {"Director general", "Director comercial", "Compras", "Operaciones"}
+    spanish |= {"Administración y finanzas", "Responsable de sistemas"}
+    english = {"Chief executive", "Sales director", "Purchasing", "Finance", "IT manager"}
+    english |= {"Operations"}
+    assert any(label in result.output for label in spanish)
+    assert any(label in result.output for label in english)
+
+
+def test_demo_fits_a_narrow_terminal() -> None:
+    """At 80 columns the tables stack fields instead of overflowing."""
+    result = CliRunner().invoke(cli, ["demo", "--db", ":memory:"], env={"COLUMNS": "80"})
+    assert 0 == result.exit_code, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "Total" in result.output
+
+
+def test_demo_twice_on_a_file_adds_nothing_the_second_time(tmp_path: Path) -> None:
+    """Running the demo again on the same database leaves the book as it was."""
+    db = str(tmp_path / "crm.db")
+    runner = CliRunner()
+    first = runner.invoke(cli, ["demo", "--db", db, "-n", "5"], env=WIDE)
+    second = runner.invoke(cli, ["demo", "--db", db, "-n", "5"], env=WIDE)
+    assert (0, 0) == (first.exit_code, second.exit_code), first.output + second.output
+    assert "5 organizations were there from an earlier run" in second.output
+    assert 5 == _count(second.output, "Organizations")
+    assert _count(first.output, "Contacts") == _count(second.output, "Contacts")
+
+
+def test_unknown_database_url_exits_1_with_a_message() -> None:
+    """A URL crmkit cannot open is an error message and exit status 1, not a traceback."""
+    result = CliRunner().invoke(cli, ["demo", "--db", "mysql://localhost/crm"])
+    assert 1 == result.exit_code
+    assert result.stderr.startswith("Error: url:")
+    assert "Traceback" not in result.output
+    assert "Created" not in result.output
+
+
+def test_crmkit_error_exits_1_with_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any CrmkitError becomes a one-line red message and exit status 1."""
+
+    def fail(crm: CRM, *, organizations: int = 40, seed: int = 7) -> SampleBook:
+        raise StorageError("the disk is full")
+
+    monkeypatch.setattr(crmkit.testing.sample, "build_sample_book", fail)
+    result = CliRunner().invoke(cli, ["demo", "--db", ":memory:"])
+    assert 1 == result.exit_code
+    assert "Error: the disk is full\n" == result.stderr
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_error_messages_are_printed_literally(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text in an error that looks like Rich markup is shown as it is."""
+
+    def fail(crm: CRM, *, organizations: int = 40, seed: int = 7) -> SampleBook:
+        raise ValidationError("name", "contains [bold]markup[/bold]")
+
+    monkeypatch.setattr(crmkit.testing.sample, "build_sample_book", fail)
+    result = CliRunner().invoke(cli, ["demo", "--db", ":memory:"])
+    assert 1 == result.exit_code
+    assert "Error: name: contains [bold]markup[/bold]\n" == result.stderr
+
+
+def test_negative_organizations_is_a_usage_error() -> None:
+    """Click rejects a negative count before anything is opened."""
+    result = CliRunner().invoke(cli, ["demo", "--db", ":memory:", "-n", "-1"])
+    assert 2 == result.exit_code
+    assert "--organizations" in result.stderr
+
+
+def test_demo_hides_the_password_of_a_database_url() -> None:
+    """The summary title never shows a password from ``--db``."""
+    assert "postgresql://ana:***@db.example.com/crm" == _redact(
+        "postgresql://ana:secret@db.example.com/crm"
+    )
+    assert "crm.db" == _redact("crm.db")
+
+
+def test_demo_with_no_organizations_says_so() -> None:
+    """``-n 0`` sets up the masters and says the book has no organizations."""
+    result = CliRunner().invoke(cli, ["demo", "--db", ":memory:", "-n", "0"], env=WIDE)
+    assert 0 == result.exit_code, result.output
+    assert "The sample book has no organizations" in result.output
+    assert 0 == _count(result.output, "Organizations")
+    assert 6 == _count(result.output, "Zones")
