@@ -1,0 +1,98 @@
+"""A plugin that records every hook call, for tests of crmkit and of host programs.
+
+Register a :class:`RecordingPlugin` when opening a CRM and read back what crmkit
+told plugins, in order::
+
+    from crmkit.testing import RecordingPlugin
+
+    recorder = RecordingPlugin()
+    crm = crmkit.open(":memory:", plugins=[recorder])
+    acme = crm.organizations.create(name="Acme")
+    assert recorder.names() == ["crmkit_register_masters", "crmkit_organization_created"]
+    assert recorder.calls[-1].kwargs["organization"] == acme
+
+It implements every hook of :mod:`crmkit.plugins.hookspecs`; registration hooks
+return what the plugin was given (``seeds``) and notifications return ``None``.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from attrs import field, frozen
+
+from crmkit.core.entities import Contact, MasterSeed, Organization
+from crmkit.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from crmkit.app import CRM
+
+__all__ = ["HookCall", "RecordingPlugin"]
+
+
+@frozen
+class HookCall:
+    """One call of one hook.
+
+    Attributes:
+        name: the hook's name (``"crmkit_organization_created"``).
+        kwargs: the keyword arguments crmkit passed, ``crm`` included.
+    """
+
+    name: str
+    kwargs: dict[str, Any] = field(hash=False)
+
+
+class RecordingPlugin:
+    """Records every hook call (name and keyword arguments) in :attr:`calls`.
+
+    Args:
+        seeds: master entries to return from ``crmkit_register_masters``.
+
+    Attributes:
+        calls: every call so far, oldest first.
+    """
+
+    def __init__(self, *, seeds: Iterable[MasterSeed] = ()) -> None:
+        self.seeds: list[MasterSeed] = list(seeds)
+        self.calls: list[HookCall] = []
+
+    def __repr__(self) -> str:
+        return f"<RecordingPlugin calls={len(self.calls)}>"
+
+    # --------------------------------------------------------------- reading
+    def names(self) -> list[str]:
+        """The names of the hooks called, in order."""
+        return [call.name for call in self.calls]
+
+    def calls_to(self, name: str) -> list[HookCall]:
+        """The calls of the hook ``name``, in order."""
+        return [call for call in self.calls if call.name == name]
+
+    def clear(self) -> None:
+        """Forget the calls recorded so far."""
+        self.calls.clear()
+
+    def _record(self, name: str, **kwargs: Any) -> None:
+        self.calls.append(HookCall(name, kwargs))
+
+    # ---------------------------------------------------------- registration
+    @hookimpl
+    def crmkit_register_masters(self, crm: CRM) -> list[MasterSeed]:
+        """Record the call; return :attr:`seeds`."""
+        self._record("crmkit_register_masters", crm=crm)
+        return list(self.seeds)
+
+    # --------------------------------------------------------- notifications
+    @hookimpl
+    def crmkit_organization_created(self, crm: CRM, organization: Organization) -> None:
+        """Record the call."""
+        self._record("crmkit_organization_created", crm=crm, organization=organization)
+
+    @hookimpl
+    def crmkit_contact_created(self, crm: CRM, contact: Contact) -> None:
+        """Record the call."""
+        self._record("crmkit_contact_created", crm=crm, contact=contact)
