@@ -64,7 +64,7 @@ def test_demo_labels_positions_in_the_contacts_language() -> None:
     """Spanish-speaking contacts show the Spanish position label, others the English one."""
     result = CliRunner().invoke(cli, ["demo", "--db", ":memory:"], env=WIDE)
     assert 0 == result.exit_code, result.output
-    spanish = {"Director general", "Director comercial", "Compras", "Operaciones"}
+    spanish = {"Dirección general", "Dirección comercial", "Compras", "Operaciones"}
     spanish |= {"Administración y finanzas", "Responsable de sistemas"}
     english = {"Chief executive", "Sales director", "Purchasing", "Finance", "IT manager"}
     english |= {"Operations"}

@@ -29,8 +29,8 @@ _SOURCES = (
 )
 
 _POSITIONS = (
-    ("ceo", "Chief executive", "Director general"),
-    ("sales-director", "Sales director", "Director comercial"),
+    ("ceo", "Chief executive", "Dirección general"),
+    ("sales-director", "Sales director", "Dirección comercial"),
     ("purchasing", "Purchasing", "Compras"),
     ("finance", "Finance", "Administración y finanzas"),
     ("it", "IT manager", "Responsable de sistemas"),

@@ -58,6 +58,7 @@ from crmkit.core.entities import (
     User,
     Zone,
 )
+from crmkit.core.money import Money
 from crmkit.serialization import converter
 
 __all__ = [
@@ -138,6 +139,7 @@ class _Kind(enum.Enum):
     ENUM = "enum"
     EMAIL = "email"
     JSON = "json"
+    MONEY = "money"  #: two columns: <name>_minor (integer minor units) and <name>_currency
 
 
 @attrs.frozen
@@ -175,6 +177,8 @@ def _kind_of(hint: Any) -> _Kind:
         return _Kind.DATETIME
     if hint is EmailAddress:
         return _Kind.EMAIL
+    if hint is Money:
+        return _Kind.MONEY
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return _Kind.ENUM
     if get_origin(hint) in (tuple, frozenset, list, dict):
@@ -190,6 +194,32 @@ def field_codecs(cls: type[Entity]) -> tuple[FieldCodec, ...]:
         hint, nullable = _unwrap_optional(hints[a.name])
         result.append(FieldCodec(a.name, _kind_of(hint), nullable, hint))
     return tuple(result)
+
+
+def money_columns(name: str, *, nullable: bool = True) -> list[Column[Any]]:
+    """The two columns storing a :class:`~crmkit.Money` field ``name``."""
+    return [
+        Column(f"{name}_minor", BigInteger(), nullable=nullable),
+        Column(f"{name}_currency", String(3), nullable=nullable),
+    ]
+
+
+def encode_money(value: Money | None) -> tuple[int | None, str | None]:
+    """``(minor units, currency)`` of ``value``."""
+    return (None, None) if value is None else (value.minor_units, value.currency)
+
+
+def decode_money(minor: int | None, currency: str | None) -> Money | None:
+    """The :class:`~crmkit.Money` two columns store."""
+    if minor is None or currency is None:
+        return None
+    return Money.from_minor_units(int(minor), currency)
+
+
+def _columns(cls: type[Entity], f: FieldCodec) -> list[Column[Any]]:
+    if f.kind is _Kind.MONEY:
+        return money_columns(f.name, nullable=f.nullable)
+    return [_column(cls, f)]
 
 
 def _column(cls: type[Entity], f: FieldCodec) -> Column[Any]:
@@ -219,7 +249,7 @@ def _build_table(cls: type[Entity]) -> Table:
     fields = field_codecs(cls)
     name = table_name(cls)
     ordered = sorted(fields, key=lambda f: f.name != "id")  # id first, then field order
-    items: list[Any] = [_column(cls, f) for f in ordered]
+    items: list[Any] = [c for f in ordered for c in _columns(cls, f)]
     items += [UniqueConstraint(f) for f in cls.UNIQUE]
     items += [Index(None, ref) for ref in cls.REFERENCES]
     items.append(Index(None, "updated_at"))
@@ -300,6 +330,7 @@ class EntityCodec:
         self.cls = cls
         self.table = TABLES[cls]
         self.fields = field_codecs(cls)
+        self._money = frozenset(f.name for f in self.fields if f.kind is _Kind.MONEY)
         self._encoders: list[tuple[str, Callable[[Any], Any] | None]] = []
         self._decoders: list[tuple[str, Callable[[Any], Any] | None]] = []
         for f in self.fields:
@@ -322,12 +353,17 @@ class EntityCodec:
         for name, enc in self._encoders:
             value = getattr(entity, name)
             row[name] = value if enc is None or value is None else enc(value)
+        for name in self._money:
+            row[f"{name}_minor"], row[f"{name}_currency"] = encode_money(row.pop(name))
         return row
 
     def from_row(self, row: Mapping[Any, Any]) -> Entity:
         """The entity a row stores (rows are trusted: crmkit validated them on write)."""
         values: dict[str, Any] = {}
         for name, dec in self._decoders:
+            if name in self._money:
+                values[name] = decode_money(row[f"{name}_minor"], row[f"{name}_currency"])
+                continue
             value = row[name]
             values[name] = value if dec is None or value is None else dec(value)
         return typing.cast(Entity, _trusted(self.cls, values))

@@ -578,7 +578,8 @@ class SqlStore:
         try:
             self.engine = _acquire_engine(url, synchronous, echo)
         except (exc.SQLAlchemyError, ImportError, ValueError) as error:
-            raise StorageError(f"cannot open {url!r}: {error}") from error
+            reason = getattr(error, "orig", None) or error
+            raise StorageError(f"cannot open the database: {reason}") from error
         self.url = url
         self._closed = False
         self._open = True

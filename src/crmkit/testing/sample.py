@@ -147,8 +147,8 @@ _SOURCES: Final = (
 _SOURCE_WEIGHTS: Final = (25, 20, 10, 15, 10, 10, 5, 5)
 
 _POSITIONS: Final = (
-    ("ceo", "Chief executive", "Director general"),
-    ("sales-director", "Sales director", "Director comercial"),
+    ("ceo", "Chief executive", "Dirección general"),
+    ("sales-director", "Sales director", "Dirección comercial"),
     ("purchasing", "Purchasing", "Compras"),
     ("finance", "Finance", "Administración y finanzas"),
     ("it", "IT manager", "Responsable de sistemas"),

@@ -95,7 +95,8 @@ def prepare(engine: Engine, *, create: bool = True) -> None:
                 command.upgrade(_config(connection), "head")
                 return
     except sa.exc.SQLAlchemyError as error:
-        raise StorageError(f"cannot prepare the database: {error}") from error
+        reason = getattr(error, "orig", None) or error
+        raise StorageError(f"cannot open the database: {reason}") from error
     if current == head:
         return
     if _known(current):
@@ -127,5 +128,6 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
             command.upgrade(_config(connection), revision)
             after = _current(connection)
     except (sa.exc.SQLAlchemyError, CommandError) as error:
-        raise StorageError(f"upgrade failed: {error}") from error
+        reason = getattr(error, "orig", None) or error
+        raise StorageError(f"upgrade failed: {reason}") from error
     return before, after
