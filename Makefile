@@ -33,7 +33,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir .site
+	$(BIN)/mkdocs build --strict --site-dir .site
 
 pytest: $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered

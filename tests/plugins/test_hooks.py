@@ -471,6 +471,18 @@ def test_other_plugins_are_notified_when_one_raises(clock: FixedClock) -> None:
         assert ["organization:Acme"] == created(recorder)
 
 
+def test_plugins_registered_before_a_raising_one_are_still_notified(clock: FixedClock) -> None:
+    """Every implementation runs even when one raises (pluggy alone would stop there)."""
+    recorder = RecordingPlugin()
+    with open_crm(recorder, Failing(RuntimeError("down")), clock=clock) as crm:
+        with pytest.raises(HookError) as info:
+            crm.organizations.create(name="Acme")
+
+        assert ["organization:Acme"] == created(recorder)
+        assert info.value.committed
+        assert isinstance(info.value.__cause__, RuntimeError)
+
+
 def test_hooks_may_take_only_the_arguments_they_need(clock: FixedClock) -> None:
     """An implementation without ``crm`` is called with the arguments it names."""
     names: list[str] = []

@@ -127,12 +127,24 @@ class PluginHost:
 
     # ------------------------------------------------------ notifications
     def _notify(self, name: str, **kwargs: Any) -> None:
-        try:
-            self._call(name, **kwargs)
-        except HookError as exc:
-            raise HookError(name, exc.reason, committed=True) from exc.__cause__
-        except CrmkitError as exc:
-            raise HookError(name, f"{type(exc).__name__}: {exc}", committed=True) from exc
+        """Call every implementation of a notification, even when one raises.
+
+        The change is committed already, so each plugin must hear of it exactly
+        once: implementations are called one by one (pluggy's order: last
+        registered first) and the first failure is raised after all ran.
+        """
+        failure: HookError | None = None
+        for impl in reversed(getattr(self._pm.hook, name).get_hookimpls()):
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:
+                if failure is None:
+                    failure = HookError(
+                        name, f"{impl.plugin_name}: {type(exc).__name__}: {exc}", committed=True
+                    )
+                    failure.__cause__ = exc
+        if failure is not None:
+            raise failure
 
     def organization_created(self, crm: CRM, organization: Organization) -> None:
         """Call ``crmkit_organization_created``."""
