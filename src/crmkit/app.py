@@ -29,7 +29,13 @@ import attrs
 
 from crmkit.core import changes
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
-from crmkit.core.contact_points import Address, EmailAddress, PhoneNumber, is_country
+from crmkit.core.contact_points import (
+    Address,
+    EmailAddress,
+    PhoneNumber,
+    is_country,
+    normalize_text,
+)
 from crmkit.core.entities import (
     MASTER_TYPES,
     Channel,
@@ -59,8 +65,17 @@ from crmkit.core.errors import (
 )
 from crmkit.core.events import Archived, Created, FieldChange, Restored, Updated
 from crmkit.core.fields import slugify
-from crmkit.core.ids import ContactId, OrganizationId, uuid7
-from crmkit.core.query import Eq, Filter, In, Order, Query, check_query
+from crmkit.core.ids import (
+    ContactId,
+    MarketId,
+    OrganizationId,
+    PositionId,
+    SourceId,
+    UserId,
+    ZoneId,
+    uuid7,
+)
+from crmkit.core.query import Contains, Eq, Filter, Has, In, Order, Query, Range, check_query
 from crmkit.plugins.host import PluginHost
 from crmkit.serialization import converter
 from crmkit.stores.base import Repository, Store, UnitOfWork
@@ -78,6 +93,7 @@ __all__ = [
 
 E = TypeVar("E", bound=Entity)
 M = TypeVar("M", bound=Master)
+I = TypeVar("I", bound=UUID)  # noqa: E741 - the id type of a service, as in Generic[E, I]
 T = TypeVar("T")
 
 Clock = Callable[[], datetime]
@@ -160,10 +176,10 @@ class CRM:
         )
         self.organizations = OrganizationService(self)
         self.contacts = ContactService(self)
-        self.sources: MasterService[Source] = MasterService(self, Source)
-        self.markets: MasterService[Market] = MasterService(self, Market)
-        self.positions: MasterService[Position] = MasterService(self, Position)
-        self.zones: MasterService[Zone] = MasterService(self, Zone)
+        self.sources: MasterService[Source, SourceId] = MasterService(self, Source)
+        self.markets: MasterService[Market, MarketId] = MasterService(self, Market)
+        self.positions: MasterService[Position, PositionId] = MasterService(self, Position)
+        self.zones: MasterService[Zone, ZoneId] = MasterService(self, Zone)
         self.users = UserService(self)
 
     # ------------------------------------------------------------- lifecycle
@@ -361,8 +377,12 @@ def _json(value: object) -> object:
 # ================================================================ services
 
 
-class _Service(Generic[E]):
-    """What every entity service does: get, find, count, archive, restore."""
+class _Service(Generic[E, I]):
+    """What every entity service does: get, find, count, archive, restore.
+
+    ``E`` is the entity type and ``I`` its id type, so mypy rejects
+    ``crm.organizations.get(contact.id)``.
+    """
 
     _cls: type[E]
     #: friendly argument names for reference fields: name -> (field, entity type)
@@ -375,7 +395,7 @@ class _Service(Generic[E]):
         return uow.repository(self._cls)
 
     # ----------------------------------------------------------------- reads
-    def get(self, id: UUID) -> E:
+    def get(self, id: I) -> E:
         """The record with ``id``.
 
         Raises:
@@ -390,6 +410,7 @@ class _Service(Generic[E]):
         Raises:
             NotFoundError: there is none.
         """
+        _check_text(external_ref, "external_ref")
         found = self._crm._read(lambda uow: self._repo(uow).get_by("external_ref", external_ref))
         if found is None:
             raise NotFoundError(self._cls.ENTITY, external_ref)
@@ -439,9 +460,32 @@ class _Service(Generic[E]):
         archived: bool | None,
     ) -> Query:
         filters = list(where)
+        for f in filters:
+            if not isinstance(f, Eq | In | Range | Contains | Has):
+                raise ValidationError(
+                    "where",
+                    "criteria must be Eq, In, Range, Contains or Has",
+                    code="type",
+                    value=f,
+                )
         for name, value in equals.items():
             filters.append(Eq(name, value))
-        specs = [order_by] if isinstance(order_by, str) else list(order_by)
+        if isinstance(order_by, str):
+            specs = [order_by]
+        elif isinstance(order_by, list | tuple):
+            specs = list(order_by)
+        else:
+            raise ValidationError(
+                "order_by", "must be a field name or a list of them", code="type", value=order_by
+            )
+        for spec in specs:
+            if not isinstance(spec, str) or not spec.lstrip("-"):
+                raise ValidationError(
+                    "order_by",
+                    "must be a field name or a list of them",
+                    code="type",
+                    value=order_by,
+                )
         if archived is not None and not isinstance(archived, bool):
             raise ValidationError("archived", "must be True, False or None", value=archived)
         return Query(
@@ -472,7 +516,19 @@ class _Service(Generic[E]):
             for o in query.order
         )
         resolved = attrs.evolve(query, filters=tuple(filters), order=order)
-        check_query(self._cls, resolved)
+        try:
+            check_query(self._cls, resolved)
+        except ValidationError as error:
+            argument = {
+                target: name
+                for name, (target, _) in self._aliases.items()
+                if any(f.field == name for f in (*query.filters, *query.order))
+            }.get(error.field)
+            if argument is None:
+                raise
+            raise ValidationError(
+                argument, error.reason, code=error.code, value=error.value
+            ) from None
         return resolved
 
     # ---------------------------------------------------------------- writes
@@ -486,7 +542,7 @@ class _Service(Generic[E]):
 
         return self._crm._write(run)
 
-    def _update(self, id: UUID, expected_version: int, values: dict[str, Any]) -> E:
+    def _update(self, id: I, expected_version: int, values: dict[str, Any]) -> E:
         _check_uuid(id, "id")
         _check_version(expected_version)
         values = {k: v for k, v in values.items() if v is not UNSET}
@@ -573,7 +629,7 @@ class _Service(Generic[E]):
             self._crm._write(insert(entities[start : start + batch_size]))
         return entities
 
-    def archive(self, id: UUID, *, expected_version: int) -> E:
+    def archive(self, id: I, *, expected_version: int) -> E:
         """Archive the record: hidden from ``find`` by default, never deleted.
 
         Raises:
@@ -582,7 +638,7 @@ class _Service(Generic[E]):
         """
         return self._toggle(id, expected_version, changes.archive)
 
-    def restore(self, id: UUID, *, expected_version: int) -> E:
+    def restore(self, id: I, *, expected_version: int) -> E:
         """Bring an archived record back.
 
         Raises:
@@ -593,7 +649,7 @@ class _Service(Generic[E]):
 
     def _toggle(
         self,
-        id: UUID,
+        id: I,
         expected_version: int,
         change: Callable[..., tuple[E, Archived[E] | Restored[E] | None]],
     ) -> E:
@@ -616,6 +672,11 @@ class _Service(Generic[E]):
 def _check_uuid(value: object, name: str) -> None:
     if not isinstance(value, UUID):
         raise ValidationError(name, "must be a UUID", code="type", value=value)
+
+
+def _check_text(value: object, name: str) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(name, "must be text", code="type", value=value)
 
 
 def _check_version(value: object) -> None:
@@ -657,11 +718,16 @@ def _ref_id(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUI
 
 # ------------------------------------------------------------------ masters
 
-MasterRef = Master | UUID | str
-UserRef = User | UUID
+#: What a reference argument accepts: the record, its id, or (masters) its key.
+MarketRef = Market | MarketId | str
+SourceRef = Source | SourceId | str
+ZoneRef = Zone | ZoneId | str
+PositionRef = Position | PositionId | str
+UserRef = User | UserId
+OrganizationRef = Organization | OrganizationId
 
 
-class MasterService(_Service[M]):
+class MasterService(_Service[M, I]):
     """A master list (sources, markets, positions or zones)."""
 
     def __init__(self, crm: CRM, cls: type[M]):
@@ -683,8 +749,13 @@ class MasterService(_Service[M]):
             ValidationError: an invalid name or key.
             DuplicateError: the key (or external_ref) is taken.
         """
-        if key is None and isinstance(name, str):
-            key = slugify(name)
+        if key is None:  # derive the key from a valid name, so errors name the field at fault
+            checked = normalize_text(name, "name", required=True, max_length=200)
+            key = slugify(checked or "")
+            if not key:
+                raise ValidationError(
+                    "key", "cannot be made from the name: pass key=", code="key", value=name
+                )
         return self._create(
             {
                 "name": name,
@@ -697,7 +768,7 @@ class MasterService(_Service[M]):
 
     def update(
         self,
-        id: UUID,
+        id: I,
         *,
         expected_version: int,
         name: str | Unset = UNSET,
@@ -723,6 +794,7 @@ class MasterService(_Service[M]):
         Raises:
             NotFoundError: there is none.
         """
+        _check_text(key, "key")
         found = self._crm._read(lambda uow: self._repo(uow).get_by("key", key))
         if found is None:
             raise NotFoundError(self._cls.ENTITY, key)
@@ -732,7 +804,7 @@ class MasterService(_Service[M]):
 # -------------------------------------------------------------------- users
 
 
-class UserService(_Service[User]):
+class UserService(_Service[User, UserId]):
     """People who use the CRM."""
 
     _cls = User
@@ -756,7 +828,7 @@ class UserService(_Service[User]):
 
     def update(
         self,
-        id: UUID,
+        id: UserId,
         *,
         expected_version: int,
         name: str | Unset = UNSET,
@@ -794,7 +866,7 @@ def _phones(values: object, region: str | None, name: str) -> object:
     return parsed
 
 
-class OrganizationService(_Service[Organization]):
+class OrganizationService(_Service[Organization, OrganizationId]):
     """Organizations: companies and institutions (organizaciones, clientes)."""
 
     _cls = Organization
@@ -819,11 +891,11 @@ class OrganizationService(_Service[Organization]):
         phones: Iterable[PhoneNumber | str] = (),
         emails: Iterable[EmailAddress | str] = (),
         website: str | None = None,
-        market: MasterRef | None = None,
-        source: MasterRef | None = None,
-        zone: MasterRef | None = None,
+        market: MarketRef | None = None,
+        source: SourceRef | None = None,
+        zone: ZoneRef | None = None,
         owner: UserRef | None = None,
-        parent: Organization | UUID | None = None,
+        parent: OrganizationRef | None = None,
         tags: Iterable[str] = (),
         notes: str | None = None,
         external_ref: str | None = None,
@@ -877,11 +949,11 @@ class OrganizationService(_Service[Organization]):
         phones: Iterable[PhoneNumber | str] | Unset = UNSET,
         emails: Iterable[EmailAddress | str] | Unset = UNSET,
         website: str | Unset | None = UNSET,
-        market: MasterRef | Unset | None = UNSET,
-        source: MasterRef | Unset | None = UNSET,
-        zone: MasterRef | Unset | None = UNSET,
+        market: MarketRef | Unset | None = UNSET,
+        source: SourceRef | Unset | None = UNSET,
+        zone: ZoneRef | Unset | None = UNSET,
         owner: UserRef | Unset | None = UNSET,
-        parent: Organization | UUID | Unset | None = UNSET,
+        parent: OrganizationRef | Unset | None = UNSET,
         tags: Iterable[str] | Unset = UNSET,
         notes: str | Unset | None = UNSET,
         external_ref: str | Unset | None = UNSET,
@@ -941,7 +1013,7 @@ class OrganizationService(_Service[Organization]):
 # ----------------------------------------------------------------- contacts
 
 
-class ContactService(_Service[Contact]):
+class ContactService(_Service[Contact, ContactId]):
     """Contacts: the people at organizations (contactos)."""
 
     _cls = Contact
@@ -958,8 +1030,8 @@ class ContactService(_Service[Contact]):
         last_name: str | None = None,
         email: EmailAddress | str | None = None,
         phones: Iterable[PhoneNumber | str] = (),
-        organization: Organization | UUID | None = None,
-        position: MasterRef | None = None,
+        organization: OrganizationRef | None = None,
+        position: PositionRef | None = None,
         department: str | None = None,
         role: ContactRole | str | None = None,
         preferred_channel: Channel | str | None = None,
@@ -1007,8 +1079,8 @@ class ContactService(_Service[Contact]):
         last_name: str | Unset | None = UNSET,
         email: EmailAddress | str | Unset | None = UNSET,
         phones: Iterable[PhoneNumber | str] | Unset = UNSET,
-        organization: Organization | UUID | Unset | None = UNSET,
-        position: MasterRef | Unset | None = UNSET,
+        organization: OrganizationRef | Unset | None = UNSET,
+        position: PositionRef | Unset | None = UNSET,
         department: str | Unset | None = UNSET,
         role: ContactRole | str | Unset | None = UNSET,
         preferred_channel: Channel | str | Unset | None = UNSET,

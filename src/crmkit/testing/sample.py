@@ -31,7 +31,7 @@ import random
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from attrs import frozen
 
@@ -609,7 +609,9 @@ def _plan_organization(rng: random.Random, number: int, taken: set[str]) -> _Org
 # ==================================================================== build
 
 
-def _ensure(service: MasterService[M], entries: Sequence[tuple[str, str, str]]) -> tuple[M, ...]:
+def _ensure(
+    service: MasterService[M, Any], entries: Sequence[tuple[str, str, str]]
+) -> tuple[M, ...]:
     """The masters with these keys, created when missing."""
     found: list[M] = []
     for key, name, name_es in entries:
