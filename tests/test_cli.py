@@ -148,3 +148,34 @@ def test_demo_with_no_organizations_says_so() -> None:
     assert "The sample book has no organizations" in result.output
     assert 0 == _count(result.output, "Organizations")
     assert 6 == _count(result.output, "Zones")
+
+
+def test_db_current_and_upgrade_report_the_schema_revision(tmp_path: Path) -> None:
+    """db current shows an empty database; db upgrade creates it at head; again is a no-op."""
+    from crmkit.stores.migrations import head_revision
+
+    db = str(tmp_path / "crm.db")
+    runner = CliRunner()
+    empty = runner.invoke(cli, ["db", "current", "--db", db])
+    upgraded = runner.invoke(cli, ["db", "upgrade", "--db", db])
+    again = runner.invoke(cli, ["db", "upgrade", "--db", db])
+    now = runner.invoke(cli, ["db", "current", "--db", db])
+    assert (0, 0, 0, 0) == (empty.exit_code, upgraded.exit_code, again.exit_code, now.exit_code)
+    assert "empty" in empty.output
+    assert f"to {head_revision()}" in upgraded.output
+    assert "already at" in again.output
+    assert "up to date" in now.output
+
+
+def test_db_upgrade_of_a_database_from_a_newer_crmkit_fails_cleanly(tmp_path: Path) -> None:
+    """An unknown revision: exit status 1, a one-line error, the database untouched."""
+    import sqlite3
+
+    db = tmp_path / "crm.db"
+    crmkit.open(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff'")
+    result = CliRunner().invoke(cli, ["db", "upgrade", "--db", str(db)])
+    assert 1 == result.exit_code
+    assert "unknown to this crmkit" in result.output
+    assert "Traceback" not in result.output

@@ -88,6 +88,7 @@ __all__ = [
     "OrganizationService",
     "Unset",
     "UserService",
+    "database_url",
     "open",
 ]
 
@@ -1207,20 +1208,20 @@ def open(
     return crm
 
 
-def _store_for(url: str | os.PathLike[str] | None, synchronous: str) -> Store:
-    """The store a URL names: memory, a SQLite file, or a SQLAlchemy URL."""
+def database_url(url: str | os.PathLike[str] | None = None) -> str:
+    """The SQLAlchemy URL ``crmkit.open(url)`` uses (``None``: ``./crm.db``).
+
+    Raises:
+        ValidationError: not a SQLite path nor a sqlite:// or postgresql:// URL.
+    """
     target = os.fspath(url) if url is not None else DEFAULT_DATABASE
     if not isinstance(target, str) or not target:
         raise ValidationError("url", "must be a path or a database URL", code="url", value=url)
     if target in (":memory:", "memory://"):
-        from crmkit.stores.memory import MemoryStore
-
-        return MemoryStore()
-    from crmkit.stores.sql import SqlStore, sqlite_url
-
+        raise ValidationError("url", "the memory store has no database", code="url", value=url)
     if "://" not in target:
-        return SqlStore(sqlite_url(target), synchronous=synchronous)
-    scheme = target.split("://", 1)[0]
+        return f"sqlite+pysqlite:///{os.path.abspath(target)}"
+    scheme, rest = target.split("://", 1)
     if scheme.split("+", 1)[0] not in ("sqlite", "postgresql"):
         raise ValidationError(
             "url",
@@ -1229,5 +1230,16 @@ def _store_for(url: str | os.PathLike[str] | None, synchronous: str) -> Store:
             value=target,
         )
     if scheme == "postgresql":  # choose psycopg 3, not SQLAlchemy's psycopg2 default
-        target = "postgresql+psycopg://" + target.split("://", 1)[1]
-    return SqlStore(target, synchronous=synchronous)
+        return f"postgresql+psycopg://{rest}"
+    return target
+
+
+def _store_for(url: str | os.PathLike[str] | None, synchronous: str) -> Store:
+    """The store a URL names: memory, a SQLite file, or a SQLAlchemy URL."""
+    if url is not None and os.fspath(url) in (":memory:", "memory://"):
+        from crmkit.stores.memory import MemoryStore
+
+        return MemoryStore()
+    from crmkit.stores.sql import SqlStore
+
+    return SqlStore(database_url(url), synchronous=synchronous)

@@ -2,7 +2,8 @@
 
 ``crmkit --version`` prints the version; ``crmkit demo`` builds the sample book
 (:func:`crmkit.testing.sample.build_sample_book`) in a CRM, reads it back
-through the API and prints a summary.  Any :class:`crmkit.CrmkitError` ends the
+through the API and prints a summary; ``crmkit db current`` and ``crmkit db
+upgrade`` show and upgrade the database schema.  Any :class:`crmkit.CrmkitError` ends the
 command with a one-line message in red and exit status 1, never a traceback.
 
 .. versionadded:: 0.1
@@ -107,6 +108,52 @@ def demo(db: str, organizations: int, seed: int) -> None:
         if not book.organizations and not book.skipped:
             console.print("The sample book has no organizations (--organizations 0).")
         _print_summary(console, crm)
+
+
+@cli.group()
+def db() -> None:
+    """Inspect and upgrade the database schema."""
+
+
+_DB_OPTION = click.option(
+    "--db",
+    default="crm.db",
+    show_default=True,
+    metavar="PATH",
+    help="A SQLite file, or a sqlite:// or postgresql:// URL.",
+)
+
+
+@db.command()
+@_DB_OPTION
+def current(db: str) -> None:
+    """Print the database's schema revision and the newest one crmkit has."""
+    from crmkit.app import database_url
+    from crmkit.stores.sql import database_revision
+
+    revision, head = database_revision(database_url(db))
+    state = (
+        "empty (created at the newest revision when opened)"
+        if revision is None
+        else "up to date"
+        if revision == head
+        else "needs `crmkit db upgrade`"
+    )
+    Console().print(f"{_redact(db)}: revision {revision or '-'} (newest {head}): {state}")
+
+
+@db.command()
+@_DB_OPTION
+def upgrade(db: str) -> None:
+    """Upgrade the database schema to the newest revision (back it up first)."""
+    from crmkit.app import database_url
+    from crmkit.stores.sql import upgrade_database
+
+    before, after = upgrade_database(database_url(db))
+    if before == after:
+        Console().print(f"{_redact(db)}: already at revision {after}")
+    else:
+        Console().print(f"{_redact(db)}: upgraded from {before or '(empty)'} to {after}")
 
 
 def _redact(url: str) -> str:

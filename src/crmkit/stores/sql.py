@@ -46,7 +46,7 @@ from crmkit.core.errors import (
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold
 from crmkit.stores.schema import TABLES, audit_entry, audit_row, audit_table, codec, table_name
 
-__all__ = ["SqlStore", "sqlite_url"]
+__all__ = ["SqlStore", "database_revision", "sqlite_url", "upgrade_database"]
 
 E = TypeVar("E", bound=Entity)
 
@@ -643,3 +643,47 @@ class SqlStore:
 
     def __repr__(self) -> str:
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+# --------------------------------------------------------------- migrations
+
+
+@contextmanager
+def _engine_for(url: str) -> Iterator[Engine]:
+    try:
+        engine = _acquire_engine(url, "FULL", echo=False)
+    except (exc.SQLAlchemyError, ImportError, ValueError) as error:
+        reason = getattr(error, "orig", None) or error
+        raise StorageError(f"cannot open the database: {reason}") from error
+    try:
+        yield engine
+    finally:
+        _release_engine(engine)
+
+
+def database_revision(url: str) -> tuple[str | None, str]:
+    """The schema revision of the database at ``url``, and the newest one crmkit knows.
+
+    Raises:
+        StorageError: the database cannot be read.
+    """
+    from crmkit.stores import migrations
+
+    with _engine_for(url) as engine, _translating():
+        return migrations.current_revision(engine), migrations.head_revision()
+
+
+def upgrade_database(url: str) -> tuple[str | None, str | None]:
+    """Upgrade the database at ``url`` to the newest schema (``crmkit db upgrade``).
+
+    Returns:
+        The revisions before and after.
+
+    Raises:
+        StorageError: the database is at a revision this crmkit does not know,
+            or a migration failed (the database is left as it was).
+    """
+    from crmkit.stores import migrations
+
+    with _engine_for(url) as engine:
+        return migrations.upgrade(engine)
