@@ -52,6 +52,13 @@ def normalize_text(
         raise ValidationError(
             field_name, "contains control characters", code="control_chars", value=value
         )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: no database can store them
+            raise ValidationError(
+                field_name, "is not valid Unicode text", code="encoding", value=value
+            ) from None
     return text
 
 

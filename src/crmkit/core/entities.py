@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any, ClassVar, Final
 
 from attrs import field, frozen
-from attrs.validators import in_
 
 from crmkit.core.contact_points import Address, EmailAddress, PhoneNumber
+from crmkit.core.errors import ValidationError
 from crmkit.core.fields import (
     address_item,
     aware_datetime,
@@ -377,6 +377,14 @@ MASTER_TYPES: Final[dict[str, type[Master]]] = {
 }
 
 
+def _master_kind(value: object) -> str:
+    if not isinstance(value, str) or value not in MASTER_TYPES:
+        raise ValidationError(
+            "kind", f"must be one of: {', '.join(MASTER_TYPES)}", code="choice", value=value
+        )
+    return value
+
+
 @frozen(kw_only=True)
 class MasterSeed:
     """A master-list entry a plugin contributes (``crmkit_register_masters``).
@@ -385,7 +393,7 @@ class MasterSeed:
     overwrite what the user changed.
     """
 
-    kind: str = field(validator=in_(tuple(MASTER_TYPES)))
+    kind: str = field(converter=_master_kind)
     key: str = key_field()
     name: str = text("name", required=True, max_length=200)
     name_es: str | None = text("name_es", max_length=200)

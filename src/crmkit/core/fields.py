@@ -9,8 +9,8 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -95,7 +95,7 @@ def enum_set_field(enum_type: type[E], name: str) -> Any:
 
 
 def _iterable(value: object, name: str) -> Iterable[object]:
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise ValidationError(name, "must be a list", code="type", value=value)
     return value
 
@@ -154,8 +154,17 @@ def url_item(value: object, path: str) -> str:
     assert text_value is not None
     if "://" not in text_value:
         text_value = f"https://{text_value}"
-    parts = urlsplit(text_value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or " " in text_value:
+    try:
+        parts = urlsplit(text_value)
+        parts.port  # noqa: B018 - reading it checks the port (ValueError when out of range)
+    except ValueError:  # a malformed IPv6 host or port
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or " " in text_value
+    ):
         raise ValidationError(path, "is not an http(s) URL", code="url", value=value)
     return text_value
 
@@ -213,6 +222,19 @@ def _check_aware(instance: object, attribute: attrs.Attribute[Any], value: objec
         raise ValidationError(
             attribute.name, "must be timezone-aware", code="naive_datetime", value=value
         )
+    if not in_utc_range(value):
+        raise ValidationError(
+            attribute.name, "is out of range in UTC", code="out_of_range", value=value
+        )
+
+
+def in_utc_range(value: datetime) -> bool:
+    """Whether the aware ``value`` converts to UTC (year 1 to 9999), as stores keep it."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def aware_datetime() -> Any:
@@ -253,7 +275,7 @@ def key_field() -> Any:
     """A master key: lower-case letters, digits, ``-`` and ``_``; at most 64."""
 
     def convert(value: object) -> str:
-        if not isinstance(value, str) or not KEY_RE.match(value):
+        if not isinstance(value, str) or not KEY_RE.fullmatch(value):
             raise ValidationError(
                 "key",
                 "must be 1-64 lower-case letters, digits, '-' or '_'",

@@ -10,7 +10,7 @@ its currency has is an error rather than a silent rounding.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, DecimalException, InvalidOperation, localcontext
 from functools import lru_cache
 from typing import Final
 
@@ -105,19 +105,19 @@ class Money:
         quantum = Decimal(1).scaleb(-exponent)
         exp = self.amount.as_tuple().exponent
         assert isinstance(exp, int)  # finite, checked by the converter
-        if exp < -exponent and self.amount != self.amount.quantize(quantum):
-            raise ValidationError(
-                "amount",
-                f"{self.currency} has {exponent} decimal places",
-                code="precision",
-                value=self.amount,
-            )
         try:
             amount = self.amount.quantize(quantum)
         except InvalidOperation:  # too many digits for the decimal context
             raise ValidationError(
                 "amount", "is too large", code="too_large", value=self.amount
             ) from None
+        if exp < -exponent and self.amount != amount:
+            raise ValidationError(
+                "amount",
+                f"{self.currency} has {exponent} decimal places",
+                code="precision",
+                value=self.amount,
+            )
         if abs(amount.scaleb(exponent)) > MAX_MINOR_UNITS:
             raise ValidationError("amount", "is too large", code="too_large", value=self.amount)
         object.__setattr__(self, "amount", amount + 0)  # + 0 turns -0 into 0
@@ -179,9 +179,18 @@ class Money:
             factor: a ``Decimal`` or ``int`` (never a float).
             rounding: a :mod:`decimal` rounding mode; banker's rounding by default.
         """
-        exact = self.amount * _to_decimal(factor)
+        exact_factor = _to_decimal(factor)
         quantum = Decimal(1).scaleb(-self.exponent)
-        return Money(exact.quantize(quantum, rounding=rounding), self.currency)
+        digits = len(self.amount.as_tuple().digits) + len(exact_factor.as_tuple().digits)
+        with localcontext() as ctx:
+            ctx.prec = digits + 20  # the product is exact; its rounding is the only one
+            try:
+                rounded = (self.amount * exact_factor).quantize(quantum, rounding=rounding)
+            except DecimalException:  # overflow, or more digits than any store keeps
+                raise ValidationError(
+                    "amount", "is too large", code="too_large", value=exact_factor
+                ) from None
+        return Money(rounded, self.currency)
 
     def _compare(self, other: object) -> tuple[Decimal, Decimal]:
         if not isinstance(other, Money):

@@ -22,6 +22,7 @@ from attrs import frozen
 from crmkit.core.contact_points import EmailAddress
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.errors import ValidationError
+from crmkit.core.fields import in_utc_range
 
 __all__ = [
     "Contains",
@@ -211,6 +212,8 @@ def _check_value(kind: FieldKind, name: str, value: object) -> None:
         raise ValidationError(name, "has a value of the wrong type", code="type", value=value)
     if isinstance(value, datetime) and value.tzinfo is None:
         raise ValidationError(name, "must be timezone-aware", code="naive_datetime", value=value)
+    if isinstance(value, datetime) and not in_utc_range(value):
+        raise ValidationError(name, "is out of range in UTC", code="out_of_range", value=value)
 
 
 # ----------------------------------------------------- in-memory semantics
