@@ -9,6 +9,7 @@ valid entity or raises :class:`ValidationError` and has no effect.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ __all__ = ["archive", "create", "restore", "update"]
 E = TypeVar("E", bound=Entity)
 
 
+@functools.cache
 def _fields(cls: type[Entity]) -> frozenset[str]:
     return frozenset(a.name for a in attrs.fields(cls))
 
