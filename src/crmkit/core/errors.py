@@ -208,7 +208,5 @@ class StorageError(CrmkitError):
         return (_rebuild_storage_error, (type(self), str(self), self.retryable))
 
 
-def _rebuild_storage_error(
-    cls: type[StorageError], message: str, retryable: bool
-) -> StorageError:
+def _rebuild_storage_error(cls: type[StorageError], message: str, retryable: bool) -> StorageError:
     return cls(message, retryable=retryable)

@@ -21,9 +21,9 @@ from crmkit.core.errors import CurrencyMismatchError, ValidationError
 
 __all__ = ["MAX_MINOR_UNITS", "Money", "currency_exponent", "is_currency"]
 
-#: The largest absolute amount, in minor units, crmkit accepts.  It keeps every
-#: amount (and the sum of a million of them) inside a signed 64-bit integer,
-#: which is how the SQL stores keep money.
+#: The largest absolute amount, in minor units, crmkit accepts (10 trillion EUR).
+#: The SQL stores keep money as a signed 64-bit integer of minor units, so any
+#: ~9,000 maximal amounts still sum without overflow.
 MAX_MINOR_UNITS: Final = 10**15
 
 AmountLike = Decimal | int | str
@@ -216,7 +216,7 @@ class Money:
 
     # ---------------------------------------------------------------- display
     def format(self, locale: str = "en_US") -> str:
-        """Format for people: ``Money("1234.5", "EUR").format("es_ES") == "1234,50 €"``."""
+        """Format for people: ``Money("1234.5", "EUR").format("es_ES") == "1.234,50 €"``."""
         return str(format_currency(self.amount, self.currency, locale=locale))
 
     def __str__(self) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Union, get_args, get_origin
 from uuid import UUID
@@ -319,8 +319,13 @@ def _json_decoder(hint: Any) -> Callable[[Any], Any]:
         item_decode = _ITEM_DECODERS[item]
     else:  # pragma: no cover - a new collection type: fall back to the converter
         return lambda v: converter.structure(v, hint)
-    build = frozenset if origin is frozenset else tuple
-    return lambda values: build(item_decode(v) for v in values)
+    build: Callable[[Any], Any] = frozenset if origin is frozenset else tuple
+    empty = build(())
+
+    def decode(values: Any) -> Any:
+        return build(map(item_decode, values)) if values else empty
+
+    return decode
 
 
 class EntityCodec:
@@ -356,6 +361,41 @@ class EntityCodec:
         for name in self._money:
             row[f"{name}_minor"], row[f"{name}_currency"] = encode_money(row.pop(name))
         return row
+
+    def reader(
+        self, names: Sequence[str], processors: Sequence[Callable[[Any], Any] | None]
+    ) -> Callable[[Sequence[Any]], Entity]:
+        """A function building the entity from a raw driver row in one pass.
+
+        Args:
+            names: the column name of each position of the raw row.
+            processors: SQLAlchemy's result processor of each column (or None).
+        """
+        index = {name: i for i, name in enumerate(names)}
+        steps: list[tuple[str, int, Callable[[Any], Any] | None, Callable[[Any], Any] | None]] = []
+        money: list[tuple[str, int, int]] = []
+        for name, dec in self._decoders:
+            if name in self._money:
+                money.append((name, index[f"{name}_minor"], index[f"{name}_currency"]))
+            else:
+                steps.append((name, index[name], processors[index[name]], dec))
+        cls = self.cls
+
+        def read(raw: Sequence[Any]) -> Entity:
+            obj = object.__new__(cls)
+            for name, i, proc, dec in steps:
+                value = raw[i]
+                if value is not None:
+                    if proc is not None:
+                        value = () if value == "[]" else proc(value)  # skip json.loads of []
+                    if dec is not None:
+                        value = dec(value)
+                object.__setattr__(obj, name, value)
+            for name, i_minor, i_currency in money:
+                object.__setattr__(obj, name, decode_money(raw[i_minor], raw[i_currency]))
+            return obj
+
+        return read
 
     def from_row(self, row: Mapping[Any, Any]) -> Entity:
         """The entity a row stores (rows are trusted: crmkit validated them on write)."""

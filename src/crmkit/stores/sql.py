@@ -22,7 +22,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final, Generic, TypeVar, cast
@@ -44,7 +44,15 @@ from crmkit.core.errors import (
     ValidationError,
 )
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold
-from crmkit.stores.schema import TABLES, audit_entry, audit_row, audit_table, codec, table_name
+from crmkit.stores.schema import (
+    TABLES,
+    EntityCodec,
+    audit_entry,
+    audit_row,
+    audit_table,
+    codec,
+    table_name,
+)
 
 __all__ = ["SqlStore", "database_revision", "sqlite_url", "upgrade_database"]
 
@@ -128,7 +136,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         # Writers take the write lock up front, so two writers never deadlock
         # on a lock upgrade.  Readers run each statement in autocommit: in WAL
         # mode every SELECT reads one consistent snapshot and never blocks.
-        if conn.get_execution_options().get("crmkit_write", True):
+        if conn.info.get("crmkit_write", True):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -281,6 +289,7 @@ class _Compiled:
         index = {name: i for i, name in enumerate(self.insert_names)}
         self.insert_order = [index[name] for name in order]
         self.binds = [c.type._cached_bind_processor(dialect) for c in inserted]
+        self._readers: dict[type[Entity], Callable[[Sequence[Any]], Entity]] = {}
         key = table.primary_key.columns.values()[0]
         select = sa.select(table).where(key == sa.bindparam("id"))
         self.select_sql = select.compile(dialect=dialect).string
@@ -299,6 +308,13 @@ class _Compiled:
     def id_param(self, id: UUID) -> Any:
         value = self.id_bind(id) if self.id_bind is not None else id
         return {"id": value} if self.named else (value,)
+
+    def entity(self, codec: EntityCodec, raw: Sequence[Any]) -> Entity:
+        """The entity a raw driver row of this table stores."""
+        reader = self._readers.get(codec.cls)
+        if reader is None:
+            reader = self._readers[codec.cls] = codec.reader(self.names, self.results)
+        return reader(raw)
 
     def decode(self, raw: Sequence[Any]) -> dict[str, Any]:
         """A result row as ``{column: python value}``."""
@@ -371,16 +387,18 @@ class _SqlRepository(Generic[E]):
 
     def get(self, id: UUID) -> E:
         compiled = _compiled(self._table, self._conn.dialect)
-        with _translating(self._cls):
+        try:  # the hottest path: no context managers
             cursor = self._uow.cursor()
             try:
                 cursor.execute(compiled.select_sql, compiled.id_param(id))
                 raw = cursor.fetchone()
             finally:
                 cursor.close()
+        except _DBAPI_ERRORS as error:
+            raise _translate(error, self._cls) from error
         if raw is None:
             raise NotFoundError(self._cls.ENTITY, id)
-        return cast(E, self._codec.from_row(compiled.decode(raw)))
+        return cast(E, compiled.entity(self._codec, raw))
 
     def get_many(self, ids: Collection[UUID]) -> dict[UUID, E]:
         result: dict[UUID, E] = {}
@@ -497,7 +515,7 @@ class _SqlAudit:
 
 
 class _SqlUnitOfWork:
-    def __init__(self, connection: Connection, transaction: sa.RootTransaction):
+    def __init__(self, connection: Connection, transaction: sa.RootTransaction | None):
         self.connection = connection
         self.dialect = connection.dialect.name
         self._transaction = transaction
@@ -534,16 +552,59 @@ class _SqlUnitOfWork:
     def commit(self) -> None:
         self._audit.flush()
         with _translating():
-            self._transaction.commit()
+            if self._transaction is not None:
+                self._transaction.commit()
+            elif self.connection.in_transaction():
+                self.connection.commit()
 
     def rollback(self) -> None:
         self.pending_audit = []
-        if self._transaction.is_active:
-            with _translating():
-                self._transaction.rollback()
+        with _translating():
+            if self._transaction is not None:
+                if self._transaction.is_active:
+                    self._transaction.rollback()
+            elif self.connection.in_transaction():
+                self.connection.rollback()
 
 
 # -------------------------------------------------------------------- store
+
+
+class _UnitOfWorkScope:
+    """``with store.unit_of_work() as uow:``: checks a connection out and back in."""
+
+    __slots__ = ("_connection", "_store", "_uow", "_write")
+
+    def __init__(self, store: SqlStore, write: bool):
+        self._store = store
+        self._write = write
+
+    def __enter__(self) -> _SqlUnitOfWork:
+        connection = self._store._checkout()
+        try:
+            connection.info["crmkit_write"] = self._write
+            transaction = None
+            if self._write or connection.dialect.name != "sqlite":
+                with _translating():
+                    transaction = connection.begin()
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        self._uow = _SqlUnitOfWork(connection, transaction)
+        return self._uow
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        connection = self._connection
+        try:
+            self._uow.rollback()
+        except BaseException:
+            connection.close()  # a connection that failed mid-way is not reused
+            raise
+        if exc_type is not None and not isinstance(exc, CrmkitError):
+            connection.close()
+            return
+        self._store._checkin(connection)
 
 
 class SqlStore:
@@ -598,28 +659,25 @@ class SqlStore:
         """``"sqlite"`` or ``"postgresql"``."""
         return str(self.engine.dialect.name)
 
-    @contextmanager
-    def unit_of_work(self, *, write: bool = True) -> Iterator[_SqlUnitOfWork]:
-        """Begin a transaction (``BEGIN IMMEDIATE`` on SQLite when writing)."""
+    def unit_of_work(self, *, write: bool = True) -> _UnitOfWorkScope:
+        """Begin a transaction (``BEGIN IMMEDIATE`` on SQLite when writing).
+
+        SQLite readers begin no transaction: in WAL mode each statement reads
+        one consistent snapshot without blocking or being blocked.
+        """
         if self._closed:
             raise StorageError("the store is closed")
+        return _UnitOfWorkScope(self, write)
+
+    def _checkout(self) -> Connection:
         with self._lock:
             connection = self._idle.pop(threading.get_ident(), None)
         if connection is None or connection.closed or connection.invalidated:
             with _translating():
                 connection = self.engine.connect()
-        try:
-            connection.execution_options(crmkit_write=write)
-            with _translating():
-                transaction = connection.begin()
-            uow = _SqlUnitOfWork(connection, transaction)
-            try:
-                yield uow
-            finally:
-                uow.rollback()
-        except BaseException:
-            connection.close()  # a connection that failed mid-way is not reused
-            raise
+        return connection
+
+    def _checkin(self, connection: Connection) -> None:
         with self._lock:  # kept for this thread's next unit of work: no pool round trip
             if self._open:
                 self._idle[threading.get_ident()] = connection
