@@ -664,12 +664,6 @@ def test_find_with_a_malformed_order_by_raises_validation_error(
     assert "order_by" == info.value.field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, StorageError),
-    reason="core/query.py: ENUM and SET fields accept any value, so an unhashable one "
-    "raises TypeError while matching (StorageError on SQL)",
-)
 @pytest.mark.parametrize("where", [Has("tags", ["vip"]), In("status", [["active"]])])
 def test_find_with_an_unhashable_value_raises_validation_error(
     crm: crmkit.CRM, book: dict[str, Organization], where: Any
@@ -679,12 +673,6 @@ def test_find_with_an_unhashable_value_raises_validation_error(
         crm.organizations.find(where)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="core/query.py: text fields accept str and int (for version), so a Range mixing "
-    "them raises TypeError while comparing",
-)
 def test_range_mixing_text_and_numbers_raises_validation_error(
     crm: crmkit.CRM, book: dict[str, Organization]
 ) -> None:

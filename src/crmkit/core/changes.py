@@ -9,7 +9,6 @@ valid entity or raises :class:`ValidationError` and has no effect.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,9 +25,14 @@ __all__ = ["archive", "create", "restore", "update"]
 E = TypeVar("E", bound=Entity)
 
 
-@functools.cache
+_FIELDS: dict[type[Entity], frozenset[str]] = {}
+
+
 def _fields(cls: type[Entity]) -> frozenset[str]:
-    return frozenset(a.name for a in attrs.fields(cls))
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = frozenset(a.name for a in attrs.fields(cls))
+    return found
 
 
 def create(cls: type[E], *, id: UUID, now: datetime, **values: Any) -> tuple[E, Created[E]]:

@@ -132,6 +132,7 @@ class FieldKind(enum.Enum):
     """How a queryable field compares; stores use it to build filters and sorts."""
 
     TEXT = "text"
+    INT = "int"
     ID = "id"
     ENUM = "enum"
     DATETIME = "datetime"
@@ -141,7 +142,7 @@ class FieldKind(enum.Enum):
 
 _BASE_FIELDS: Final = {
     "id": FieldKind.ID,
-    "version": FieldKind.TEXT,
+    "version": FieldKind.INT,
     "created_at": FieldKind.DATETIME,
     "updated_at": FieldKind.DATETIME,
     "external_ref": FieldKind.TEXT,

@@ -154,6 +154,7 @@ def check_query(cls: type[Entity], query: Query) -> None:
                 raise ValidationError(
                     f.field, "is a collection: filter it with Has", code="operator"
                 )
+            _check_value(kind, f.field, f.value)
         elif isinstance(f, Has):
             raise ValidationError(f.field, "is not a collection", code="operator")
         elif isinstance(f, Contains):
@@ -161,7 +162,7 @@ def check_query(cls: type[Entity], query: Query) -> None:
                 raise ValidationError(f.field, "is not text", code="operator")
             if not isinstance(f.text, str) or not f.text:
                 raise ValidationError(f.field, "needs non-empty text", code="type", value=f.text)
-        elif isinstance(f, Eq | Has):
+        elif isinstance(f, Eq):
             _check_value(kind, f.field, f.value)
         elif isinstance(f, In):
             for v in f.values:
@@ -194,21 +195,23 @@ def _kind_of(cls: type[Entity], name: str) -> FieldKind:
     return kind
 
 
+#: The Python types a filter value of each kind may have (one scalar, never a list).
+_EXPECTED: Final[dict[FieldKind, type | tuple[type, ...]]] = {
+    FieldKind.ID: UUID,
+    FieldKind.DATETIME: datetime,
+    FieldKind.BOOL: bool,
+    FieldKind.TEXT: (str, EmailAddress),
+    FieldKind.INT: int,
+    FieldKind.ENUM: (str, enum.Enum),
+    FieldKind.SET: (str, enum.Enum),
+}
+
+
 def _check_value(kind: FieldKind, name: str, value: object) -> None:
     if value is None:
         return
-    expected: type | tuple[type, ...]
-    if kind is FieldKind.ID:
-        expected = UUID
-    elif kind is FieldKind.DATETIME:
-        expected = datetime
-    elif kind is FieldKind.BOOL:
-        expected = bool
-    elif kind is FieldKind.TEXT:
-        expected = (str, int)
-    else:
-        expected = object
-    if not isinstance(value, expected) or (kind is FieldKind.TEXT and isinstance(value, bool)):
+    expected = _EXPECTED[kind]
+    if not isinstance(value, expected) or (kind is FieldKind.INT and isinstance(value, bool)):
         raise ValidationError(name, "has a value of the wrong type", code="type", value=value)
     if isinstance(value, datetime) and value.tzinfo is None:
         raise ValidationError(name, "must be timezone-aware", code="naive_datetime", value=value)
