@@ -27,7 +27,6 @@ from crmkit import (
     OrganizationStatus,
     PhoneNumber,
     Range,
-    StorageError,
     ValidationError,
 )
 from crmkit.core.entities import Entity
