@@ -10,6 +10,7 @@ country codes from the CLDR data in Babel.
 from __future__ import annotations
 
 import enum
+import re
 from functools import lru_cache
 from typing import Any, Final
 
@@ -23,6 +24,9 @@ from crmkit.core.errors import ValidationError
 __all__ = ["Address", "AddressKind", "EmailAddress", "PhoneNumber", "is_country", "normalize_text"]
 
 MAX_TEXT: Final = 500  #: default maximum length of a short text field
+
+#: C0 control characters other than tab, newline and carriage return
+_CONTROL_CHARS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def normalize_text(
@@ -48,7 +52,7 @@ def normalize_text(
         raise ValidationError(
             field_name, f"is longer than {max_length} characters", code="too_long", value=value
         )
-    if any(ch < " " and ch not in "\t\n\r" for ch in text):
+    if _CONTROL_CHARS.search(text):
         raise ValidationError(
             field_name, "contains control characters", code="control_chars", value=value
         )

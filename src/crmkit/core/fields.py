@@ -95,6 +95,8 @@ def enum_set_field(enum_type: type[E], name: str) -> Any:
 
 
 def _iterable(value: object, name: str) -> Iterable[object]:
+    if type(value) in (list, tuple, frozenset, set):  # the common case, without ABC checks
+        return value  # type: ignore[return-value]
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise ValidationError(name, "must be a list", code="type", value=value)
     return value
