@@ -285,12 +285,7 @@ class CRM:
         entity: Entity = event.entity
         if isinstance(event, Created):
             action = AuditAction.CREATE
-            data = converter.unstructure(entity)
-            diff = tuple(
-                AuditChange(k, None, v)
-                for k, v in data.items()
-                if k not in Entity.SYSTEM_FIELDS and v not in (None, [], False)
-            )
+            diff = _created_changes(entity)
         elif isinstance(event, Updated):
             action = AuditAction.UPDATE
             diff = tuple(_audit_change(c) for c in event.changes)
@@ -365,6 +360,31 @@ class CRM:
             self._record(uow, events, event)
             created += 1
         return created
+
+
+def _created_changes(entity: Entity) -> tuple[AuditChange, ...]:
+    """The audit changes of a creation: every field that holds a value (JSON form)."""
+    changes_: list[AuditChange] = []
+    for name in _audited_fields(type(entity)):
+        value = getattr(entity, name)
+        if value is None or value is False or value in ((), frozenset()):
+            continue
+        # plain text and numbers are their own JSON form; the converter does the rest
+        json_value = value if type(value) in (str, int) else converter.unstructure(value)
+        changes_.append(AuditChange(name, None, json_value))
+    return tuple(changes_)
+
+
+_AUDITED: dict[type[Entity], tuple[str, ...]] = {}
+
+
+def _audited_fields(cls: type[Entity]) -> tuple[str, ...]:
+    found = _AUDITED.get(cls)
+    if found is None:
+        found = _AUDITED[cls] = tuple(
+            a.name for a in attrs.fields(cls) if a.name not in Entity.SYSTEM_FIELDS
+        )
+    return found
 
 
 def _audit_change(change: FieldChange) -> AuditChange:

@@ -288,7 +288,7 @@ class _Compiled:
         order = self.insert_names if self.named else list(insert.positiontup or ())
         index = {name: i for i, name in enumerate(self.insert_names)}
         self.insert_order = [index[name] for name in order]
-        self.binds = [c.type._cached_bind_processor(dialect) for c in inserted]
+        self.binds = [_bind_processor(c, dialect) for c in inserted]
         self._readers: dict[type[Entity], Callable[[Sequence[Any]], Entity]] = {}
         key = table.primary_key.columns.values()[0]
         select = sa.select(table).where(key == sa.bindparam("id"))
@@ -322,6 +322,23 @@ class _Compiled:
             name: value if proc is None or value is None else proc(value)
             for name, value, proc in zip(self.names, raw, self.results, strict=True)
         }
+
+
+def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's bind processor for ``column``, with a shortcut for empty JSON lists.
+
+    On SQLite the JSON processor is ``json.dumps``; most collections (tags,
+    phones, addresses) are empty, and ``"[]"`` needs no encoder.
+    """
+    processor: Callable[[Any], Any] | None = column.type._cached_bind_processor(dialect)
+    if processor is None or dialect.name != "sqlite" or not isinstance(column.type, sa.JSON):
+        return processor
+    encode = processor
+
+    def json_text(value: Any) -> Any:
+        return "[]" if value == [] else encode(value)
+
+    return json_text
 
 
 _compiled_cache: dict[tuple[str, str], _Compiled] = {}
