@@ -50,7 +50,7 @@ _values: st.SearchStrategy[Any] = st.one_of(
 # ------------------------------------------------------------ round trips
 
 
-@settings(max_examples=500)
+@settings(max_examples=200)
 @given(_values)
 def test_every_core_type_round_trips_through_json(value: Any) -> None:
     """``structure(json.loads(json.dumps(unstructure(x))), type(x)) == x``."""
@@ -61,7 +61,7 @@ def test_every_core_type_round_trips_through_json(value: Any) -> None:
 
 
 @pytest.mark.parametrize("cls", ENTITY_TYPES, ids=lambda c: c.__name__)
-@settings(max_examples=100)
+@settings(max_examples=50)
 @given(data=st.data())
 def test_each_entity_type_round_trips(cls: type[Entity], data: st.DataObject) -> None:
     """Every entity type comes back equal, field by field, after a JSON round trip."""
@@ -261,7 +261,7 @@ def test_malformed_value_data_raises_only_validation_error_naming_the_key(
 
 
 @pytest.mark.parametrize("cls", [EmailAddress, PhoneNumber, Money, Address, *ENTITY_TYPES])
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(value=garbage)
 def test_garbage_at_the_top_level_is_a_validation_error(cls: type[Any], value: object) -> None:
     """A non-dict (or a dict of nonsense) where a record belongs is rejected as a whole."""

@@ -57,6 +57,18 @@ def test_invalid_email_addresses_are_rejected(text: str) -> None:
     assert text == info.value.value
 
 
+@pytest.mark.parametrize("size", [1_001, 1_000_000])
+def test_huge_email_input_is_rejected_before_parsing(size: int) -> None:
+    """Input far beyond the 254 characters of an address is refused as too long."""
+    with pytest.raises(ValidationError) as info:
+        EmailAddress("a" * size + "@acme.es")
+    assert ("email", "invalid_email", "is too long") == (
+        info.value.field,
+        info.value.code,
+        info.value.reason,
+    )
+
+
 @given(email_addresses)
 def test_email_normalization_is_idempotent(email: EmailAddress) -> None:
     """Normalizing a normalized address changes nothing; it pickles by value."""

@@ -99,7 +99,7 @@ def test_malformed_master_seed_values_raise_only_validation_error_naming_the_fie
 
 
 @pytest.mark.parametrize("cls", ENTITY_TYPES, ids=lambda c: c.__name__)
-@settings(max_examples=100)
+@settings(max_examples=50)
 @given(data=st.data())
 def test_accepted_text_is_always_storable(cls: type[Entity], data: st.DataObject) -> None:
     """Whatever text a constructor accepts encodes as UTF-8 and has no NUL."""

@@ -48,11 +48,13 @@ def test_unknown_currency_code_is_rejected(code: str) -> None:
 
 
 @settings(max_examples=10_000)
-@given(exponent=st.sampled_from(_EXPONENTS), data=st.data())
-def test_random_amounts_round_trip_exactly(exponent: int, data: st.DataObject) -> None:
-    """Amounts round-trip through minor units, the converter, JSON and ``str``."""
-    currency = data.draw(st.sampled_from(CURRENCIES_BY_EXPONENT[exponent]))
-    units = data.draw(st.integers(-MAX_MINOR_UNITS, MAX_MINOR_UNITS))
+@given(currency=currencies, units=st.integers(-MAX_MINOR_UNITS, MAX_MINOR_UNITS))
+def test_random_amounts_round_trip_exactly(currency: str, units: int) -> None:
+    """10,000 amounts in currencies with 0, 2 and 3 minor digits round-trip exactly.
+
+    Through minor units, the converter (and JSON) and ``str``.
+    """
+    exponent = currency_exponent(currency)
     amount = Decimal(units).scaleb(-exponent)
     value = Money(amount, currency)
     assert amount == value.amount

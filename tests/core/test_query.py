@@ -33,7 +33,7 @@ from crmkit.core.query import MAX_LIMIT, Filter, Order, Query, check_query, matc
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _OWNERS = (UserId(UUID(int=1)), UserId(UUID(int=2)), UserId(UUID(int=3)))
-_NAMES = ("Acme", "acme", "Beta", "Ñandú", "Zeta", "beta s.l.", "ACME Norte")
+_NAMES = ("Acme", "acme", "Beta", "Ñandú", "Zeta", "beta s.l.", "ACME Norte", "Straße", "STRASSE")
 _TAGS = ("vip", "erp", "Norte")
 
 
@@ -85,7 +85,11 @@ _filters: st.SearchStrategy[Filter] = st.one_of(
         Range, st.just("name"), st.none() | st.sampled_from(_NAMES), st.none() | st.just("b")
     ),
     st.builds(Range, st.just("version"), st.none() | st.integers(0, 4), st.none() | st.just(3)),
-    st.builds(Contains, st.just("name"), st.sampled_from(["acme", "ACME", "ñ", "Ñ", "eta", "x"])),
+    st.builds(
+        Contains,
+        st.just("name"),
+        st.sampled_from(["acme", "ACME", "ñ", "Ñ", "eta", "x", "ss", "ß"]),
+    ),
     st.builds(Contains, st.just("legal_name"), st.sampled_from(["a", "norte"])),
     st.builds(Has, st.just("tags"), st.sampled_from(_TAGS)),
     st.builds(Has, st.just("kinds"), st.sampled_from(OrganizationKind)),
@@ -131,7 +135,7 @@ def _holds(entity: Entity, f: Filter) -> bool:
     if isinstance(f, In):
         return any(value == _plain(v) for v in f.values)
     if isinstance(f, Contains):
-        return value is not None and f.text.casefold() in value.casefold()
+        return value is not None and f.text.lower() in value.lower()
     if value is None:
         return False
     if f.low is not None and value < _plain(f.low):
@@ -172,7 +176,7 @@ def _oracle(entities: list[Organization], query: Query) -> list[Organization]:
 # ------------------------------------------------------------- properties
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(_organizations(), _queries)
 def test_select_filters_orders_and_pages_as_documented(
     entities: list[Organization], query: Query
@@ -233,6 +237,13 @@ def test_contains_ignores_case() -> None:
     assert [2] == [e.id.int for e in select(orgs, Query(filters=[Contains("name", "ñan")]))]
 
 
+def test_contains_lower_cases_as_postgresql_does() -> None:
+    """Case folding is Unicode lower-casing: ``ß`` stays ``ß`` (no ``ss`` expansion)."""
+    orgs = [_org(1, name="Straße"), _org(2, name="STRASSE")]
+    assert [1] == [e.id.int for e in select(orgs, Query(filters=[Contains("name", "ß")]))]
+    assert [2] == [e.id.int for e in select(orgs, Query(filters=[Contains("name", "ss")]))]
+
+
 def test_eq_none_matches_missing_values() -> None:
     """``Eq(field, None)`` selects records where the field is empty."""
     orgs = [_org(1, name="A", tax_id="X1"), _org(2, name="B")]
@@ -279,6 +290,12 @@ def _org(n: int, **values: Any) -> Organization:
             Query(filters=[Range("created_at", "2026-01-01")]),
             "created_at",
             "type",
+        ),
+        (
+            Organization,
+            Query(filters=[Eq("updated_at", datetime.min.replace(tzinfo=timezone.max))]),
+            "updated_at",
+            "out_of_range",
         ),
         (Contact, Query(filters=[Eq("name", "Ana")]), "name", "unknown_field"),
         (Source, Query(filters=[Eq("tags", "x")]), "tags", "unknown_field"),

@@ -24,6 +24,8 @@ from crmkit.core.errors import ValidationError
 __all__ = ["Address", "AddressKind", "EmailAddress", "PhoneNumber", "is_country", "normalize_text"]
 
 MAX_TEXT: Final = 500  #: default maximum length of a short text field
+#: e-mail input longer than this is refused before parsing (an address has at most 254)
+MAX_EMAIL_INPUT: Final = 1000
 
 #: C0 control characters other than tab, newline and carriage return
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -72,6 +74,8 @@ def normalize_text(
 def _normalize_email(value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError("email", "must be text", code="type", value=value)
+    if len(value) > MAX_EMAIL_INPUT:  # email-validator's parser is slow on huge input
+        raise ValidationError("email", "is too long", code="invalid_email", value=value)
     return _normalize_email_text(value)
 
 
