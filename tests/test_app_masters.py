@@ -380,3 +380,12 @@ def test_create_user_with_a_bad_argument_raises_validation_error(
 
     assert argument == info.value.field
     assert 0 == crm.users.count(archived=None)
+
+
+def test_masters_and_users_can_be_bulk_created(crm: crmkit.CRM) -> None:
+    """bulk_create lives on every service: zones and users in one call each."""
+    zones = crm.zones.bulk_create([{"name": "Norte"}, {"name": "Sur", "name_es": "Sur"}])
+    users = crm.users.bulk_create([{"name": "Ana", "role": "manager"}])
+    assert ["norte", "sur"] == [z.key for z in zones]
+    assert [crmkit.Role.MANAGER] == [u.role for u in users]
+    assert 2 == crm.zones.count()

@@ -553,7 +553,13 @@ class _Service(Generic[E, I]):
         return resolved
 
     # ---------------------------------------------------------------- writes
+    def _creating(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Complete a creation's arguments (a service may derive defaults)."""
+        return dict(values)
+
     def _create(self, values: dict[str, Any]) -> E:
+        values = self._creating(values)
+
         def run(uow: UnitOfWork, events: list[Event]) -> E:
             fields = self._prepare(uow, values)
             entity, event = changes.create(self._cls, id=uuid7(), now=self._crm.now(), **fields)
@@ -601,7 +607,21 @@ class _Service(Generic[E, I]):
         return fields
 
     # ----------------------------------------------------------------- bulk
-    def _bulk_create(self, items: Iterable[Mapping[str, Any]], batch_size: int) -> list[E]:
+    def bulk_create(self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000) -> list[E]:
+        """Create many records at once: every item is validated first, then rows
+        are inserted in batches (one executemany and one commit per batch).
+
+        Each item maps :meth:`create`'s argument names to values.  Nothing is
+        written unless every item is valid.  Batches commit one by one, so an
+        interrupted call leaves whole batches; inside ``crm.transaction()`` the
+        whole call is atomic.  Audit entries and ``created`` notifications are
+        produced for every record.
+
+        Raises:
+            ValidationError: an invalid item; ``field`` starts with its index
+                (``"[12].emails[0]"``).
+            DuplicateError: an ``external_ref`` is taken (that batch is not written).
+        """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size", "must be a positive integer", value=batch_size)
         allowed = set(inspect.signature(getattr(self, "create")).parameters)  # noqa: B009
@@ -629,7 +649,7 @@ class _Service(Generic[E, I]):
                                 f"is not an argument of {self._cls.ENTITY} creation",
                                 code="unknown_field",
                             )
-                    fields = self._prepare(uow, item, resolve)
+                    fields = self._prepare(uow, self._creating(item), resolve)
                     entity, _ = changes.create(self._cls, id=uuid7(), now=now, **fields)
                 except ValidationError as error:
                     raise error.at(f"[{i}]") from None
@@ -770,13 +790,6 @@ class MasterService(_Service[M, I]):
             ValidationError: an invalid name or key.
             DuplicateError: the key (or external_ref) is taken.
         """
-        if key is None:  # derive the key from a valid name, so errors name the field at fault
-            checked = normalize_text(name, "name", required=True, max_length=200)
-            key = slugify(checked or "")
-            if not key:
-                raise ValidationError(
-                    "key", "cannot be made from the name: pass key=", code="key", value=name
-                )
         return self._create(
             {
                 "name": name,
@@ -808,6 +821,19 @@ class MasterService(_Service[M, I]):
                 "external_ref": external_ref,
             },
         )
+
+    def _creating(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Derive a missing key from a valid name, so errors name the field at fault."""
+        values = dict(values)
+        if values.get("key") is None:
+            name = values.get("name")
+            checked = normalize_text(name, "name", required=True, max_length=200)
+            values["key"] = slugify(checked or "")
+            if not values["key"]:
+                raise ValidationError(
+                    "key", "cannot be made from the name: pass key=", code="key", value=name
+                )
+        return values
 
     def get_by_key(self, key: str) -> M:
         """The entry with ``key``.
@@ -1011,25 +1037,6 @@ class OrganizationService(_Service[Organization, OrganizationId]):
             },
         )
 
-    def bulk_create(
-        self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000
-    ) -> list[Organization]:
-        """Create many organizations at once: every item is validated first, then rows
-        are inserted in batches (one executemany and one commit per batch).
-
-        Each item maps :meth:`create`'s argument names to values.  Nothing is
-        written unless every item is valid.  Batches commit one by one, so an
-        interrupted call leaves whole batches; inside ``crm.transaction()`` the
-        whole call is atomic.  Audit entries and ``created`` notifications are
-        produced for every record.
-
-        Raises:
-            ValidationError: an invalid item; ``field`` starts with its index
-                (``"[12].emails[0]"``).
-            DuplicateError: an ``external_ref`` is taken (that batch is not written).
-        """
-        return self._bulk_create(items, batch_size)
-
 
 # ----------------------------------------------------------------- contacts
 
@@ -1142,25 +1149,6 @@ class ContactService(_Service[Contact, ContactId]):
                 "external_ref": external_ref,
             },
         )
-
-    def bulk_create(
-        self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000
-    ) -> list[Contact]:
-        """Create many contacts at once: every item is validated first, then rows
-        are inserted in batches (one executemany and one commit per batch).
-
-        Each item maps :meth:`create`'s argument names to values.  Nothing is
-        written unless every item is valid.  Batches commit one by one, so an
-        interrupted call leaves whole batches; inside ``crm.transaction()`` the
-        whole call is atomic.  Audit entries and ``created`` notifications are
-        produced for every record.
-
-        Raises:
-            ValidationError: an invalid item; ``field`` starts with its index
-                (``"[12].emails[0]"``).
-            DuplicateError: an ``external_ref`` is taken (that batch is not written).
-        """
-        return self._bulk_create(items, batch_size)
 
     def at(self, organization: Organization | OrganizationId) -> list[Contact]:
         """The contacts of an organization, by last and first name."""

@@ -35,6 +35,21 @@ def _fields(cls: type[Entity]) -> frozenset[str]:
     return found
 
 
+_REQUIRED: dict[type[Entity], tuple[str, ...]] = {}
+
+
+def _required(cls: type[Entity]) -> tuple[str, ...]:
+    """Fields without a default that a caller must give (system fields excluded)."""
+    found = _REQUIRED.get(cls)
+    if found is None:
+        found = _REQUIRED[cls] = tuple(
+            a.name
+            for a in attrs.fields(cls)
+            if a.default is attrs.NOTHING and a.name not in cls.SYSTEM_FIELDS
+        )
+    return found
+
+
 def create(cls: type[E], *, id: UUID, now: datetime, **values: Any) -> tuple[E, Created[E]]:
     """A new ``cls`` at version 1, created and updated at ``now``.
 
@@ -42,6 +57,9 @@ def create(cls: type[E], *, id: UUID, now: datetime, **values: Any) -> tuple[E, 
         ValidationError: a value is invalid, or a field is unknown or system-owned.
     """
     _check_names(cls, values)
+    for name in _required(cls):
+        if name not in values:
+            raise ValidationError(name, "is required", code="required")
     entity = cls(id=id, version=1, created_at=now, updated_at=now, archived=False, **values)
     return entity, Created(entity)
 

@@ -9,7 +9,7 @@ business, so none are seeded.  Written on the public hook like any plugin.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from crmkit.core.entities import MasterSeed
 from crmkit.plugins import hookimpl
@@ -17,7 +17,8 @@ from crmkit.plugins import hookimpl
 if TYPE_CHECKING:
     from crmkit.app import CRM
 
-_SOURCES = (
+#: (key, English, Spanish) of the default sources of business (originación).
+SOURCES: Final = (
     ("web", "Website", "Sitio web"),
     ("referral", "Referral", "Referido"),
     ("trade-fair", "Trade fair", "Feria"),
@@ -28,7 +29,8 @@ _SOURCES = (
     ("partner", "Partner", "Socio"),
 )
 
-_POSITIONS = (
+#: (key, English, Spanish) of the default contact positions (cargos).
+POSITIONS: Final = (
     ("ceo", "Chief executive", "Dirección general"),
     ("sales-director", "Sales director", "Dirección comercial"),
     ("purchasing", "Purchasing", "Compras"),
@@ -42,6 +44,6 @@ _POSITIONS = (
 @hookimpl
 def crmkit_register_masters(crm: CRM) -> list[MasterSeed]:
     """Default sources and positions."""
-    seeds = [MasterSeed(kind="source", key=k, name=en, name_es=es) for k, en, es in _SOURCES]
-    seeds += [MasterSeed(kind="position", key=k, name=en, name_es=es) for k, en, es in _POSITIONS]
+    seeds = [MasterSeed(kind="source", key=k, name=en, name_es=es) for k, en, es in SOURCES]
+    seeds += [MasterSeed(kind="position", key=k, name=en, name_es=es) for k, en, es in POSITIONS]
     return seeds

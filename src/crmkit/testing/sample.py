@@ -57,6 +57,7 @@ from crmkit import (
     ValidationError,
     Zone,
 )
+from crmkit.plugins.builtin_masters import POSITIONS, SOURCES
 
 __all__ = ["SampleBook", "build_sample_book"]
 
@@ -132,29 +133,12 @@ _MARKETS: Final = (
     ("logistics", "Logistics", "Logística"),
 )
 
-# The keys crmkit's built-in plugin seeds; the labels are used only when a CRM
+# The built-in plugin's masters; the sample book creates them itself when a CRM
 # was opened without the built-ins.
-_SOURCES: Final = (
-    ("web", "Website", "Sitio web"),
-    ("referral", "Referral", "Referido"),
-    ("trade-fair", "Trade fair", "Feria"),
-    ("campaign", "Campaign", "Campaña"),
-    ("inbound-call", "Inbound call", "Llamada entrante"),
-    ("cold-call", "Cold call", "Llamada en frío"),
-    ("prescriber", "Prescriber", "Prescriptor"),
-    ("partner", "Partner", "Socio"),
-)
+_SOURCES: Final = SOURCES
 _SOURCE_WEIGHTS: Final = (25, 20, 10, 15, 10, 10, 5, 5)
 
-_POSITIONS: Final = (
-    ("ceo", "Chief executive", "Dirección general"),
-    ("sales-director", "Sales director", "Dirección comercial"),
-    ("purchasing", "Purchasing", "Compras"),
-    ("finance", "Finance", "Administración y finanzas"),
-    ("it", "IT manager", "Responsable de sistemas"),
-    ("operations", "Operations", "Operaciones"),
-    ("marketing", "Marketing", "Marketing"),
-)
+_POSITIONS: Final = POSITIONS
 
 #: position key -> (role, English department, Spanish department)
 _POSITION_ROLES: Final[Mapping[str, tuple[ContactRole, str, str]]] = {
