@@ -788,7 +788,7 @@ def test_history_of_an_unknown_record_is_empty(crm: crmkit.CRM) -> None:
 
 
 def test_bulk_item_without_a_required_field_is_a_validation_error(crm: crmkit.CRM) -> None:
-    """A missing name is ValidationError("[1].name", code required), not a TypeError; nothing written."""
+    """A missing name is ValidationError("[1].name", code required); nothing is written."""
     with pytest.raises(ValidationError) as info:
         crm.organizations.bulk_create([{"name": "Acme"}, {"tax_id": "B1"}])
     assert ("[1].name", "required") == (info.value.field, info.value.code)
