@@ -54,6 +54,7 @@ __all__ = [
     "SAMPLES",
     "addresses",
     "aimed_garbage",
+    "any_garbage",
     "aware_datetimes",
     "contacts",
     "currencies",
@@ -596,6 +597,7 @@ _KEY_GROUPS: Final[dict[str, str]] = {
 }
 
 
+@cache
 def aimed_garbage(key: str) -> st.SearchStrategy[object]:
     """Garbage for the field ``key``: bad UUIDs for ids, naive datetimes for times..."""
     if key == "id" or key.endswith("_id"):
@@ -605,6 +607,12 @@ def aimed_garbage(key: str) -> st.SearchStrategy[object]:
     if key in _KEY_GROUPS:
         return _AIMED_BY_KEY[_KEY_GROUPS[key]] | _AIMED["text"]
     return _AIMED["text"] | garbage
+
+
+@cache
+def any_garbage(key: str) -> st.SearchStrategy[object]:
+    """Generic or aimed garbage for the field ``key``."""
+    return garbage | aimed_garbage(key)
 
 
 def names_field(field: str, key: str) -> bool:

@@ -31,6 +31,7 @@ from tests.strategies import (
     ENTITY_TYPES,
     addresses,
     aimed_garbage,
+    any_garbage,
     email_addresses,
     entities,
     entity_of,
@@ -189,6 +190,9 @@ def _list_keys(data: dict[str, Any]) -> list[str]:
     return sorted(k for k, v in data.items() if isinstance(v, list))
 
 
+_extra_keys = st.text(min_size=1, max_size=12)
+
+
 @st.composite
 def _malformed(draw: st.DrawFn, cls: type[Any], values: st.SearchStrategy[Any]) -> Any:
     """A valid value's unstructured dict with one mutation; returns ``(data, key, how)``."""
@@ -197,13 +201,15 @@ def _malformed(draw: st.DrawFn, cls: type[Any], values: st.SearchStrategy[Any]) 
     if how == "nested" and not _list_keys(data):
         how = "aimed"
     if how == "extra":
-        key = draw(st.text(min_size=1, max_size=12).filter(lambda k: k not in data))
+        key = draw(_extra_keys)
+        while key in data:
+            key += "_"
         data[key] = draw(garbage)
         return data, key, how
     if how == "nested":
         key = draw(st.sampled_from(_list_keys(data)))
         items = list(data[key])
-        bad = draw(garbage | aimed_garbage(key))
+        bad = draw(any_garbage(key))
         if items and isinstance(items[0], dict) and draw(st.booleans()):
             index = draw(st.integers(0, len(items) - 1))
             inner = dict(items[index])

@@ -33,6 +33,7 @@ from tests.strategies import (
     ENTITY_TYPES,
     SAMPLES,
     aimed_garbage,
+    any_garbage,
     entity_of,
     garbage,
     starting_points,
@@ -61,7 +62,7 @@ def _mutated_kwargs(draw: st.DrawFn, values: st.SearchStrategy[Any]) -> tuple[An
     current = kwargs[key]
     if isinstance(current, tuple | frozenset) and draw(st.booleans()):
         items = list(current)
-        items.insert(draw(st.integers(0, len(items))), draw(garbage | aimed_garbage(key)))
+        items.insert(draw(st.integers(0, len(items))), draw(any_garbage(key)))
         kwargs[key] = items
         return kwargs, key, "nested"
     if draw(st.booleans()):

@@ -40,32 +40,37 @@ _TAGS = ("vip", "erp", "Norte")
 # ------------------------------------------------------------- strategies
 
 
+_org_fields: dict[str, st.SearchStrategy[Any]] = {
+    "version": st.integers(1, 3),
+    "created_at": st.builds(
+        lambda h, o: (T0 + timedelta(hours=h)).astimezone(timezone(timedelta(hours=o))),
+        st.integers(-3, 3),
+        st.integers(-5, 5),
+    ),
+    "archived": st.booleans(),
+    "name": st.sampled_from(_NAMES),
+    "legal_name": st.none() | st.sampled_from(_NAMES),
+    "status": st.sampled_from(OrganizationStatus),
+    "lifecycle": st.sampled_from(Lifecycle),
+    "kinds": st.frozensets(st.sampled_from(OrganizationKind), max_size=2),
+    "tags": st.lists(st.sampled_from(_TAGS), max_size=2, unique=True).map(tuple),
+    "owner_id": st.none() | st.sampled_from(_OWNERS),
+    "tax_id": st.none() | st.sampled_from(["A1", "B2", "a1"]),
+}
+_ids = st.lists(st.integers(1, 10**6), max_size=12, unique=True)
+
+
 @st.composite
 def _organizations(draw: st.DrawFn) -> list[Organization]:
     """Organizations drawn from small pools, so that filters hit and sort keys tie."""
-    ids = draw(st.lists(st.integers(1, 10**6), max_size=12, unique=True))
-    result = []
-    for n in ids:
-        hours = draw(st.integers(-3, 3))
-        offset = timezone(timedelta(hours=draw(st.integers(-5, 5))))
-        result.append(
-            Organization(
-                id=OrganizationId(UUID(int=n)),
-                version=draw(st.integers(1, 3)),
-                created_at=(T0 + timedelta(hours=hours)).astimezone(offset),
-                updated_at=T0,
-                archived=draw(st.booleans()),
-                name=draw(st.sampled_from(_NAMES)),
-                legal_name=draw(st.none() | st.sampled_from(_NAMES)),
-                status=draw(st.sampled_from(OrganizationStatus)),
-                lifecycle=draw(st.sampled_from(Lifecycle)),
-                kinds=draw(st.frozensets(st.sampled_from(OrganizationKind), max_size=2)),
-                tags=tuple(draw(st.lists(st.sampled_from(_TAGS), max_size=2, unique=True))),
-                owner_id=draw(st.none() | st.sampled_from(_OWNERS)),
-                tax_id=draw(st.none() | st.sampled_from(["A1", "B2", "a1"])),
-            )
+    return [
+        Organization(
+            id=OrganizationId(UUID(int=n)),
+            updated_at=T0,
+            **{name: draw(strategy) for name, strategy in _org_fields.items()},
         )
-    return result
+        for n in draw(_ids)
+    ]
 
 
 _times = st.integers(-4, 4).map(lambda h: T0 + timedelta(hours=h))

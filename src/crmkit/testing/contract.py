@@ -118,6 +118,12 @@ def _aware_times() -> st.SearchStrategy[datetime]:
     )
 
 
+# Fixed ids: the records of one example are never committed, so examples cannot clash,
+# and fixed values keep the strategies below built once instead of once per example.
+_USER_IDS = (UserId(UUID(int=0xFFFF << 64)), UserId(UUID(int=1)))
+_MARKET_IDS = (MarketId(UUID(int=2)), MarketId(UUID(int=0xFFFF << 100)))
+
+
 def _users(ids: Sequence[UUID]) -> list[User]:
     return [
         User(id=UserId(u), created_at=T0, updated_at=T0, name=f"User {i}", role=Role.MANAGER)
@@ -132,86 +138,92 @@ def _markets(ids: Sequence[UUID]) -> list[Market]:
     ]
 
 
+_owners: st.SearchStrategy[UUID | None] = st.none() | st.sampled_from(_USER_IDS)
+_org_fields: dict[str, st.SearchStrategy[Any]] = {
+    "version": st.integers(1, 3),
+    "created_at": _aware_times(),
+    "archived": st.booleans(),
+    "name": st.sampled_from(_NAMES),
+    "legal_name": st.none() | st.sampled_from(_NAMES),
+    "status": st.sampled_from(OrganizationStatus),
+    "lifecycle": st.sampled_from(Lifecycle),
+    "kinds": st.frozensets(st.sampled_from(OrganizationKind), max_size=2),
+    "tags": st.lists(st.sampled_from(_TAGS), max_size=2, unique=True).map(tuple),
+    "tax_id": st.none() | st.sampled_from(_TAX_IDS),
+    "owner_id": _owners,
+    "market_id": st.none() | st.sampled_from(_MARKET_IDS),
+}
+_org_ids = st.lists(st.uuids(), max_size=12, unique=True)
+_refs = st.lists(st.text("abc", min_size=1, max_size=3), max_size=12, unique=True)
+
+
 @st.composite
 def _book(draw: st.DrawFn) -> tuple[list[User], list[Market], list[Organization]]:
     """Users, markets and organizations that refer to them (and only to them)."""
-    size = draw(st.integers(0, 12))
-    ids = draw(st.lists(st.uuids(), min_size=size + 4, max_size=size + 4, unique=True))
-    users, markets = _users(ids[:2]), _markets(ids[2:4])
-    owners = st.none() | st.sampled_from([u.id for u in users])
-    market_ids = st.none() | st.sampled_from([m.id for m in markets])
-    refs = draw(st.lists(st.text("abc", min_size=1, max_size=3), max_size=size, unique=True))
+    ids = draw(_org_ids)
+    refs = draw(_refs)
     organizations = []
-    for i in range(size):
+    for i, id in enumerate(ids):
+        values = {name: draw(strategy) for name, strategy in _org_fields.items()}
         organizations.append(
             Organization(
-                id=OrganizationId(ids[4 + i]),
-                version=draw(st.integers(1, 3)),
-                created_at=draw(_aware_times()),
+                id=OrganizationId(id),
                 updated_at=T0,
-                archived=draw(st.booleans()),
-                external_ref=refs[i] if i < len(refs) and draw(st.booleans()) else None,
-                name=draw(st.sampled_from(_NAMES)),
-                legal_name=draw(st.none() | st.sampled_from(_NAMES)),
-                status=draw(st.sampled_from(OrganizationStatus)),
-                lifecycle=draw(st.sampled_from(Lifecycle)),
-                kinds=draw(st.frozensets(st.sampled_from(OrganizationKind), max_size=2)),
-                tags=tuple(draw(st.lists(st.sampled_from(_TAGS), max_size=2, unique=True))),
-                tax_id=draw(st.none() | st.sampled_from(_TAX_IDS)),
-                owner_id=draw(owners),
-                market_id=draw(market_ids),
+                external_ref=refs[i] if i < len(refs) else None,
+                **values,
             )
         )
-    return users, markets, organizations
+    return _users(_USER_IDS), _markets(_MARKET_IDS), organizations
 
 
-def _filters(users: Sequence[User]) -> st.SearchStrategy[Filter]:
-    owners: st.SearchStrategy[UUID | None] = st.none() | st.sampled_from([u.id for u in users])
-    return st.one_of(
-        st.builds(Eq, st.just("name"), st.sampled_from(_NAMES)),
-        st.builds(Eq, st.just("legal_name"), st.none() | st.sampled_from(_NAMES)),
-        st.builds(Eq, st.just("owner_id"), owners),
-        st.builds(Eq, st.just("archived"), st.booleans()),
-        st.builds(Eq, st.just("status"), st.sampled_from(OrganizationStatus)),
-        st.builds(Eq, st.just("lifecycle"), st.sampled_from([m.value for m in Lifecycle])),
-        st.builds(Eq, st.just("tax_id"), st.sampled_from(_TAX_IDS)),
-        st.builds(In, st.just("status"), st.lists(st.sampled_from(OrganizationStatus), max_size=2)),
-        st.builds(In, st.just("owner_id"), st.lists(owners, max_size=3)),
-        st.builds(In, st.just("tax_id"), st.lists(st.sampled_from(_TAX_IDS), max_size=2)),
-        st.builds(
-            Range,
-            st.just("created_at"),
-            st.none() | _aware_times(),
-            st.none() | _aware_times(),
-            st.booleans(),
-        ),
-        st.builds(
-            Range,
-            st.just("name"),
-            st.none() | st.sampled_from(_NAMES),
-            st.none() | st.sampled_from(_NAMES),
-            st.booleans(),
-        ),
-        st.builds(Range, st.just("version"), st.none() | st.integers(0, 4), st.none() | st.just(3)),
-        st.builds(Contains, st.just("name"), st.sampled_from(_CONTAINS)),
-        st.builds(Contains, st.just("legal_name"), st.sampled_from(_CONTAINS)),
-        st.builds(Has, st.just("tags"), st.sampled_from(_TAGS)),
-        st.builds(Has, st.just("kinds"), st.sampled_from(OrganizationKind)),
-    )
+_books = _book()
+
+
+_filters: st.SearchStrategy[Filter] = st.one_of(
+    st.builds(Eq, st.just("name"), st.sampled_from(_NAMES)),
+    st.builds(Eq, st.just("legal_name"), st.none() | st.sampled_from(_NAMES)),
+    st.builds(Eq, st.just("owner_id"), _owners),
+    st.builds(Eq, st.just("archived"), st.booleans()),
+    st.builds(Eq, st.just("status"), st.sampled_from(OrganizationStatus)),
+    st.builds(Eq, st.just("lifecycle"), st.sampled_from([m.value for m in Lifecycle])),
+    st.builds(Eq, st.just("tax_id"), st.sampled_from(_TAX_IDS)),
+    st.builds(In, st.just("status"), st.lists(st.sampled_from(OrganizationStatus), max_size=2)),
+    st.builds(In, st.just("owner_id"), st.lists(_owners, max_size=3)),
+    st.builds(In, st.just("tax_id"), st.lists(st.sampled_from(_TAX_IDS), max_size=2)),
+    st.builds(
+        Range,
+        st.just("created_at"),
+        st.none() | _aware_times(),
+        st.none() | _aware_times(),
+        st.booleans(),
+    ),
+    st.builds(
+        Range,
+        st.just("name"),
+        st.none() | st.sampled_from(_NAMES),
+        st.none() | st.sampled_from(_NAMES),
+        st.booleans(),
+    ),
+    st.builds(Range, st.just("version"), st.none() | st.integers(0, 4), st.none() | st.just(3)),
+    st.builds(Contains, st.just("name"), st.sampled_from(_CONTAINS)),
+    st.builds(Contains, st.just("legal_name"), st.sampled_from(_CONTAINS)),
+    st.builds(Has, st.just("tags"), st.sampled_from(_TAGS)),
+    st.builds(Has, st.just("kinds"), st.sampled_from(OrganizationKind)),
+)
 
 
 _ORDERS = ("name", "legal_name", "created_at", "status", "owner_id", "version", "tax_id", "id")
 
 
-def _queries(users: Sequence[User]) -> st.SearchStrategy[Query]:
-    return st.builds(
-        Query,
-        filters=st.lists(_filters(users), max_size=3),
-        archived=st.sampled_from([False, True, None]),
-        order=st.lists(st.builds(Order, st.sampled_from(_ORDERS), st.booleans()), max_size=3),
-        limit=st.none() | st.integers(0, 14),
-        offset=st.integers(0, 14),
-    )
+_queries: st.SearchStrategy[Query] = st.builds(
+    Query,
+    filters=st.lists(_filters, max_size=3),
+    archived=st.sampled_from([False, True, None]),
+    order=st.lists(st.builds(Order, st.sampled_from(_ORDERS), st.booleans()), max_size=3),
+    limit=st.none() | st.integers(0, 14),
+    offset=st.integers(0, 14),
+)
+_query_lists = st.lists(_queries, min_size=1, max_size=3)
 
 
 # -------------------------------------------------- every entity type, full
@@ -715,8 +727,8 @@ class StoreContract:
         )
         @given(data=st.data())
         def check(data: st.DataObject) -> None:
-            users, markets, organizations = data.draw(_book(), label="records")
-            queries = data.draw(st.lists(_queries(users), min_size=1, max_size=3), label="queries")
+            users, markets, organizations = data.draw(_books, label="records")
+            queries = data.draw(_query_lists, label="queries")
             with contract_store.unit_of_work() as uow:  # never committed: the store stays empty
                 uow.repository(User).add_many(users)
                 uow.repository(Market).add_many(markets)
