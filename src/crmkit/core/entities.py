@@ -42,9 +42,11 @@ from crmkit.core.fields import (
 )
 from crmkit.core.ids import (
     ContactId,
+    LossReasonId,
     MarketId,
     OrganizationId,
     PositionId,
+    ProductId,
     SourceId,
     UserId,
     ZoneId,
@@ -58,6 +60,7 @@ __all__ = [
     "Entity",
     "FieldKind",
     "Lifecycle",
+    "LossReason",
     "Market",
     "Master",
     "MasterSeed",
@@ -65,6 +68,7 @@ __all__ = [
     "OrganizationKind",
     "OrganizationStatus",
     "Position",
+    "Product",
     "Role",
     "Source",
     "User",
@@ -138,6 +142,8 @@ class FieldKind(enum.Enum):
     DATETIME = "datetime"
     BOOL = "bool"
     SET = "set"  #: a collection: filter by membership, never sort
+    DATE = "date"
+    MONEY = "money"  #: compares only within one currency
 
 
 _BASE_FIELDS: Final = {
@@ -236,6 +242,22 @@ class Zone(Master):
 
     ENTITY: ClassVar[str] = "zone"
     id: ZoneId = required_id()
+
+
+@frozen(kw_only=True)
+class Product(Master):
+    """Something we sell (producto); opportunity line items may refer to it."""
+
+    ENTITY: ClassVar[str] = "product"
+    id: ProductId = required_id()
+
+
+@frozen(kw_only=True)
+class LossReason(Master):
+    """Why an opportunity was lost (motivo de pérdida); ``other`` needs a note."""
+
+    ENTITY: ClassVar[str] = "loss_reason"
+    id: LossReasonId = required_id()
 
 
 # ------------------------------------------------------------------ users
@@ -375,6 +397,8 @@ MASTER_TYPES: Final[dict[str, type[Master]]] = {
     "market": Market,
     "position": Position,
     "zone": Zone,
+    "product": Product,
+    "loss_reason": LossReason,
 }
 
 

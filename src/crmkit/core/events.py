@@ -14,8 +14,17 @@ from typing import Generic, TypeVar
 from attrs import frozen
 
 from crmkit.core.entities import Entity
+from crmkit.core.opportunities import Opportunity, StageChange
 
-__all__ = ["Archived", "Created", "DomainEvent", "FieldChange", "Restored", "Updated"]
+__all__ = [
+    "Archived",
+    "Created",
+    "DomainEvent",
+    "FieldChange",
+    "Restored",
+    "StageChanged",
+    "Updated",
+]
 
 E = TypeVar("E", bound=Entity)
 
@@ -56,6 +65,19 @@ class Restored(Generic[E]):
     """An archived record was brought back."""
 
     entity: E
+
+
+@frozen
+class StageChanged:
+    """An opportunity moved to another stage.
+
+    ``entity`` is the opportunity after the move, ``change`` the move itself,
+    ``changes`` every field that changed (for the audit trail).
+    """
+
+    entity: Opportunity
+    change: StageChange
+    changes: tuple[FieldChange, ...]
 
 
 DomainEvent = Created[E] | Updated[E] | Archived[E] | Restored[E]

@@ -10,7 +10,8 @@ import enum
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -20,6 +21,7 @@ from attrs import field
 
 from crmkit.core.contact_points import MAX_TEXT, Address, EmailAddress, PhoneNumber, normalize_text
 from crmkit.core.errors import ValidationError
+from crmkit.core.money import Money
 
 __all__ = [
     "aware_datetime",
@@ -287,3 +289,59 @@ def key_field() -> Any:
         return value
 
     return field(converter=convert)
+
+
+def _to_date(value: object, name: str) -> date:
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise ValidationError(name, "must be a date", code="type", value=value)
+    return value
+
+
+def optional_date(name: str) -> Any:
+    """An optional calendar date (a ``datetime`` is refused: it is not a date)."""
+
+    def convert(value: object) -> date | None:
+        return None if value is None else _to_date(value, name)
+
+    return field(default=None, converter=convert)
+
+
+def to_decimal(value: object, name: str) -> Decimal:
+    """An exact, finite decimal from a Decimal, int or str (never a float)."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise ValidationError(name, "must be a Decimal, int or str", code="type", value=value)
+    try:
+        result = Decimal(value.strip() if isinstance(value, str) else value)
+    except ArithmeticError:
+        raise ValidationError(
+            name, "is not a decimal number", code="decimal", value=value
+        ) from None
+    if not result.is_finite():
+        raise ValidationError(name, "must be a finite number", code="not_finite", value=value)
+    return result
+
+
+def fraction_field(name: str, default: Decimal | None = None) -> Any:
+    """A decimal between 0 and 1 (a probability, a discount)."""
+
+    def convert(value: object) -> Decimal | None:
+        if value is None and default is None:
+            return None
+        result = to_decimal(value, name)
+        if not Decimal(0) <= result <= Decimal(1):
+            raise ValidationError(name, "must be between 0 and 1", code="range", value=value)
+        return result
+
+    if default is None:
+        return field(default=None, converter=convert)
+    return field(default=default, converter=convert)
+
+
+def optional_money(name: str) -> Any:
+    """An optional :class:`Money` field."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, Money):
+            raise ValidationError(name, "must be Money", code="type", value=value)
+
+    return field(default=None, validator=check)

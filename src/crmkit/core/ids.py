@@ -17,10 +17,14 @@ from typing import NewType
 from uuid import UUID
 
 __all__ = [
+    "CampaignId",
     "ContactId",
+    "LossReasonId",
     "MarketId",
+    "OpportunityId",
     "OrganizationId",
     "PositionId",
+    "ProductId",
     "SourceId",
     "UserId",
     "ZoneId",
@@ -34,6 +38,10 @@ MarketId = NewType("MarketId", UUID)
 PositionId = NewType("PositionId", UUID)
 ZoneId = NewType("ZoneId", UUID)
 UserId = NewType("UserId", UUID)
+OpportunityId = NewType("OpportunityId", UUID)
+ProductId = NewType("ProductId", UUID)
+LossReasonId = NewType("LossReasonId", UUID)
+CampaignId = NewType("CampaignId", UUID)
 
 _lock = threading.Lock()
 _last = [0, 0]  # [unix milliseconds, 12-bit counter] of the previous id

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
@@ -23,6 +23,7 @@ from crmkit.core.contact_points import EmailAddress
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.errors import ValidationError
 from crmkit.core.fields import in_utc_range
+from crmkit.core.money import Money
 
 __all__ = [
     "Contains",
@@ -171,6 +172,14 @@ def check_query(cls: type[Entity], query: Query) -> None:
             for v in (f.low, f.high):
                 if v is not None:
                     _check_value(kind, f.field, v)
+            if (
+                isinstance(f.low, Money)
+                and isinstance(f.high, Money)
+                and f.low.currency != f.high.currency
+            ):
+                raise ValidationError(
+                    f.field, "bounds must be in one currency", code="currency", value=f.high
+                )
     for o in query.order:
         if _kind_of(cls, o.field) is FieldKind.SET:
             raise ValidationError(o.field, "is a collection and cannot be sorted", code="order")
@@ -204,6 +213,8 @@ _EXPECTED: Final[dict[FieldKind, type | tuple[type, ...]]] = {
     FieldKind.INT: int,
     FieldKind.ENUM: (str, enum.Enum),
     FieldKind.SET: (str, enum.Enum),
+    FieldKind.DATE: date,
+    FieldKind.MONEY: Money,
 }
 
 
@@ -213,6 +224,8 @@ def _check_value(kind: FieldKind, name: str, value: object) -> None:
     expected = _EXPECTED[kind]
     if not isinstance(value, expected) or (kind is FieldKind.INT and isinstance(value, bool)):
         raise ValidationError(name, "has a value of the wrong type", code="type", value=value)
+    if kind is FieldKind.DATE and isinstance(value, datetime):
+        raise ValidationError(name, "must be a date, not a datetime", code="type", value=value)
     if isinstance(value, datetime) and value.tzinfo is None:
         raise ValidationError(name, "must be timezone-aware", code="naive_datetime", value=value)
     if isinstance(value, datetime) and not in_utc_range(value):
@@ -224,9 +237,12 @@ def _check_value(kind: FieldKind, name: str, value: object) -> None:
 
 
 def _plain(value: object) -> object:
-    """The comparable form of a field value: enums and e-mails by their value."""
+    """The comparable form of a field value: enums and e-mails by their value,
+    money as (currency, amount) so that sorting groups currencies."""
     if isinstance(value, enum.Enum | EmailAddress):
         return value.value
+    if isinstance(value, Money):
+        return (value.currency, value.amount)
     return value
 
 
@@ -252,6 +268,10 @@ def _matches_one(entity: Entity, f: Filter) -> bool:
         return isinstance(value, str) and fold(f.text) in fold(value)
     if value is None:
         return False
+    if isinstance(raw, Money):  # a money range holds within one currency only
+        bounds = [b for b in (f.low, f.high) if isinstance(b, Money)]
+        if any(b.currency != raw.currency for b in bounds):
+            return False
     low, high = _plain(f.low), _plain(f.high)
     if low is not None and value < low:  # type: ignore[operator]
         return False

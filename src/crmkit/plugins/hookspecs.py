@@ -7,6 +7,8 @@ may gain arguments in later versions but never lose them.
 Families:
 
 * registration (``crmkit_register_*``) returns lists that crmkit collects;
+* validation (``crmkit_validate_*``) may veto a change with ``ValidationError``;
+* the ERP bridge (``crmkit_create_sales_order``) runs inside the transaction;
 * notifications (``crmkit_<noun>_<past participle>``) run after the commit,
   exactly once per change, and return ``None``.
 
@@ -22,6 +24,8 @@ from crmkit.plugins import hookspec
 if TYPE_CHECKING:
     from crmkit.app import CRM
     from crmkit.core.entities import Contact, MasterSeed, Organization
+    from crmkit.core.opportunities import Opportunity, StageChange
+    from crmkit.core.pipelines import Pipeline
 
 # =================================================================== registration
 
@@ -39,6 +43,72 @@ def crmkit_register_masters(crm: CRM) -> list[MasterSeed]:  # type: ignore[empty
 
     Returns:
         A list of :class:`crmkit.MasterSeed`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_register_pipelines(crm: CRM) -> list[Pipeline]:  # type: ignore[empty-body]
+    """Contribute sales pipelines (stages, transitions, requirements).
+
+    Called once when the CRM is opened.  Each pipeline is checked
+    (:func:`crmkit.core.pipelines.check_pipeline`): a stage no path reaches, a
+    final stage with exits, or a key registered twice is a
+    :class:`crmkit.PluginError` at ``crmkit.open()``.
+
+    Args:
+        crm: the CRM being opened.
+
+    Returns:
+        A list of :class:`crmkit.Pipeline`.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ===================================================================== validation
+
+
+@hookspec
+def crmkit_validate_transition(
+    crm: CRM, opportunity: Opportunity, source: str, target: str
+) -> None:
+    """Veto a stage change before anything is written.
+
+    Runs after the pipeline's own rules and crmkit's invariants passed.  Raise
+    :class:`crmkit.ValidationError` to refuse the move; nothing is written and
+    the caller gets that error.
+
+    Args:
+        crm: the CRM.
+        opportunity: the opportunity as it is before the move.
+        source: the stage it is leaving.
+        target: the stage it would enter.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ====================================================================== ERP bridge
+
+
+@hookspec(firstresult=True)
+def crmkit_create_sales_order(crm: CRM, opportunity: Opportunity) -> str | None:
+    """Create the host's sales order for an opportunity being won.
+
+    Runs inside the winning transaction, after the opportunity moved to its
+    won stage but before the commit.  The returned reference is stored as
+    ``opportunity.sales_order_ref``.  If it raises, the win is rolled back
+    (nothing is written) and the caller gets :class:`crmkit.HookError` naming
+    the plugin.  Stops at the first non-None result.
+
+    Args:
+        crm: the CRM (inside the winning transaction).
+        opportunity: the opportunity in its won stage.
+
+    Returns:
+        The host's order reference, or ``None`` when this plugin made none.
 
     .. versionadded:: 0.1
     """
@@ -72,6 +142,50 @@ def crmkit_contact_created(crm: CRM, contact: Contact) -> None:
     Args:
         crm: the CRM the contact was created in.
         contact: the new contact.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_opportunity_stage_changed(
+    crm: CRM, opportunity: Opportunity, change: StageChange
+) -> None:
+    """An opportunity moved to another stage, and the move was committed.
+
+    Fires for every move (advance, win, lose, hold, resume, reopen), once,
+    after commit; ``crmkit_opportunity_won`` and ``crmkit_opportunity_lost``
+    fire as well for wins and losses.
+
+    Args:
+        crm: the CRM.
+        opportunity: the opportunity after the move.
+        change: the move (``source``, ``target``, ``at``, ``by``).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_opportunity_won(crm: CRM, opportunity: Opportunity) -> None:
+    """An opportunity was won and the win committed (after any sales order).
+
+    Args:
+        crm: the CRM.
+        opportunity: the won opportunity (``sales_order_ref`` set if a plugin
+            created an order).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_opportunity_lost(crm: CRM, opportunity: Opportunity) -> None:
+    """An opportunity was lost and the loss committed.
+
+    Args:
+        crm: the CRM.
+        opportunity: the lost opportunity (``close_reason_id`` set).
 
     .. versionadded:: 0.1
     """
