@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, ClassVar, Final, Generic, TypeVar
 from uuid import UUID
 
 import attrs
 
-from crmkit.core import changes
+from crmkit.core import changes, transitions
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
 from crmkit.core.contact_points import (
     Address,
@@ -43,6 +44,7 @@ from crmkit.core.entities import (
     ContactRole,
     Entity,
     Lifecycle,
+    LossReason,
     Market,
     Master,
     MasterSeed,
@@ -50,6 +52,7 @@ from crmkit.core.entities import (
     OrganizationKind,
     OrganizationStatus,
     Position,
+    Product,
     Role,
     Source,
     User,
@@ -63,18 +66,25 @@ from crmkit.core.errors import (
     StorageError,
     ValidationError,
 )
-from crmkit.core.events import Archived, Created, FieldChange, Restored, Updated
+from crmkit.core.events import Archived, Created, FieldChange, Restored, StageChanged, Updated
 from crmkit.core.fields import slugify
 from crmkit.core.ids import (
+    CampaignId,
     ContactId,
+    LossReasonId,
     MarketId,
+    OpportunityId,
     OrganizationId,
     PositionId,
+    ProductId,
     SourceId,
     UserId,
     ZoneId,
     uuid7,
 )
+from crmkit.core.money import Money
+from crmkit.core.opportunities import LineItem, Opportunity
+from crmkit.core.pipelines import Pipeline, StageKind, check_pipeline
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Order, Query, Range, check_query
 from crmkit.plugins.host import PluginHost
 from crmkit.serialization import converter
@@ -85,7 +95,9 @@ __all__ = [
     "UNSET",
     "ContactService",
     "MasterService",
+    "OpportunityService",
     "OrganizationService",
+    "PipelineRegistry",
     "Unset",
     "UserService",
     "database_url",
@@ -98,7 +110,7 @@ I = TypeVar("I", bound=UUID)  # noqa: E741 - the id type of a service, as in Gen
 T = TypeVar("T")
 
 Clock = Callable[[], datetime]
-Event = Created[Any] | Updated[Any] | Archived[Any] | Restored[Any]
+Event = Created[Any] | Updated[Any] | Archived[Any] | Restored[Any] | StageChanged
 
 
 class Unset(enum.Enum):
@@ -148,6 +160,11 @@ class CRM:
         positions: contacts' job positions (cargos).
         zones: sales zones (zonas).
         users: the people who use the CRM.
+        products: what we sell (productos).
+        loss_reasons: why opportunities are lost (motivos de pérdida).
+        pipelines: the registered sales pipelines (:class:`PipelineRegistry`).
+        opportunities: opportunities and their stage changes
+            (:class:`OpportunityService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
     """
 
@@ -182,6 +199,11 @@ class CRM:
         self.positions: MasterService[Position, PositionId] = MasterService(self, Position)
         self.zones: MasterService[Zone, ZoneId] = MasterService(self, Zone)
         self.users = UserService(self)
+        self.products: MasterService[Product, ProductId] = MasterService(self, Product)
+        self.loss_reasons: MasterService[LossReason, LossReasonId] = MasterService(self, LossReason)
+        self.pipelines = PipelineRegistry()
+        self.opportunities = OpportunityService(self)
+        self.pipelines.load(plugins.register_pipelines(self))
 
     # ------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -258,7 +280,13 @@ class CRM:
             events: list[Event] = []
             try:
                 with self.store.unit_of_work(write=True) as uow:
-                    result = fn(uow, events)
+                    # fn runs as the current transaction, so that plugin code it
+                    # calls (crmkit_create_sales_order) joins it
+                    token = self._tx.set(_Transaction(uow, events))
+                    try:
+                        result = fn(uow, events)
+                    finally:
+                        self._tx.reset(token)
                     uow.commit()
             except StorageError as error:
                 if not error.retryable or attempt == WRITE_ATTEMPTS:
@@ -286,7 +314,7 @@ class CRM:
         if isinstance(event, Created):
             action = AuditAction.CREATE
             diff = _created_changes(entity)
-        elif isinstance(event, Updated):
+        elif isinstance(event, Updated | StageChanged):
             action = AuditAction.UPDATE
             diff = tuple(_audit_change(c) for c in event.changes)
         elif isinstance(event, Archived):
@@ -313,13 +341,32 @@ class CRM:
         """Notify plugins of committed events, each exactly once."""
         failure: HookError | None = None
         for event in events:
-            if not isinstance(event, Created):
-                continue
             try:
-                if isinstance(event.entity, Organization):
+                if isinstance(event, StageChanged):
+                    self._dispatch_stage_change(event)
+                elif not isinstance(event, Created):
+                    continue
+                elif isinstance(event.entity, Organization):
                     self.plugins.organization_created(self, event.entity)
                 elif isinstance(event.entity, Contact):
                     self.plugins.contact_created(self, event.entity)
+            except HookError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def _dispatch_stage_change(self, event: StageChanged) -> None:
+        failure: HookError | None = None
+        calls: list[Callable[[], None]] = [
+            lambda: self.plugins.opportunity_stage_changed(self, event.entity, event.change)
+        ]
+        if event.entity.status is StageKind.WON:
+            calls.append(lambda: self.plugins.opportunity_won(self, event.entity))
+        elif event.entity.status is StageKind.LOST:
+            calls.append(lambda: self.plugins.opportunity_lost(self, event.entity))
+        for call in calls:
+            try:
+                call()
             except HookError as exc:
                 failure = failure or exc
         if failure is not None:
@@ -388,6 +435,9 @@ def _audited_fields(cls: type[Entity]) -> tuple[str, ...]:
 
 
 def _audit_change(change: FieldChange) -> AuditChange:
+    if change.field == "history" and isinstance(change.new, tuple) and change.new:
+        # the history only grows: audit the entry appended, not the whole list twice
+        return AuditChange("history", None, _json(change.new[-1]))
     return AuditChange(change.field, _json(change.old), _json(change.new))
 
 
@@ -557,12 +607,16 @@ class _Service(Generic[E, I]):
         """Complete a creation's arguments (a service may derive defaults)."""
         return dict(values)
 
+    def _new(self, fields: dict[str, Any], now: datetime) -> tuple[E, Created[E]]:
+        """The new record and its event, from prepared fields (a service may override)."""
+        return changes.create(self._cls, id=uuid7(), now=now, **fields)
+
     def _create(self, values: dict[str, Any]) -> E:
         values = self._creating(values)
 
         def run(uow: UnitOfWork, events: list[Event]) -> E:
             fields = self._prepare(uow, values)
-            entity, event = changes.create(self._cls, id=uuid7(), now=self._crm.now(), **fields)
+            entity, event = self._new(fields, self._crm.now())
             self._repo(uow).add(entity)
             self._crm._record(uow, events, event)
             return entity
@@ -650,7 +704,7 @@ class _Service(Generic[E, I]):
                                 code="unknown_field",
                             )
                     fields = self._prepare(uow, self._creating(item), resolve)
-                    entity, _ = changes.create(self._cls, id=uuid7(), now=now, **fields)
+                    entity, _ = self._new(fields, now)
                 except ValidationError as error:
                     raise error.at(f"[{i}]") from None
                 entities.append(entity)
@@ -1153,6 +1207,368 @@ class ContactService(_Service[Contact, ContactId]):
     def at(self, organization: Organization | OrganizationId) -> list[Contact]:
         """The contacts of an organization, by last and first name."""
         return self.find(organization=organization, order_by=("last_name", "first_name"))
+
+
+# ------------------------------------------------------------ pipelines
+
+
+class PipelineRegistry:
+    """The sales pipelines this CRM knows, by key (registered by plugins or the API)."""
+
+    def __init__(self) -> None:
+        self._pipelines: dict[str, Pipeline] = {}
+
+    def load(self, pipelines: Iterable[Pipeline]) -> None:
+        """Add pipelines that plugins registered (already checked)."""
+        for pipeline in pipelines:
+            self._pipelines[pipeline.key] = pipeline
+
+    def register(self, pipeline: Pipeline) -> Pipeline:
+        """Add a pipeline through the API.
+
+        Raises:
+            ValidationError: the definition breaks a rule of
+                :func:`~crmkit.core.pipelines.check_pipeline`.
+            DuplicateError: a pipeline with that key exists.
+        """
+        if not isinstance(pipeline, Pipeline):
+            raise ValidationError("pipeline", "must be a Pipeline", code="type", value=pipeline)
+        check_pipeline(pipeline)
+        if pipeline.key in self._pipelines:
+            raise DuplicateError("pipeline", "key", pipeline.key)
+        self._pipelines[pipeline.key] = pipeline
+        return pipeline
+
+    def get(self, key: str) -> Pipeline:
+        """The pipeline with ``key``.
+
+        Raises:
+            ValidationError: no such pipeline (field ``pipeline``, code ``reference``).
+        """
+        found = self._pipelines.get(key) if isinstance(key, str) else None
+        if found is None:
+            raise ValidationError(
+                "pipeline", "there is no pipeline with that key", code="reference", value=key
+            )
+        return found
+
+    def keys(self) -> list[str]:
+        """The keys of every pipeline, in registration order."""
+        return list(self._pipelines)
+
+    def __iter__(self) -> Iterator[Pipeline]:
+        return iter(list(self._pipelines.values()))
+
+    def __len__(self) -> int:
+        return len(self._pipelines)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._pipelines
+
+
+# --------------------------------------------------------- opportunities
+
+Transition = Callable[
+    [Opportunity, Pipeline, datetime, "str | None"], tuple[Opportunity, StageChanged]
+]
+
+
+class OpportunityService(_Service[Opportunity, OpportunityId]):
+    """Opportunities (oportunidades comerciales) and their moves through pipelines."""
+
+    _cls = Opportunity
+    _aliases: ClassVar[Mapping[str, tuple[str, type[Entity]]]] = {
+        "organization": ("organization_id", Organization),
+        "contact": ("contact_id", Contact),
+        "source": ("source_id", Source),
+        "prescriber": ("prescriber_id", Organization),
+        "owner": ("owner_id", User),
+        "close_reason": ("close_reason_id", LossReason),
+    }
+
+    def create(
+        self,
+        *,
+        name: str,
+        pipeline: str = "sales",
+        stage: str | None = None,
+        organization: OrganizationRef | None = None,
+        contact: Contact | ContactId | None = None,
+        amount: Money | None = None,
+        probability: Decimal | None = None,
+        expected_close: date | None = None,
+        source: SourceRef | None = None,
+        campaign: CampaignId | None = None,
+        prescriber: OrganizationRef | None = None,
+        owner: UserRef | None = None,
+        competitors: Iterable[str] = (),
+        line_items: Iterable[LineItem] = (),
+        tags: Iterable[str] = (),
+        notes: str | None = None,
+        external_ref: str | None = None,
+    ) -> Opportunity:
+        """Open an opportunity in a pipeline (its first open stage unless ``stage``).
+
+        It needs an organization or a contact; given only a contact, the
+        contact's organization is used.  ``probability`` overrides the stage's
+        default from then on.
+
+        Raises:
+            ValidationError: invalid values, an unknown pipeline or stage, a
+                stage whose requirements are not met.
+        """
+        return self._create(
+            {
+                "name": name,
+                "pipeline": pipeline,
+                "stage": stage,
+                "organization": organization,
+                "contact": contact,
+                "amount": amount,
+                "probability": probability,
+                "expected_close": expected_close,
+                "source": source,
+                "campaign_id": campaign,
+                "prescriber": prescriber,
+                "owner": owner,
+                "competitors": competitors,
+                "line_items": line_items,
+                "tags": tags,
+                "notes": notes,
+                "external_ref": external_ref,
+            }
+        )
+
+    def create_from(
+        self, record: Organization | Contact, *, name: str, **values: Any
+    ) -> Opportunity:
+        """Open an opportunity for an organization or a contact (other arguments as create)."""
+        if isinstance(record, Organization):
+            return self.create(name=name, organization=record, **values)
+        if isinstance(record, Contact):
+            return self.create(name=name, contact=record, **values)
+        raise ValidationError(
+            "record", "must be an Organization or a Contact", code="type", value=record
+        )
+
+    def _prepare(
+        self,
+        uow: UnitOfWork,
+        values: Mapping[str, Any],
+        resolve: Callable[[UnitOfWork, type[Entity], object, str], UUID | None] | None = None,
+    ) -> dict[str, Any]:
+        fields = super()._prepare(uow, values, resolve)
+        if "pipeline" in fields:  # a creation: organization from the contact, one of both
+            if fields.get("organization_id") is None and fields.get("contact_id") is not None:
+                contact = uow.repository(Contact).get(fields["contact_id"])
+                fields["organization_id"] = contact.organization_id
+            if fields.get("organization_id") is None and fields.get("contact_id") is None:
+                raise ValidationError(
+                    "organization",
+                    "an opportunity needs an organization or a contact",
+                    code="required",
+                )
+            if fields.get("probability") is None:
+                fields.pop("probability", None)
+        return fields
+
+    def _new(
+        self, fields: dict[str, Any], now: datetime
+    ) -> tuple[Opportunity, Created[Opportunity]]:
+        fields = dict(fields)
+        pipeline = self._crm.pipelines.get(fields.pop("pipeline"))
+        stage = fields.pop("stage", None)
+        return transitions.open_opportunity(
+            pipeline, id=OpportunityId(uuid7()), now=now, by=self._crm.actor, stage=stage, **fields
+        )
+
+    def update(
+        self,
+        id: OpportunityId,
+        *,
+        expected_version: int,
+        name: str | Unset = UNSET,
+        organization: OrganizationRef | Unset | None = UNSET,
+        contact: Contact | ContactId | Unset | None = UNSET,
+        amount: Money | Unset | None = UNSET,
+        expected_close: date | Unset | None = UNSET,
+        source: SourceRef | Unset | None = UNSET,
+        campaign: CampaignId | Unset | None = UNSET,
+        prescriber: OrganizationRef | Unset | None = UNSET,
+        owner: UserRef | Unset | None = UNSET,
+        competitors: Iterable[str] | Unset = UNSET,
+        line_items: Iterable[LineItem] | Unset = UNSET,
+        tags: Iterable[str] | Unset = UNSET,
+        notes: str | Unset | None = UNSET,
+        external_ref: str | Unset | None = UNSET,
+    ) -> Opportunity:
+        """Change an opportunity's details; its stage changes only through the transitions.
+
+        Raises:
+            NotFoundError: no such opportunity.
+            ConcurrencyError: it changed since ``expected_version``.
+            ValidationError: an invalid value.
+        """
+        return self._update(
+            id,
+            expected_version,
+            {
+                "name": name,
+                "organization": organization,
+                "contact": contact,
+                "amount": amount,
+                "expected_close": expected_close,
+                "source": source,
+                "campaign_id": campaign,
+                "prescriber": prescriber,
+                "owner": owner,
+                "competitors": competitors,
+                "line_items": line_items,
+                "tags": tags,
+                "notes": notes,
+                "external_ref": external_ref,
+            },
+        )
+
+    # ------------------------------------------------------------ moves
+    def advance(
+        self, id: OpportunityId, *, to: str, expected_version: int | None = None
+    ) -> Opportunity:
+        """Move an open opportunity to another open stage the pipeline allows.
+
+        Raises:
+            InvalidTransition: the pipeline does not allow it (both stages named).
+            ValidationError: the target stage's requirements are not met, or a
+                plugin vetoed the move.
+            ConcurrencyError: ``expected_version`` is given and stale.
+        """
+        return self._move(
+            id,
+            expected_version,
+            lambda o, p, now, by: transitions.advance(o, p, to=to, now=now, by=by),
+        )
+
+    def win(
+        self,
+        id: OpportunityId,
+        *,
+        amount: Money | None = None,
+        expected_close: date | None = None,
+        stage: str | None = None,
+        expected_version: int | None = None,
+    ) -> Opportunity:
+        """Win an opportunity; ``crmkit_create_sales_order`` runs in the same transaction.
+
+        The reference a plugin returns is stored as ``sales_order_ref``.  If the
+        hook raises, nothing is written and the caller gets :class:`HookError`.
+        The hook may run again if crmkit retries the transaction after a
+        transient database conflict, so make it idempotent (key it by the
+        opportunity's id).
+
+        Raises:
+            InvalidTransition: not open, or the pipeline does not allow the win.
+            ValidationError: the won stage's requirements (amount, close date).
+            HookError: the sales-order hook failed; the win was rolled back.
+        """
+        return self._move(
+            id,
+            expected_version,
+            lambda o, p, now, by: transitions.win(
+                o, p, now=now, by=by, stage=stage, amount=amount, expected_close=expected_close
+            ),
+        )
+
+    def lose(
+        self,
+        id: OpportunityId,
+        *,
+        reason: LossReason | LossReasonId | str,
+        note: str | None = None,
+        stage: str | None = None,
+        expected_version: int | None = None,
+    ) -> Opportunity:
+        """Lose an opportunity for a reason (a loss-reason key, record or id).
+
+        Raises:
+            InvalidTransition: not open, or the pipeline does not allow it.
+            ValidationError: unknown reason; reason ``other`` without a note.
+        """
+
+        def move(
+            o: Opportunity, p: Pipeline, now: datetime, by: str | None, uow: UnitOfWork
+        ) -> tuple[Opportunity, StageChanged]:
+            reason_id = _ref_id(uow, LossReason, reason, "reason")
+            assert reason_id is not None
+            loss = uow.repository(LossReason).get(reason_id)
+            return transitions.lose(o, p, reason=loss, note=note, now=now, by=by, stage=stage)
+
+        return self._move(id, expected_version, move, needs_uow=True)
+
+    def hold(
+        self, id: OpportunityId, *, stage: str | None = None, expected_version: int | None = None
+    ) -> Opportunity:
+        """Put an open opportunity on hold; it remembers the stage it left."""
+        return self._move(
+            id,
+            expected_version,
+            lambda o, p, now, by: transitions.hold(o, p, now=now, by=by, stage=stage),
+        )
+
+    def resume(self, id: OpportunityId, *, expected_version: int | None = None) -> Opportunity:
+        """Take an opportunity off hold, back to the stage it left."""
+        return self._move(
+            id, expected_version, lambda o, p, now, by: transitions.resume(o, p, now=now, by=by)
+        )
+
+    def reopen(
+        self, id: OpportunityId, *, to: str | None = None, expected_version: int | None = None
+    ) -> Opportunity:
+        """Reopen a won or lost opportunity (explicit and audited)."""
+        return self._move(
+            id,
+            expected_version,
+            lambda o, p, now, by: transitions.reopen(o, p, now=now, by=by, to=to),
+        )
+
+    def _move(
+        self,
+        id: OpportunityId,
+        expected_version: int | None,
+        move: Callable[..., tuple[Opportunity, StageChanged]],
+        *,
+        needs_uow: bool = False,
+    ) -> Opportunity:
+        _check_uuid(id, "id")
+        if expected_version is not None:
+            _check_version(expected_version)
+        crm = self._crm
+
+        def run(uow: UnitOfWork, events: list[Event]) -> Opportunity:
+            repo = self._repo(uow)
+            current = repo.get(id)
+            if expected_version is not None:
+                _expect(current, expected_version)
+            pipeline = crm.pipelines.get(current.pipeline)
+            args = (current, pipeline, crm.now(), crm.actor)
+            new, event = move(*args, uow) if needs_uow else move(*args)
+            crm.plugins.validate_transition(crm, current, current.stage, new.stage)
+            if new.status is StageKind.WON and current.status is not StageKind.WON:
+                reference = crm.plugins.create_sales_order(crm, new)
+                if reference is not None:
+                    new = attrs.evolve(new, sales_order_ref=reference)
+                    event = StageChanged(
+                        new,
+                        event.change,
+                        (
+                            *event.changes,
+                            FieldChange("sales_order_ref", current.sales_order_ref, reference),
+                        ),
+                    )
+            repo.update(new, expected_version=current.version)
+            crm._record(uow, events, event)
+            return new
+
+        return crm._write(run)
 
 
 # ===================================================================== open

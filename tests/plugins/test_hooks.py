@@ -43,10 +43,17 @@ def open_crm(*plugins: object, clock: FixedClock, store: MemoryStore | None = No
 
 
 def test_the_hooks_tested_here_are_all_the_hooks() -> None:
-    """This module covers exactly the hooks hookspecs declares."""
-    assert ["crmkit_contact_created", "crmkit_organization_created", "crmkit_register_masters"] == (
-        HOOK_NAMES
-    )
+    """This module and test_opportunity_hooks cover exactly the hooks hookspecs declares."""
+    here = ["crmkit_contact_created", "crmkit_organization_created", "crmkit_register_masters"]
+    opportunities = [
+        "crmkit_create_sales_order",
+        "crmkit_opportunity_lost",
+        "crmkit_opportunity_stage_changed",
+        "crmkit_opportunity_won",
+        "crmkit_register_pipelines",
+        "crmkit_validate_transition",
+    ]
+    assert sorted(here + opportunities) == HOOK_NAMES
 
 
 # =================================================== crmkit_register_masters
@@ -83,7 +90,9 @@ def test_register_masters_receives_the_crm_being_opened(clock: FixedClock) -> No
     recorder = RecordingPlugin(seeds=[RETAIL])
 
     with open_crm(recorder, clock=clock) as crm:
-        assert [HookCall("crmkit_register_masters", {"crm": crm})] == recorder.calls
+        assert [HookCall("crmkit_register_masters", {"crm": crm})] == recorder.calls_to(
+            "crmkit_register_masters"
+        )
         assert "retail" == crm.markets.get_by_key("retail").key
 
 
@@ -533,6 +542,7 @@ def test_recording_plugin_records_every_call_in_order(clock: FixedClock) -> None
         ana = crm.contacts.create(first_name="Ana", organization=acme)
 
         assert [
+            "crmkit_register_pipelines",
             "crmkit_register_masters",
             "crmkit_organization_created",
             "crmkit_contact_created",

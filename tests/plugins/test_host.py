@@ -18,6 +18,7 @@ from crmkit.testing import RecordingPlugin
 from tests.conftest import FixedClock
 
 BUILTIN = "crmkit.plugins.builtin_masters"
+BUILTINS = ["crmkit.plugins.builtin_masters", "crmkit.plugins.builtin_pipelines"]
 
 
 class Misspelled:
@@ -61,8 +62,8 @@ def test_plugin_names_list_the_builtin_plugin() -> None:
     """A default host has exactly the built-in plugins, by module name."""
     host = PluginHost()
 
-    assert [BUILTIN] == host.plugin_names()
-    assert (BUILTIN,) == BUILTIN_PLUGINS
+    assert BUILTINS == host.plugin_names()
+    assert tuple(BUILTINS) == BUILTIN_PLUGINS
 
 
 def test_plugin_names_list_plugins_in_registration_order(clock: FixedClock) -> None:
@@ -72,8 +73,8 @@ def test_plugin_names_list_plugins_in_registration_order(clock: FixedClock) -> N
     with crmkit.open(":memory:", plugins=[first, second], clock=clock) as crm:
         names = crm.plugins.plugin_names()
 
-    assert 3 == len(names)
-    assert BUILTIN == names[0]
+    assert len(BUILTINS) + 2 == len(names)
+    assert BUILTINS == names[: len(BUILTINS)]
     assert crm.plugins.is_registered(first)
     assert crm.plugins.is_registered(second)
 
@@ -214,7 +215,7 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_load_entry_points_with_no_third_party_plugins_works(clock: FixedClock) -> None:
     """load_entry_points=True in an environment without crmkit plugins adds none."""
     with crmkit.open(":memory:", load_entry_points=True, clock=clock) as crm:
-        assert [BUILTIN] == crm.plugins.plugin_names()
+        assert BUILTINS == crm.plugins.plugin_names()
         assert 8 == crm.sources.count()
 
 
@@ -222,16 +223,19 @@ def test_load_entry_points_with_no_third_party_plugins_works(clock: FixedClock) 
 def test_load_entry_points_registers_installed_plugins(clock: FixedClock) -> None:
     """A plugin under the crmkit entry-point group is loaded and its hooks run."""
     with crmkit.open(":memory:", load_entry_points=True, clock=clock) as crm:
-        assert [BUILTIN, "fake"] == crm.plugins.plugin_names()
+        assert [*BUILTINS, "fake"] == crm.plugins.plugin_names()
         assert "From an entry point" == crm.markets.get_by_key("from-entry-point").name
-        assert ["crmkit_register_masters"] == ENTRY_POINT_PLUGIN.names()
+        assert [
+            "crmkit_register_pipelines",
+            "crmkit_register_masters",
+        ] == ENTRY_POINT_PLUGIN.names()
 
 
 @pytest.mark.usefixtures("fake_entry_points")
 def test_entry_points_are_not_loaded_unless_asked(clock: FixedClock) -> None:
     """Without load_entry_points=True installed plugins stay out."""
     with crmkit.open(":memory:", clock=clock) as crm:
-        assert [BUILTIN] == crm.plugins.plugin_names()
+        assert BUILTINS == crm.plugins.plugin_names()
         assert 0 == crm.markets.count()
         assert [] == ENTRY_POINT_PLUGIN.calls
 

@@ -41,9 +41,24 @@ POSITIONS: Final = (
 )
 
 
+#: (key, English, Spanish) of the default reasons an opportunity is lost.
+LOSS_REASONS: Final = (
+    ("price", "Price", "Precio"),
+    ("competitor", "Chose a competitor", "Eligió a la competencia"),
+    ("no-budget", "No budget", "Sin presupuesto"),
+    ("customer-rejects", "Customer rejects", "Cliente rechaza"),
+    ("not-qualified", "Customer does not qualify", "Cliente no califica"),
+    ("no-decision", "No decision", "Sin decisión"),
+    ("other", "Other (explain in a note)", "Otro (explicar en una nota)"),
+)
+
+
 @hookimpl
 def crmkit_register_masters(crm: CRM) -> list[MasterSeed]:
-    """Default sources and positions."""
+    """Default sources, positions and loss reasons."""
     seeds = [MasterSeed(kind="source", key=k, name=en, name_es=es) for k, en, es in SOURCES]
     seeds += [MasterSeed(kind="position", key=k, name=en, name_es=es) for k, en, es in POSITIONS]
+    seeds += [
+        MasterSeed(kind="loss_reason", key=k, name=en, name_es=es) for k, en, es in LOSS_REASONS
+    ]
     return seeds

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from crmkit.core.entities import Contact, MasterSeed, Organization
-from crmkit.core.errors import CrmkitError, HookError, PluginError
+from crmkit.core.errors import CrmkitError, HookError, PluginError, ValidationError
+from crmkit.core.opportunities import Opportunity, StageChange
+from crmkit.core.pipelines import Pipeline, check_pipeline
 from crmkit.plugins import PROJECT, hookspecs
 
 if TYPE_CHECKING:
@@ -25,7 +27,10 @@ if TYPE_CHECKING:
 __all__ = ["BUILTIN_PLUGINS", "PluginHost"]
 
 #: Modules registered in every host unless ``builtins=False``.
-BUILTIN_PLUGINS: tuple[str, ...] = ("crmkit.plugins.builtin_masters",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "crmkit.plugins.builtin_masters",
+    "crmkit.plugins.builtin_pipelines",
+)
 
 
 class PluginHost:
@@ -125,6 +130,68 @@ class PluginHost:
         name = "crmkit_register_masters"
         return self._flatten(name, self._call(name, crm=crm), MasterSeed)
 
+    def register_pipelines(self, crm: CRM) -> list[Pipeline]:
+        """Every plugin's pipelines, checked (``crmkit_register_pipelines``).
+
+        Raises:
+            PluginError: a pipeline breaks a rule of :func:`check_pipeline`, or
+                two plugins register the same key.
+        """
+        name = "crmkit_register_pipelines"
+        pipelines: list[Pipeline] = self._flatten(name, self._call(name, crm=crm), Pipeline)
+        seen: set[str] = set()
+        for pipeline in pipelines:
+            if pipeline.key in seen:
+                raise PluginError(f"pipeline {pipeline.key!r} is registered twice")
+            seen.add(pipeline.key)
+            try:
+                check_pipeline(pipeline)
+            except ValidationError as exc:
+                raise PluginError(f"pipeline {pipeline.key!r} is invalid: {exc}") from exc
+        return pipelines
+
+    # --------------------------------------------------------- validation
+    def validate_transition(
+        self, crm: CRM, opportunity: Opportunity, source: str, target: str
+    ) -> None:
+        """Let plugins veto a stage change (``crmkit_validate_transition``).
+
+        Raises:
+            ValidationError: a plugin vetoed the move.
+            HookError: a plugin failed with anything else.
+        """
+        self._call(
+            "crmkit_validate_transition",
+            crm=crm,
+            opportunity=opportunity,
+            source=source,
+            target=target,
+        )
+
+    # --------------------------------------------------------- ERP bridge
+    def create_sales_order(self, crm: CRM, opportunity: Opportunity) -> str | None:
+        """The host's sales-order reference for a winning opportunity, if any.
+
+        Implementations run newest first until one returns a reference.
+
+        Raises:
+            HookError: an implementation raised or returned something else than
+                text; ``reason`` starts with the plugin's name.
+        """
+        name = "crmkit_create_sales_order"
+        for impl in reversed(getattr(self._pm.hook, name).get_hookimpls()):
+            kwargs = {"crm": crm, "opportunity": opportunity}
+            try:
+                result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:  # any failure rolls the win back
+                raise HookError(name, f"{impl.plugin_name}: {type(exc).__name__}: {exc}") from exc
+            if result is None:
+                continue
+            if not isinstance(result, str) or not result.strip():
+                raise HookError(name, f"{impl.plugin_name}: returned {result!r}, not a reference")
+            return result.strip()
+        return None
+
     # ------------------------------------------------------ notifications
     def _notify(self, name: str, **kwargs: Any) -> None:
         """Call every implementation of a notification, even when one raises.
@@ -153,3 +220,19 @@ class PluginHost:
     def contact_created(self, crm: CRM, contact: Contact) -> None:
         """Call ``crmkit_contact_created``."""
         self._notify("crmkit_contact_created", crm=crm, contact=contact)
+
+    def opportunity_stage_changed(
+        self, crm: CRM, opportunity: Opportunity, change: StageChange
+    ) -> None:
+        """Call ``crmkit_opportunity_stage_changed``."""
+        self._notify(
+            "crmkit_opportunity_stage_changed", crm=crm, opportunity=opportunity, change=change
+        )
+
+    def opportunity_won(self, crm: CRM, opportunity: Opportunity) -> None:
+        """Call ``crmkit_opportunity_won``."""
+        self._notify("crmkit_opportunity_won", crm=crm, opportunity=opportunity)
+
+    def opportunity_lost(self, crm: CRM, opportunity: Opportunity) -> None:
+        """Call ``crmkit_opportunity_lost``."""
+        self._notify("crmkit_opportunity_lost", crm=crm, opportunity=opportunity)

@@ -21,7 +21,8 @@ import enum
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Final, Union, get_args, get_origin
 from uuid import UUID
 
@@ -31,6 +32,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -51,14 +53,17 @@ from crmkit.core.contact_points import Address, AddressKind, EmailAddress, Phone
 from crmkit.core.entities import (
     Contact,
     Entity,
+    LossReason,
     Market,
     Organization,
     Position,
+    Product,
     Source,
     User,
     Zone,
 )
 from crmkit.core.money import Money
+from crmkit.core.opportunities import Opportunity
 from crmkit.serialization import converter
 
 __all__ = [
@@ -77,8 +82,11 @@ ENTITY_TYPES: Final[tuple[type[Entity], ...]] = (
     Market,
     Position,
     Zone,
+    Product,
+    LossReason,
     Organization,
     Contact,
+    Opportunity,
 )
 
 _TABLE_NAMES: Final = {
@@ -89,6 +97,9 @@ _TABLE_NAMES: Final = {
     "zone": "zones",
     "organization": "organizations",
     "contact": "contacts",
+    "product": "products",
+    "loss_reason": "loss_reasons",
+    "opportunity": "opportunities",
 }
 
 NAMING: Final = {
@@ -101,6 +112,19 @@ NAMING: Final = {
 metadata = MetaData(naming_convention=NAMING)
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class DecimalText(TypeDecorator[Decimal]):
+    """An exact ``Decimal`` kept as its text (SQLite has no decimal type)."""
+
+    impl = String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -140,6 +164,8 @@ class _Kind(enum.Enum):
     EMAIL = "email"
     JSON = "json"
     MONEY = "money"  #: two columns: <name>_minor (integer minor units) and <name>_currency
+    DATE = "date"
+    DECIMAL = "decimal"  #: exact: kept as its decimal text
 
 
 @attrs.frozen
@@ -175,6 +201,10 @@ def _kind_of(hint: Any) -> _Kind:
         return _Kind.INT
     if hint is datetime:
         return _Kind.DATETIME
+    if hint is date:
+        return _Kind.DATE
+    if hint is Decimal:
+        return _Kind.DECIMAL
     if hint is EmailAddress:
         return _Kind.EMAIL
     if hint is Money:
@@ -232,6 +262,8 @@ def _column(cls: type[Entity], f: FieldCodec) -> Column[Any]:
         _Kind.ENUM: String(32),
         _Kind.EMAIL: String(320),
         _Kind.JSON: JsonType,
+        _Kind.DATE: Date(),
+        _Kind.DECIMAL: DecimalText(),
     }[f.kind]
     args: list[Any] = []
     target = cls.REFERENCES.get(f.name)
@@ -255,7 +287,19 @@ def _build_table(cls: type[Entity]) -> Table:
     items.append(Index(None, "updated_at"))
     if "name" in attrs.fields_dict(cls):
         items.append(Index(None, "name"))
+    items += [Index(None, *columns) for columns in _EXTRA_INDEXES.get(cls, ())]
     return Table(name, metadata, *items)
+
+
+#: Indexes for the searches each entity type is known for.
+_EXTRA_INDEXES: Final[dict[type[Entity], tuple[tuple[str, ...], ...]]] = {
+    Opportunity: (
+        ("pipeline", "stage"),
+        ("status",),
+        ("expected_close",),
+        ("amount_currency", "amount_minor"),
+    ),
+}
 
 
 TABLES: Final[dict[type[Entity], Table]] = {cls: _build_table(cls) for cls in ENTITY_TYPES}
@@ -317,7 +361,7 @@ def _json_decoder(hint: Any) -> Callable[[Any], Any]:
         item_decode: Callable[[Any], Any] = item
     elif item in _ITEM_DECODERS:
         item_decode = _ITEM_DECODERS[item]
-    else:  # pragma: no cover - a new collection type: fall back to the converter
+    else:  # line items, stage changes: the converter knows them
         return lambda v: converter.structure(v, hint)
     build: Callable[[Any], Any] = frozenset if origin is frozenset else tuple
     empty = build(())

@@ -43,6 +43,7 @@ from crmkit.core.errors import (
     StorageError,
     ValidationError,
 )
+from crmkit.core.money import Money
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold
 from crmkit.stores.schema import (
     TABLES,
@@ -225,7 +226,43 @@ def _column(table: sa.Table, cls: type[Entity], name: str, dialect: str) -> Any:
     return col
 
 
+def _money_condition(table: sa.Table, f: Filter) -> Any:
+    """Money filters: one currency at a time, compared in integer minor units."""
+    minor, currency = table.c[f"{f.field}_minor"], table.c[f"{f.field}_currency"]
+
+    def equal(value: object) -> Any:
+        if value is None:
+            return minor.is_(None)
+        assert isinstance(value, Money)
+        return sa.and_(currency == value.currency, minor == value.minor_units)
+
+    if isinstance(f, Eq):
+        return equal(f.value)
+    if isinstance(f, In):
+        return sa.or_(sa.false(), *(equal(v) for v in f.values))
+    assert isinstance(f, Range)
+    parts: list[Any] = [minor.is_not(None)]
+    for bound in (f.low, f.high):
+        if isinstance(bound, Money):
+            parts.append(currency == bound.currency)
+    if isinstance(f.low, Money):
+        parts.append(minor >= f.low.minor_units)
+    if isinstance(f.high, Money):
+        high = f.high.minor_units
+        parts.append(minor <= high if f.include_high else minor < high)
+    return sa.and_(*parts)
+
+
+def _order_columns(table: sa.Table, cls: type[Entity], name: str, dialect: str) -> list[Any]:
+    """The columns sorting by ``name`` means (money: currency, then amount)."""
+    if cls.QUERYABLE.get(name) is FieldKind.MONEY:
+        return [table.c[f"{name}_currency"], table.c[f"{name}_minor"]]
+    return [_column(table, cls, name, dialect)]
+
+
 def _condition(table: sa.Table, cls: type[Entity], f: Filter, dialect: str) -> Any:
+    if cls.QUERYABLE.get(f.field) is FieldKind.MONEY:
+        return _money_condition(table, f)
     col = _column(table, cls, f.field, dialect)
     if isinstance(f, Eq):
         value = _value(f.value)
@@ -463,8 +500,8 @@ class _SqlRepository(Generic[E]):
         stmt = sa.select(table).where(*_where(table, self._cls, query, dialect))
         order: list[Any] = []
         for o in query.order:
-            col = _column(table, self._cls, o.field, dialect)
-            order.append((col.desc() if o.descending else col.asc()).nulls_last())
+            for col in _order_columns(table, self._cls, o.field, dialect):
+                order.append((col.desc() if o.descending else col.asc()).nulls_last())
         order.append(table.c.id.asc())
         stmt = stmt.order_by(*order).offset(query.offset or None).limit(query.limit)
         with _translating(self._cls):

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen
 
 from crmkit.core.entities import Contact, MasterSeed, Organization
+from crmkit.core.opportunities import Opportunity, StageChange
+from crmkit.core.pipelines import Pipeline
 from crmkit.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -86,6 +88,32 @@ class RecordingPlugin:
         self._record("crmkit_register_masters", crm=crm)
         return list(self.seeds)
 
+    @hookimpl
+    def crmkit_register_pipelines(self, crm: CRM) -> list[Pipeline]:
+        """Record the call; contribute no pipeline."""
+        self._record("crmkit_register_pipelines", crm=crm)
+        return []
+
+    # ------------------------------------------------- validation, ERP bridge
+    @hookimpl
+    def crmkit_validate_transition(
+        self, crm: CRM, opportunity: Opportunity, source: str, target: str
+    ) -> None:
+        """Record the call; veto nothing."""
+        self._record(
+            "crmkit_validate_transition",
+            crm=crm,
+            opportunity=opportunity,
+            source=source,
+            target=target,
+        )
+
+    @hookimpl
+    def crmkit_create_sales_order(self, crm: CRM, opportunity: Opportunity) -> str | None:
+        """Record the call; create no order."""
+        self._record("crmkit_create_sales_order", crm=crm, opportunity=opportunity)
+        return None
+
     # --------------------------------------------------------- notifications
     @hookimpl
     def crmkit_organization_created(self, crm: CRM, organization: Organization) -> None:
@@ -96,3 +124,22 @@ class RecordingPlugin:
     def crmkit_contact_created(self, crm: CRM, contact: Contact) -> None:
         """Record the call."""
         self._record("crmkit_contact_created", crm=crm, contact=contact)
+
+    @hookimpl
+    def crmkit_opportunity_stage_changed(
+        self, crm: CRM, opportunity: Opportunity, change: StageChange
+    ) -> None:
+        """Record the call."""
+        self._record(
+            "crmkit_opportunity_stage_changed", crm=crm, opportunity=opportunity, change=change
+        )
+
+    @hookimpl
+    def crmkit_opportunity_won(self, crm: CRM, opportunity: Opportunity) -> None:
+        """Record the call."""
+        self._record("crmkit_opportunity_won", crm=crm, opportunity=opportunity)
+
+    @hookimpl
+    def crmkit_opportunity_lost(self, crm: CRM, opportunity: Opportunity) -> None:
+        """Record the call."""
+        self._record("crmkit_opportunity_lost", crm=crm, opportunity=opportunity)
