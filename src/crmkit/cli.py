@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 import crmkit
-from crmkit import CRM, Contact, CrmkitError, Lifecycle, Master, Organization
+from crmkit import CRM, Contact, CrmkitError, Lifecycle, Master, Money, Organization
 
 __all__ = ["cli", "main"]
 
@@ -195,10 +195,49 @@ def _print_summary(console: Console, crm: CRM) -> None:
             wide,
         ),
         _contacts_table(crm, wide),
+        *_boards(crm),
     )
     for table in tables:
         console.print()
         console.print(table)
+
+
+def _boards(crm: CRM) -> list[Table]:
+    """One board per pipeline in use: its stages as columns, count and amount in each."""
+    tables = []
+    for pipeline in crm.pipelines:
+        opportunities = crm.opportunities.find(pipeline=pipeline.key)
+        if not opportunities:
+            continue
+        table = _table(f"Pipeline {pipeline.name} / {pipeline.name_es}")
+        table.add_column("")
+        for stage in pipeline.stages:
+            table.add_column(_lines(stage.label, stage.label_es), justify="right")
+        counts = {stage.key: 0 for stage in pipeline.stages}
+        amounts: dict[str, Money | None] = {stage.key: None for stage in pipeline.stages}
+        for opp in opportunities:
+            counts[opp.stage] += 1
+            if opp.amount is not None:
+                total = amounts[opp.stage]
+                amounts[opp.stage] = opp.amount if total is None else total + opp.amount
+        table.add_row("opportunities", *(str(counts[s.key]) for s in pipeline.stages))
+        table.add_row(
+            "amount",
+            *(_short_money(amounts[s.key]) for s in pipeline.stages),
+        )
+        tables.append(table)
+    return tables
+
+
+def _short_money(value: Money | None) -> str:
+    if value is None:
+        return "·"
+    amount = value.amount
+    if abs(amount) >= 1_000_000:
+        return f"{amount / 1_000_000:.1f}M {value.currency}"
+    if abs(amount) >= 1_000:
+        return f"{amount / 1_000:.0f}k {value.currency}"
+    return f"{amount:.0f} {value.currency}"
 
 
 def _by_id(masters: Iterable[M]) -> dict[UUID, M]:
@@ -231,6 +270,9 @@ def _counts_table(crm: CRM) -> Table:
         ("Markets", crm.markets.count()),
         ("Sources", crm.sources.count()),
         ("Positions", crm.positions.count()),
+        ("Opportunities", crm.opportunities.count()),
+        ("  of which won", crm.opportunities.count(status="won")),
+        ("  of which lost", crm.opportunities.count(status="lost")),
     )
     for name, count in rows:
         table.add_row(name, str(count))

@@ -89,8 +89,20 @@ def test_counts_match_the_arguments(crm: CRM) -> None:
         "users": 6,
         "organizations": 25,
         "contacts": len(book.contacts),
+        "opportunities": len(book.opportunities),
         "skipped": 0,
     } == book.counts
+    assert len(book.opportunities) == crm.opportunities.count()
+
+
+def test_sample_opportunities_move_through_their_pipelines(crm: CRM) -> None:
+    """Some sample opportunities end won, lost or on hold; the rest stay open."""
+    book = build_sample_book(crm, organizations=40)
+    statuses = {o.status.value for o in book.opportunities}
+    assert {"open", "won", "lost", "on_hold"} == statuses
+    for opp in book.opportunities:
+        assert opp == crm.opportunities.get(opp.id)
+        assert opp.organization_id is not None
 
 
 def test_zero_organizations_builds_only_the_masters(crm: CRM) -> None:

@@ -31,6 +31,7 @@ import random
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any, Final, TypeVar
 
 from attrs import frozen
@@ -45,6 +46,7 @@ from crmkit import (
     Market,
     Master,
     MasterService,
+    Money,
     NotFoundError,
     Organization,
     OrganizationKind,
@@ -57,6 +59,8 @@ from crmkit import (
     ValidationError,
     Zone,
 )
+from crmkit.core.opportunities import Opportunity
+from crmkit.core.pipelines import StageKind
 from crmkit.plugins.builtin_masters import POSITIONS, SOURCES
 
 __all__ = ["SampleBook", "build_sample_book"]
@@ -81,6 +85,8 @@ class SampleBook:
         users: the sales reps who own the records, likewise.
         organizations: the organizations created by this call.
         contacts: the contacts created by this call.
+        opportunities: the opportunities created by this call, moved through
+            their pipelines (some won, lost or on hold).
         skipped: organizations (with their contacts) left alone because an
             earlier run had created them.
 
@@ -95,6 +101,7 @@ class SampleBook:
     organizations: tuple[Organization, ...]
     contacts: tuple[Contact, ...]
     skipped: int
+    opportunities: tuple[Opportunity, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -107,6 +114,7 @@ class SampleBook:
             "users": len(self.users),
             "organizations": len(self.organizations),
             "contacts": len(self.contacts),
+            "opportunities": len(self.opportunities),
             "skipped": self.skipped,
         }
 
@@ -654,6 +662,8 @@ def build_sample_book(crm: CRM, *, organizations: int = 40, seed: int = 7) -> Sa
 
     created: list[Organization] = []
     contacts: list[Contact] = []
+    opportunities: list[Opportunity] = []
+    deals = random.Random(seed + 1)  # its own stream: the book above stays as it was
     skipped = 0
     with crm.transaction():
         zones = _ensure(crm.zones, _ZONES)
@@ -702,6 +712,9 @@ def build_sample_book(crm: CRM, *, organizations: int = 40, seed: int = 7) -> Sa
                         external_ref=f"{plan.external_ref}-c{i}",
                     )
                 )
+            opportunities += _sample_opportunities(
+                crm, deals, organization, users[plan.owner], plan.external_ref
+            )
     return SampleBook(
         zones=zones,
         markets=markets,
@@ -710,8 +723,58 @@ def build_sample_book(crm: CRM, *, organizations: int = 40, seed: int = 7) -> Sa
         users=tuple(users.values()),
         organizations=tuple(created),
         contacts=tuple(contacts),
+        opportunities=tuple(opportunities),
         skipped=skipped,
     )
+
+
+#: (pipeline key, weight) of the sample's opportunities
+_PIPELINE_WEIGHTS: Final = (("sales", 50), ("gestion-comercial", 35), ("expediente", 15))
+_OUTCOMES: Final = (("open", 50), ("won", 20), ("lost", 20), ("hold", 10))
+_DEAL_NAMES: Final = (
+    "Renovación de licencias",
+    "ERP para",
+    "Ampliación de contrato",
+    "Consultoría",
+    "Support renewal",
+    "New site rollout",
+    "Formación",
+    "Mantenimiento anual",
+)
+
+
+def _sample_opportunities(
+    crm: CRM, rng: random.Random, organization: Organization, owner: User, ref: str
+) -> list[Opportunity]:
+    """0-2 opportunities for ``organization``, moved at random through their pipeline."""
+    made: list[Opportunity] = []
+    for n in range(rng.choice((0, 1, 1, 2))):
+        key = _pick(rng, [k for k, _ in _PIPELINE_WEIGHTS], [w for _, w in _PIPELINE_WEIGHTS])
+        pipeline = crm.pipelines.get(key)
+        chain = [s.key for s in pipeline.of_kind(StageKind.OPEN)]
+        opp = crm.opportunities.create(
+            name=f"{rng.choice(_DEAL_NAMES)} {organization.name.split()[0]}",
+            organization=organization,
+            pipeline=key,
+            amount=Money(rng.randrange(20, 1200) * 100, "EUR"),
+            expected_close=date(2027, rng.randrange(1, 13), 1),
+            owner=owner,
+            external_ref=f"{ref}-o{n + 1}",
+        )
+        outcome = _pick(rng, [o for o, _ in _OUTCOMES], [w for _, w in _OUTCOMES])
+        steps = len(chain) - 1 if outcome == "won" else rng.randrange(len(chain))
+        for stage in chain[1 : steps + 1]:
+            opp = crm.opportunities.advance(opp.id, to=stage)
+        if outcome == "won":
+            opp = crm.opportunities.win(opp.id)
+        elif outcome == "lost":
+            lost_stage = pipeline.of_kind(StageKind.LOST)[0].key
+            reason = rng.choice(("price", "competitor", "no-budget", "no-decision"))
+            opp = crm.opportunities.lose(opp.id, reason=reason, stage=lost_stage)
+        elif outcome == "hold":
+            opp = crm.opportunities.hold(opp.id)
+        made.append(opp)
+    return made
 
 
 def _organization_exists(crm: CRM, external_ref: str) -> bool:
