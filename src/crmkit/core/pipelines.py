@@ -71,7 +71,12 @@ def _probability(value: object) -> Decimal:
 def _requires(value: object) -> frozenset[str]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise ValidationError("requires", "must be a list of field names", value=value)
-    names = frozenset(value)
+    try:
+        names = frozenset(value)
+    except TypeError:  # unhashable items (a nested list)
+        raise ValidationError(
+            "requires", "must be a list of field names", code="type", value=value
+        ) from None
     unknown = sorted(str(n) for n in names - OPPORTUNITY_FIELDS_REQUIRABLE)
     if unknown:
         raise ValidationError(
