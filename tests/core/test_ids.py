@@ -12,17 +12,33 @@ import pytest
 
 from crmkit.core import ids
 from crmkit.core.ids import (
+    CampaignId,
     ContactId,
+    LossReasonId,
     MarketId,
+    OpportunityId,
     OrganizationId,
     PositionId,
+    ProductId,
     SourceId,
     UserId,
     ZoneId,
     uuid7,
 )
 
-_ID_TYPES = (OrganizationId, ContactId, SourceId, MarketId, PositionId, ZoneId, UserId)
+_ID_TYPES = (
+    OrganizationId,
+    ContactId,
+    SourceId,
+    MarketId,
+    PositionId,
+    ZoneId,
+    UserId,
+    OpportunityId,
+    ProductId,
+    LossReasonId,
+    CampaignId,
+)
 
 
 def test_uuid7_has_version_7_and_the_rfc_variant() -> None:

@@ -319,3 +319,11 @@ def test_check_pipeline_accepts_loops_between_open_stages() -> None:
     """Going back and forth between open stages is fine while a closure stays reachable."""
     pipeline = _pipeline(_A_B, [("a", "b"), ("b", "a"), ("a", "won"), ("a", "lost")])
     assert pipeline is check_pipeline(pipeline)
+
+
+def test_check_pipeline_rejects_a_move_from_a_stage_to_itself() -> None:
+    """("a", "a") is no move at all: refused with code stage."""
+    pairs = [("a", "a"), ("a", "b"), ("b", "won"), ("a", "lost"), ("b", "lost")]
+    with pytest.raises(ValidationError) as info:
+        check_pipeline(_pipeline(transitions=pairs))
+    assert ("transitions", "stage") == (info.value.field, info.value.code)

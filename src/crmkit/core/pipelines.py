@@ -215,6 +215,10 @@ def check_pipeline(pipeline: Pipeline) -> Pipeline:
         raise ValidationError("stages", "needs a won and a lost stage", code="stage")
     by_key = {s.key: s for s in pipeline.stages}
     for source, target in sorted(pipeline.transitions):
+        if source == target:
+            raise ValidationError(
+                "transitions", f"a move from {source!r} to itself is not a move", code="stage"
+            )
         for k in (source, target):
             if k not in by_key:
                 raise ValidationError(
