@@ -287,8 +287,12 @@ def test_seed_masters_false_defers_seeding(clock: FixedClock) -> None:
     with crmkit.open(":memory:", clock=clock, seed_masters=False) as crm:
         assert 0 == crm.sources.count() + crm.positions.count()
 
-        assert 15 == crm.seed_masters()
-        assert (8, 7) == (crm.sources.count(), crm.positions.count())
+        assert 22 == crm.seed_masters()
+        assert (8, 7, 7) == (
+            crm.sources.count(),
+            crm.positions.count(),
+            crm.loss_reasons.count(),
+        )
 
 
 def test_seeded_entries_are_audited(crm: crmkit.CRM, clock: FixedClock) -> None:
