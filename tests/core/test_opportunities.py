@@ -17,7 +17,10 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 def test_a_line_total_is_quantity_times_price_less_discount() -> None:
     """3 x 100.00 EUR at 10% off is 270.00 EUR, rounded to cents."""
     line = LineItem(
-        description="Licencia", quantity="3", unit_price=Money("100", "EUR"), discount="0.1"
+        description="Licencia",
+        quantity="3",
+        unit_price=Money("100", "EUR"),
+        discount=Decimal("0.1"),
     )
     assert Money("270.00", "EUR") == line.total
 
