@@ -473,6 +473,8 @@ class _Service(Generic[E, I]):
             NotFoundError: there is none.
         """
         _check_uuid(id, "id")
+        if self._crm._tx.get() is None:  # a point read needs no unit of work
+            return self._crm.store.get(self._cls, id)
         return self._crm._read(lambda uow: self._repo(uow).get(id))
 
     def get_by_external_ref(self, external_ref: str) -> E:

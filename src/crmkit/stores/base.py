@@ -121,6 +121,16 @@ class UnitOfWork(Protocol):
 class Store(Protocol):
     """A backend: opens units of work."""
 
+    def get(self, cls: type[E], id: UUID) -> E:
+        """Read one committed record outside any unit of work (a point lookup).
+
+        The same result as ``repository(cls).get(id)`` in a fresh read unit of
+        work; backends make it their fastest read.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+
     def unit_of_work(self, *, write: bool = True) -> AbstractContextManager[UnitOfWork]:
         """Begin a transaction (``write=False`` may run as a read-only snapshot)."""
 

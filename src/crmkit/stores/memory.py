@@ -225,6 +225,19 @@ class MemoryStore:
             finally:
                 uow.rollback()  # drops whatever was not committed
 
+    def get(self, cls: type[E], id: UUID) -> E:
+        """One committed record, by id.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        with self._lock:
+            table = self._state.tables.get(cls.ENTITY)
+            found = None if table is None else table.rows.get(id)
+        if found is None:
+            raise NotFoundError(cls.ENTITY, id)
+        return cast(E, found)
+
     def close(self) -> None:
         """Nothing to release; kept for the protocol."""
 

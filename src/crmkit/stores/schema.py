@@ -411,35 +411,40 @@ class EntityCodec:
     ) -> Callable[[Sequence[Any]], Entity]:
         """A function building the entity from a raw driver row in one pass.
 
+        The function is generated as straight-line code (one statement per
+        field, as attrs generates ``__init__``), because it runs for every row
+        read by id.
+
         Args:
             names: the column name of each position of the raw row.
-            processors: SQLAlchemy's result processor of each column (or None).
+            processors: the result processor of each column (or None).
         """
         index = {name: i for i, name in enumerate(names)}
-        steps: list[tuple[str, int, Callable[[Any], Any] | None, Callable[[Any], Any] | None]] = []
-        money: list[tuple[str, int, int]] = []
-        for name, dec in self._decoders:
+        namespace: dict[str, Any] = {
+            "_new": object.__new__,
+            "_set": object.__setattr__,
+            "_cls": self.cls,
+            "_money": decode_money,
+        }
+        lines = ["def read(raw):", "    o = _new(_cls)"]
+        for n, (name, dec) in enumerate(self._decoders):
             if name in self._money:
-                money.append((name, index[f"{name}_minor"], index[f"{name}_currency"]))
-            else:
-                steps.append((name, index[name], processors[index[name]], dec))
-        cls = self.cls
-
-        def read(raw: Sequence[Any]) -> Entity:
-            obj = object.__new__(cls)
-            for name, i, proc, dec in steps:
-                value = raw[i]
-                if value is not None:
-                    if proc is not None:
-                        value = () if value == "[]" else proc(value)  # skip json.loads of []
-                    if dec is not None:
-                        value = dec(value)
-                object.__setattr__(obj, name, value)
-            for name, i_minor, i_currency in money:
-                object.__setattr__(obj, name, decode_money(raw[i_minor], raw[i_currency]))
-            return obj
-
-        return read
+                minor, currency = index[f"{name}_minor"], index[f"{name}_currency"]
+                lines.append(f"    _set(o, {name!r}, _money(raw[{minor}], raw[{currency}]))")
+                continue
+            i = index[name]
+            proc = processors[i]
+            steps = [f for f in (proc, dec) if f is not None]
+            if not steps:
+                lines.append(f"    _set(o, {name!r}, raw[{i}])")
+                continue
+            namespace[f"_f{n}"] = steps[0] if len(steps) == 1 else _compose(steps[0], steps[1])
+            lines.append(f"    v = raw[{i}]")
+            lines.append(f"    _set(o, {name!r}, None if v is None else _f{n}(v))")
+        lines.append("    return o")
+        exec("\n".join(lines), namespace)
+        reader: Callable[[Sequence[Any]], Entity] = namespace["read"]
+        return reader
 
     def from_row(self, row: Mapping[Any, Any]) -> Entity:
         """The entity a row stores (rows are trusted: crmkit validated them on write)."""
@@ -451,6 +456,13 @@ class EntityCodec:
             value = row[name]
             values[name] = value if dec is None or value is None else dec(value)
         return typing.cast(Entity, _trusted(self.cls, values))
+
+
+def _compose(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def both(value: Any) -> Any:
+        return then(first(value))
+
+    return both
 
 
 def _enum_value(value: enum.Enum) -> Any:

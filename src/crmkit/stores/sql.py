@@ -24,7 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Generic, TypeVar, cast
 from uuid import UUID
 
@@ -48,6 +48,7 @@ from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold
 from crmkit.stores.schema import (
     TABLES,
     EntityCodec,
+    UtcDateTime,
     audit_entry,
     audit_row,
     audit_table,
@@ -315,7 +316,7 @@ class _Compiled:
     def __init__(self, table: sa.Table, dialect: sa.Dialect):
         columns = list(table.c)
         self.names = [c.name for c in columns]
-        self.results = [c.type._cached_result_processor(dialect, None) for c in columns]
+        self.results = [_result_processor(c, dialect) for c in columns]
         # inserts leave out database-generated keys (the audit log's seq)
         inserted = [c for c in columns if not (c.primary_key and c.autoincrement is True)]
         self.insert_names = [c.name for c in inserted]
@@ -359,6 +360,31 @@ class _Compiled:
             name: value if proc is None or value is None else proc(value)
             for name, value, proc in zip(self.names, raw, self.results, strict=True)
         }
+
+
+def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's result processor for ``column``, with SQLite shortcuts.
+
+    SQLite returns datetimes as ISO text in UTC (``datetime.fromisoformat``
+    reads it directly) and JSON as text (an empty list needs no decoder).
+    """
+    processor: Callable[[Any], Any] | None = column.type._cached_result_processor(dialect, None)
+    if dialect.name != "sqlite" or processor is None:
+        return processor
+    if isinstance(column.type, UtcDateTime):
+        return _sqlite_utc_datetime
+    if isinstance(column.type, sa.JSON):
+        decode = processor
+
+        def json_value(value: Any) -> Any:
+            return [] if value == "[]" else decode(value)
+
+        return json_value
+    return processor
+
+
+def _sqlite_utc_datetime(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
@@ -699,7 +725,12 @@ class SqlStore:
         self._closed = False
         self._open = True
         self._lock = threading.Lock()
-        self._idle: dict[int, Connection] = {}
+        self._local = threading.local()  # this thread's idle connection
+        self._connections: list[Connection] = []  # every connection made, to close them
+        self._point_reads: dict[
+            type[Entity],
+            tuple[str, Callable[[UUID], Any], Callable[[Sequence[Any]], Entity], bool],
+        ] = {}
         try:
             from crmkit.stores import migrations
 
@@ -723,20 +754,73 @@ class SqlStore:
             raise StorageError("the store is closed")
         return _UnitOfWorkScope(self, write)
 
-    def _checkout(self) -> Connection:
-        with self._lock:
-            connection = self._idle.pop(threading.get_ident(), None)
-        if connection is None or connection.closed or connection.invalidated:
-            with _translating():
-                connection = self.engine.connect()
-        return connection
+    def get(self, cls: type[E], id: UUID) -> E:
+        """One committed record by id: a single SELECT on this thread's connection.
 
-    def _checkin(self, connection: Connection) -> None:
-        with self._lock:  # kept for this thread's next unit of work: no pool round trip
-            if self._open:
-                self._idle[threading.get_ident()] = connection
-                return
-        connection.close()
+        No unit of work: on SQLite the statement reads one WAL snapshot; on
+        PostgreSQL the implicit transaction is rolled back right after.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        if self._closed:
+            raise StorageError("the store is closed")
+        connection, dbapi = self._checkout_slot()
+        plan = self._point_reads.get(cls) or self._plan_point_read(cls, connection)
+        sql, param, read, rollback = plan
+        try:
+            raw = dbapi.execute(sql, param(id)).fetchone()
+            if rollback:
+                dbapi.rollback()
+        except _DBAPI_ERRORS as error:
+            connection.close()
+            raise _translate(error, cls) from error
+        except BaseException:
+            connection.close()
+            raise
+        self._checkin(connection, dbapi)
+        if raw is None:
+            raise NotFoundError(cls.ENTITY, id)
+        return cast(E, read(raw))
+
+    def _plan_point_read(
+        self, cls: type[Entity], connection: Connection
+    ) -> tuple[str, Callable[[UUID], Any], Callable[[Sequence[Any]], Entity], bool]:
+        compiled = _compiled(TABLES[cls], connection.dialect)
+        entity_codec = codec(cls)
+        plan = (
+            compiled.select_sql,
+            compiled.id_param,
+            lambda raw: compiled.entity(entity_codec, raw),
+            connection.dialect.name != "sqlite",
+        )
+        self._point_reads[cls] = plan
+        return plan
+
+    def _checkout(self) -> Connection:
+        return self._checkout_slot()[0]
+
+    def _checkout_slot(self) -> tuple[Connection, Any]:
+        """This thread's idle connection (made if needed) and its DBAPI connection."""
+        slot: tuple[Connection, Any] | None = getattr(self._local, "slot", None)
+        if slot is not None:
+            self._local.slot = None
+            if not slot[0].invalidated and not slot[0].closed:
+                return slot
+        with _translating():
+            connection = self.engine.connect()
+        with self._lock:
+            self._connections = [c for c in self._connections if not c.closed]
+            self._connections.append(connection)
+        return connection, connection.connection.dbapi_connection
+
+    def _checkin(self, connection: Connection, dbapi: Any = None) -> None:
+        if self._open:  # kept for this thread's next call: no pool round trip
+            if dbapi is None:
+                dbapi = connection.connection.dbapi_connection
+            self._local.slot = (connection, dbapi)
+        else:
+            connection.close()
 
     def close(self) -> None:
         """Release this store's hold on the engine (disposed with its last user)."""
@@ -744,8 +828,8 @@ class SqlStore:
             self._closed = True
             with self._lock:
                 self._open = False
-                idle, self._idle = list(self._idle.values()), {}
-            for connection in idle:
+                connections, self._connections = self._connections, []
+            for connection in connections:
                 connection.close()
             _release_engine(self.engine)
 

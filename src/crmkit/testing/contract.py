@@ -427,6 +427,17 @@ class StoreContract:
             assert ("contact", missing) == (info.value.entity, info.value.id)
             assert {} == uow.repository(Contact).get_many([missing])
 
+    def test_store_get_reads_committed_records_only(self, contract_store: Store) -> None:
+        """``Store.get`` sees what was committed, not what a rolled-back unit wrote."""
+        kept, dropped = _org("Kept"), _org("Dropped")
+        self._commit(contract_store, kept)
+        with contract_store.unit_of_work() as uow:
+            uow.repository(Organization).add(dropped)
+        assert kept == contract_store.get(Organization, kept.id)
+        with pytest.raises(NotFoundError) as info:
+            contract_store.get(Organization, dropped.id)
+        assert ("organization", dropped.id) == (info.value.entity, info.value.id)
+
     def test_add_many_inserts_every_record(self, contract_store: Store) -> None:
         """``add_many`` is ``add`` for a batch."""
         orgs = [_org(f"Org {i:02d}") for i in range(30)]
