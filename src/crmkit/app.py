@@ -1270,11 +1270,6 @@ class PipelineRegistry:
 
 # --------------------------------------------------------- opportunities
 
-Transition = Callable[
-    [Opportunity, Pipeline, datetime, "str | None"], tuple[Opportunity, StageChanged]
-]
-
-
 class OpportunityService(_Service[Opportunity, OpportunityId]):
     """Opportunities (oportunidades comerciales) and their moves through pipelines."""
 
