@@ -1270,6 +1270,7 @@ class PipelineRegistry:
 
 # --------------------------------------------------------- opportunities
 
+
 class OpportunityService(_Service[Opportunity, OpportunityId]):
     """Opportunities (oportunidades comerciales) and their moves through pipelines."""
 
