@@ -9,14 +9,19 @@ import textwrap
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
+from uuid import UUID
 
 import pytest
 
 import crmkit
 from crmkit import CRM, ValidationError
+from crmkit.core.entities import Entity
 from crmkit.stores.base import UnitOfWork
 from crmkit.stores.memory import MemoryStore
 from tests.conftest import FixedClock
+
+E = TypeVar("E", bound=Entity)
 
 
 class SpyStore:
@@ -29,6 +34,10 @@ class SpyStore:
     def unit_of_work(self, *, write: bool = True) -> AbstractContextManager[UnitOfWork]:
         """Delegate to the memory store."""
         return self.inner.unit_of_work(write=write)
+
+    def get(self, cls: type[E], id: UUID) -> E:
+        """Delegate to the memory store."""
+        return self.inner.get(cls, id)
 
     def close(self) -> None:
         """Count the call."""

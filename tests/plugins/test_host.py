@@ -6,16 +6,21 @@ import importlib.metadata
 import types
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from typing import TypeVar
+from uuid import UUID
 
 import pytest
 
 import crmkit
 from crmkit import CRM, MasterSeed, Organization, PluginError, hookimpl
+from crmkit.core.entities import Entity
 from crmkit.plugins.host import BUILTIN_PLUGINS, PluginHost
 from crmkit.stores.base import UnitOfWork
 from crmkit.stores.memory import MemoryStore
 from crmkit.testing import RecordingPlugin
 from tests.conftest import FixedClock
+
+E = TypeVar("E", bound=Entity)
 
 BUILTIN = "crmkit.plugins.builtin_masters"
 BUILTINS = ["crmkit.plugins.builtin_masters", "crmkit.plugins.builtin_pipelines"]
@@ -49,6 +54,10 @@ class ClosingSpyStore:
     def unit_of_work(self, *, write: bool = True) -> AbstractContextManager[UnitOfWork]:
         """Delegate to the memory store."""
         return self.inner.unit_of_work(write=write)
+
+    def get(self, cls: type[E], id: UUID) -> E:
+        """Delegate to the memory store."""
+        return self.inner.get(cls, id)
 
     def close(self) -> None:
         """Count the call."""
