@@ -41,6 +41,7 @@ Requires ``pytest`` and ``hypothesis`` (the ``dev`` extra).
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, TypeVar
@@ -334,7 +335,7 @@ class _Boom(Exception):
 # ------------------------------------------------------------------ the suite
 
 
-class StoreContract:
+class StoreContract(abc.ABC):
     """The behaviour every store must have, as pytest tests.
 
     Subclass it in a test module (its name must start with ``Test``) and
@@ -346,12 +347,12 @@ class StoreContract:
     #: Hypothesis examples for "every entity type reads back equal".
     round_trip_examples: ClassVar[int] = 50
 
+    @abc.abstractmethod
     def make_store(self) -> Store:
         """Return a new, empty store; each test calls it once and closes the store after.
 
-        Override this in your subclass; the base raises ``NotImplementedError``.
+        Every subclass defines it (the class is abstract until it does).
         """
-        raise NotImplementedError("override make_store() to return a fresh, empty store")
 
     @pytest.fixture
     def contract_store(self) -> Iterator[Store]:
