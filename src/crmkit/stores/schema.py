@@ -187,28 +187,28 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
+#: Field types stored in one column of their own kind (``Any`` is the base entity's id).
+_SCALAR_KINDS: Final[dict[Any, _Kind]] = {
+    UUID: _Kind.UUID,
+    Any: _Kind.UUID,
+    str: _Kind.TEXT,
+    bool: _Kind.BOOL,
+    int: _Kind.INT,
+    datetime: _Kind.DATETIME,
+    date: _Kind.DATE,
+    Decimal: _Kind.DECIMAL,
+    EmailAddress: _Kind.EMAIL,
+    Money: _Kind.MONEY,
+}
+
+
 def _kind_of(hint: Any) -> _Kind:
     supertype = getattr(hint, "__supertype__", None)
     if supertype is not None:
         return _kind_of(supertype)
-    if hint is UUID or hint is Any:
-        return _Kind.UUID
-    if hint is str:
-        return _Kind.TEXT
-    if hint is bool:
-        return _Kind.BOOL
-    if hint is int:
-        return _Kind.INT
-    if hint is datetime:
-        return _Kind.DATETIME
-    if hint is date:
-        return _Kind.DATE
-    if hint is Decimal:
-        return _Kind.DECIMAL
-    if hint is EmailAddress:
-        return _Kind.EMAIL
-    if hint is Money:
-        return _Kind.MONEY
+    scalar = _SCALAR_KINDS.get(hint)
+    if scalar is not None:
+        return scalar
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return _Kind.ENUM
     if get_origin(hint) in (tuple, frozenset, list, dict):
