@@ -33,6 +33,20 @@ class FixedClock:
         return self.current
 
 
+def record_counts(crm: crmkit.CRM) -> dict[str, int]:
+    """How many records of each kind the CRM holds, archived included."""
+    return {
+        "organizations": crm.organizations.count(archived=None),
+        "contacts": crm.contacts.count(archived=None),
+        "sources": crm.sources.count(archived=None),
+        "markets": crm.markets.count(archived=None),
+        "positions": crm.positions.count(archived=None),
+        "zones": crm.zones.count(archived=None),
+        "users": crm.users.count(archived=None),
+        "opportunities": crm.opportunities.count(archived=None),
+    }
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock()

@@ -24,16 +24,7 @@ from crmkit import (
     ValidationError,
 )
 from tests.conftest import FixedClock
-
-
-def counts(crm: crmkit.CRM) -> dict[str, int]:
-    """How many records of each kind the CRM holds, archived included."""
-    return {
-        "organizations": crm.organizations.count(archived=None),
-        "contacts": crm.contacts.count(archived=None),
-        "positions": crm.positions.count(archived=None),
-        "users": crm.users.count(archived=None),
-    }
+from tests.conftest import record_counts as counts
 
 
 def test_create_returns_the_stored_contact(crm: crmkit.CRM, clock: FixedClock) -> None:

@@ -31,20 +31,7 @@ from crmkit import (
 )
 from crmkit.core.entities import Entity
 from tests.conftest import FixedClock
-
-
-def counts(crm: crmkit.CRM) -> dict[str, int]:
-    """How many records of each kind the CRM holds, archived included."""
-    return {
-        "organizations": crm.organizations.count(archived=None),
-        "contacts": crm.contacts.count(archived=None),
-        "sources": crm.sources.count(archived=None),
-        "markets": crm.markets.count(archived=None),
-        "positions": crm.positions.count(archived=None),
-        "zones": crm.zones.count(archived=None),
-        "users": crm.users.count(archived=None),
-    }
-
+from tests.conftest import record_counts as counts
 
 # ------------------------------------------------------------------ create
 
