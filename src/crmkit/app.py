@@ -13,8 +13,6 @@ it only after the outermost block commits.
 
 from __future__ import annotations
 
-import enum
-import inspect
 import os
 import random
 import time
@@ -23,7 +21,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Final, Generic, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 from uuid import UUID
 
 import attrs
@@ -46,7 +44,6 @@ from crmkit.core.entities import (
     Lifecycle,
     LossReason,
     Market,
-    Master,
     MasterSeed,
     Organization,
     OrganizationKind,
@@ -59,14 +56,13 @@ from crmkit.core.entities import (
     Zone,
 )
 from crmkit.core.errors import (
-    ConcurrencyError,
     DuplicateError,
     HookError,
     NotFoundError,
     StorageError,
     ValidationError,
 )
-from crmkit.core.events import Archived, Created, FieldChange, Restored, StageChanged, Updated
+from crmkit.core.events import Archived, Created, FieldChange, StageChanged, Updated
 from crmkit.core.fields import slugify
 from crmkit.core.ids import (
     CampaignId,
@@ -85,10 +81,30 @@ from crmkit.core.ids import (
 from crmkit.core.money import Money
 from crmkit.core.opportunities import LineItem, Opportunity
 from crmkit.core.pipelines import Pipeline, StageKind, check_pipeline
-from crmkit.core.query import Contains, Eq, Filter, Has, In, Order, Query, Range, check_query
 from crmkit.plugins.host import PluginHost
 from crmkit.serialization import converter
-from crmkit.stores.base import Repository, Store, UnitOfWork
+from crmkit.services.base import (
+    UNSET,
+    DomainEvent,
+    Event,
+    I,
+    M,
+    MarketRef,
+    Notice,
+    OrganizationRef,
+    PositionRef,
+    SourceRef,
+    Unset,
+    UserRef,
+    ZoneRef,
+    _check_text,
+    _check_uuid,
+    _check_version,
+    _expect,
+    _ref_id,
+    _Service,
+)
+from crmkit.stores.base import Store, UnitOfWork
 
 __all__ = [
     "CRM",
@@ -104,23 +120,9 @@ __all__ = [
     "open",
 ]
 
-E = TypeVar("E", bound=Entity)
-M = TypeVar("M", bound=Master)
-I = TypeVar("I", bound=UUID)  # noqa: E741 - the id type of a service, as in Generic[E, I]
 T = TypeVar("T")
 
 Clock = Callable[[], datetime]
-Event = Created[Any] | Updated[Any] | Archived[Any] | Restored[Any] | StageChanged
-
-
-class Unset(enum.Enum):
-    """The type of :data:`UNSET`: "leave this field as it is"."""
-
-    UNSET = "UNSET"
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
 
 #: How many times a write crmkit owns is tried when the database reports a
 #: transient conflict (lock timeout, deadlock, serialization failure).
@@ -128,9 +130,6 @@ WRITE_ATTEMPTS: Final = 5
 
 #: The database ``crmkit.open()`` uses when given no URL.
 DEFAULT_DATABASE: Final = "crm.db"
-
-#: Default of every ``update`` argument: the field keeps its value.
-UNSET: Final = Unset.UNSET
 
 
 def _utc_now() -> datetime:
@@ -306,7 +305,7 @@ class CRM:
             return fn(uow)
 
     # ----------------------------------------------------------------- audit
-    def _record(self, uow: UnitOfWork, events: list[Event], event: Event | None) -> None:
+    def _record(self, uow: UnitOfWork, events: list[Event], event: DomainEvent | None) -> None:
         """Audit ``event`` in the current unit of work and queue it for plugins."""
         if event is None:
             return
@@ -342,7 +341,9 @@ class CRM:
         failure: HookError | None = None
         for event in events:
             try:
-                if isinstance(event, StageChanged):
+                if isinstance(event, Notice):
+                    event.deliver()
+                elif isinstance(event, StageChanged):
                     self._dispatch_stage_change(event)
                 elif not isinstance(event, Created):
                     continue
@@ -445,383 +446,7 @@ def _json(value: object) -> object:
     return converter.unstructure(value)
 
 
-# ================================================================ services
-
-
-class _Service(Generic[E, I]):
-    """What every entity service does: get, find, count, archive, restore.
-
-    ``E`` is the entity type and ``I`` its id type, so mypy rejects
-    ``crm.organizations.get(contact.id)``.
-    """
-
-    _cls: type[E]
-    #: friendly argument names for reference fields: name -> (field, entity type)
-    _aliases: ClassVar[Mapping[str, tuple[str, type[Entity]]]] = {}
-
-    def __init__(self, crm: CRM):
-        self._crm = crm
-
-    def _repo(self, uow: UnitOfWork) -> Repository[E]:
-        return uow.repository(self._cls)
-
-    # ----------------------------------------------------------------- reads
-    def get(self, id: I) -> E:
-        """The record with ``id``.
-
-        Raises:
-            NotFoundError: there is none.
-        """
-        _check_uuid(id, "id")
-        if self._crm._tx.get() is None:  # a point read needs no unit of work
-            return self._crm.store.get(self._cls, id)
-        return self._crm._read(lambda uow: self._repo(uow).get(id))
-
-    def get_by_external_ref(self, external_ref: str) -> E:
-        """The record the host system knows as ``external_ref``.
-
-        Raises:
-            NotFoundError: there is none.
-        """
-        _check_text(external_ref, "external_ref")
-        found = self._crm._read(lambda uow: self._repo(uow).get_by("external_ref", external_ref))
-        if found is None:
-            raise NotFoundError(self._cls.ENTITY, external_ref)
-        return found
-
-    def find(
-        self,
-        *where: Filter,
-        order_by: str | Sequence[str] = (),
-        limit: int | None = None,
-        offset: int = 0,
-        archived: bool | None = False,
-        **equals: object,
-    ) -> list[E]:
-        """Records matching every criterion, in order.
-
-        Args:
-            where: typed filters (:class:`~crmkit.Eq`, :class:`~crmkit.In`,
-                :class:`~crmkit.Range`, :class:`~crmkit.Contains`, :class:`~crmkit.Has`).
-            order_by: field names; ``"-name"`` sorts descending.  Ties are
-                broken by id, so paging is stable.
-            limit: at most this many records.
-            offset: skip this many first.
-            archived: ``False`` hides archived records (default), ``True``
-                shows only them, ``None`` shows both.
-            equals: ``field=value`` equality filters; reference fields accept
-                keys, records or ids (``market="retail"``).
-
-        Raises:
-            ValidationError: an unknown field, a wrong value type, a bad limit.
-        """
-        query = self._query(where, equals, order_by, limit, offset, archived)
-        return self._crm._read(lambda uow: self._repo(uow).find(self._resolved(uow, query)))
-
-    def count(self, *where: Filter, archived: bool | None = False, **equals: object) -> int:
-        """How many records match (same criteria as :meth:`find`)."""
-        query = self._query(where, equals, (), None, 0, archived)
-        return self._crm._read(lambda uow: self._repo(uow).count(self._resolved(uow, query)))
-
-    def _query(
-        self,
-        where: Sequence[Filter],
-        equals: Mapping[str, object],
-        order_by: str | Sequence[str],
-        limit: int | None,
-        offset: int,
-        archived: bool | None,
-    ) -> Query:
-        filters = list(where)
-        for f in filters:
-            if not isinstance(f, Eq | In | Range | Contains | Has):
-                raise ValidationError(
-                    "where",
-                    "criteria must be Eq, In, Range, Contains or Has",
-                    code="type",
-                    value=f,
-                )
-        for name, value in equals.items():
-            filters.append(Eq(name, value))
-        if isinstance(order_by, str):
-            specs = [order_by]
-        elif isinstance(order_by, list | tuple):
-            specs = list(order_by)
-        else:
-            raise ValidationError(
-                "order_by", "must be a field name or a list of them", code="type", value=order_by
-            )
-        for spec in specs:
-            if not isinstance(spec, str) or not spec.lstrip("-"):
-                raise ValidationError(
-                    "order_by",
-                    "must be a field name or a list of them",
-                    code="type",
-                    value=order_by,
-                )
-        if archived is not None and not isinstance(archived, bool):
-            raise ValidationError("archived", "must be True, False or None", value=archived)
-        return Query(
-            filters=tuple(filters),
-            order=tuple(Order.parse(s) for s in specs),
-            limit=limit,
-            offset=offset,
-            archived=archived,
-        )
-
-    def _resolved(self, uow: UnitOfWork, query: Query) -> Query:
-        """Map friendly names (``market="retail"``) to stored fields and ids; check."""
-        filters: list[Filter] = []
-        for f in query.filters:
-            alias = self._aliases.get(f.field)
-            if alias is None:
-                filters.append(f)
-                continue
-            target, cls = alias
-            if isinstance(f, Eq):
-                filters.append(Eq(target, _ref_id(uow, cls, f.value, f.field)))
-            elif isinstance(f, In):
-                filters.append(In(target, tuple(_ref_id(uow, cls, v, f.field) for v in f.values)))
-            else:
-                filters.append(attrs.evolve(f, field=target))
-        order = tuple(
-            attrs.evolve(o, field=self._aliases[o.field][0]) if o.field in self._aliases else o
-            for o in query.order
-        )
-        resolved = attrs.evolve(query, filters=tuple(filters), order=order)
-        try:
-            check_query(self._cls, resolved)
-        except ValidationError as error:
-            argument = {
-                target: name
-                for name, (target, _) in self._aliases.items()
-                if any(f.field == name for f in (*query.filters, *query.order))
-            }.get(error.field)
-            if argument is None:
-                raise
-            raise ValidationError(
-                argument, error.reason, code=error.code, value=error.value
-            ) from None
-        return resolved
-
-    # ---------------------------------------------------------------- writes
-    def _creating(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Complete a creation's arguments (a service may derive defaults)."""
-        return dict(values)
-
-    def _new(self, fields: dict[str, Any], now: datetime) -> tuple[E, Created[E]]:
-        """The new record and its event, from prepared fields (a service may override)."""
-        return changes.create(self._cls, id=uuid7(), now=now, **fields)
-
-    def _create(self, values: dict[str, Any]) -> E:
-        values = self._creating(values)
-
-        def run(uow: UnitOfWork, events: list[Event]) -> E:
-            fields = self._prepare(uow, values)
-            entity, event = self._new(fields, self._crm.now())
-            self._repo(uow).add(entity)
-            self._crm._record(uow, events, event)
-            return entity
-
-        return self._crm._write(run)
-
-    def _update(self, id: I, expected_version: int, values: dict[str, Any]) -> E:
-        _check_uuid(id, "id")
-        _check_version(expected_version)
-        values = {k: v for k, v in values.items() if v is not UNSET}
-
-        def run(uow: UnitOfWork, events: list[Event]) -> E:
-            repo = self._repo(uow)
-            current = repo.get(id)
-            _expect(current, expected_version)
-            entity, event = changes.update(current, self._prepare(uow, values), now=self._crm.now())
-            if event is not None:
-                repo.update(entity, expected_version=expected_version)
-                self._crm._record(uow, events, event)
-            return entity
-
-        return self._crm._write(run)
-
-    def _prepare(
-        self,
-        uow: UnitOfWork,
-        values: Mapping[str, Any],
-        resolve: Callable[[UnitOfWork, type[Entity], object, str], UUID | None] | None = None,
-    ) -> dict[str, Any]:
-        """Turn friendly arguments into entity fields (resolve references, read phones)."""
-        resolve = resolve or _ref_id
-        fields: dict[str, Any] = {}
-        for name, value in values.items():
-            alias = self._aliases.get(name)
-            if alias is not None:
-                target, cls = alias
-                fields[target] = None if value is None else resolve(uow, cls, value, name)
-            elif name == "phones":
-                fields[name] = _phones(value, self._crm.default_region, name)
-            else:
-                fields[name] = value
-        return fields
-
-    # ----------------------------------------------------------------- bulk
-    def bulk_create(self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000) -> list[E]:
-        """Create many records at once: every item is validated first, then rows
-        are inserted in batches (one executemany and one commit per batch).
-
-        Each item maps :meth:`create`'s argument names to values.  Nothing is
-        written unless every item is valid.  Batches commit one by one, so an
-        interrupted call leaves whole batches; inside ``crm.transaction()`` the
-        whole call is atomic.  Audit entries and ``created`` notifications are
-        produced for every record.
-
-        Raises:
-            ValidationError: an invalid item; ``field`` starts with its index
-                (``"[12].emails[0]"``).
-            DuplicateError: an ``external_ref`` is taken (that batch is not written).
-        """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError("batch_size", "must be a positive integer", value=batch_size)
-        allowed = set(inspect.signature(getattr(self, "create")).parameters)  # noqa: B009
-        cache: dict[tuple[type[Entity], object], UUID | None] = {}
-
-        def resolve(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
-            if isinstance(value, Entity):
-                return _ref_id(uow, cls, value, name)
-            key = (cls, value)
-            if key not in cache:
-                cache[key] = _ref_id(uow, cls, value, name)
-            return cache[key]
-
-        def validate(uow: UnitOfWork) -> list[E]:
-            now = self._crm.now()
-            entities: list[E] = []
-            for i, item in enumerate(items):
-                try:
-                    if not isinstance(item, Mapping):
-                        raise ValidationError("", "must be a mapping of field names to values")
-                    for name in item:
-                        if name not in allowed:
-                            raise ValidationError(
-                                str(name),
-                                f"is not an argument of {self._cls.ENTITY} creation",
-                                code="unknown_field",
-                            )
-                    fields = self._prepare(uow, self._creating(item), resolve)
-                    entity, _ = self._new(fields, now)
-                except ValidationError as error:
-                    raise error.at(f"[{i}]") from None
-                entities.append(entity)
-            return entities
-
-        entities = self._crm._read(validate)
-
-        def insert(batch: list[E]) -> Callable[[UnitOfWork, list[Event]], None]:
-            def run(uow: UnitOfWork, events: list[Event]) -> None:
-                self._repo(uow).add_many(batch)
-                for entity in batch:
-                    self._crm._record(uow, events, Created(entity))
-
-            return run
-
-        for start in range(0, len(entities), batch_size):
-            self._crm._write(insert(entities[start : start + batch_size]))
-        return entities
-
-    def archive(self, id: I, *, expected_version: int) -> E:
-        """Archive the record: hidden from ``find`` by default, never deleted.
-
-        Raises:
-            NotFoundError: no such record.
-            ConcurrencyError: it changed since ``expected_version``.
-        """
-        return self._toggle(id, expected_version, changes.archive)
-
-    def restore(self, id: I, *, expected_version: int) -> E:
-        """Bring an archived record back.
-
-        Raises:
-            NotFoundError: no such record.
-            ConcurrencyError: it changed since ``expected_version``.
-        """
-        return self._toggle(id, expected_version, changes.restore)
-
-    def _toggle(
-        self,
-        id: I,
-        expected_version: int,
-        change: Callable[..., tuple[E, Archived[E] | Restored[E] | None]],
-    ) -> E:
-        _check_uuid(id, "id")
-        _check_version(expected_version)
-
-        def run(uow: UnitOfWork, events: list[Event]) -> E:
-            repo = self._repo(uow)
-            current = repo.get(id)
-            _expect(current, expected_version)
-            entity, event = change(current, now=self._crm.now())
-            if event is not None:
-                repo.update(entity, expected_version=expected_version)
-                self._crm._record(uow, events, event)
-            return entity
-
-        return self._crm._write(run)
-
-
-def _check_uuid(value: object, name: str) -> None:
-    if not isinstance(value, UUID):
-        raise ValidationError(name, "must be a UUID", code="type", value=value)
-
-
-def _check_text(value: object, name: str) -> None:
-    if not isinstance(value, str):
-        raise ValidationError(name, "must be text", code="type", value=value)
-
-
-def _check_version(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError("expected_version", "must be a positive integer", value=value)
-
-
-def _expect(current: Entity, expected_version: int) -> None:
-    if current.version != expected_version:
-        raise ConcurrencyError(current.ENTITY, current.id, expected_version, current.version)
-
-
-def _ref_id(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
-    """The id a friendly reference names: a record, an id, or a master key."""
-    if value is None:
-        return None
-    if isinstance(value, cls):
-        return value.id  # type: ignore[no-any-return]
-    repo = uow.repository(cls)
-    if isinstance(value, UUID):
-        if not repo.get_many([value]):
-            raise ValidationError(
-                name,
-                f"refers to a {cls.ENTITY} that does not exist",
-                code="reference",
-                value=value,
-            )
-        return value
-    if isinstance(value, str) and issubclass(cls, Master):
-        found = repo.get_by("key", value)
-        if found is None:
-            raise ValidationError(
-                name, f"there is no {cls.ENTITY} with that key", code="reference", value=value
-            )
-        return found.id  # type: ignore[no-any-return]
-    expected = f"a {cls.ENTITY} key, record or id" if issubclass(cls, Master) else "an id"
-    raise ValidationError(name, f"must be {expected}", code="type", value=value)
-
-
 # ------------------------------------------------------------------ masters
-
-#: What a reference argument accepts: the record, its id, or (masters) its key.
-MarketRef = Market | MarketId | str
-SourceRef = Source | SourceId | str
-ZoneRef = Zone | ZoneId | str
-PositionRef = Position | PositionId | str
-UserRef = User | UserId
-OrganizationRef = Organization | OrganizationId
 
 
 class MasterService(_Service[M, I]):
@@ -948,25 +573,6 @@ class UserService(_Service[User, UserId]):
 
 
 # ------------------------------------------------------------ organizations
-
-
-def _phones(values: object, region: str | None, name: str) -> object:
-    """Parse phone strings with the CRM's default region; other values pass to the entity."""
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        return values
-    items = list(values)
-    parsed: list[object] = []
-    for i, value in enumerate(items):
-        if isinstance(value, str):
-            try:
-                parsed.append(PhoneNumber.parse(value, region=region))
-            except ValidationError as exc:
-                raise ValidationError(
-                    f"{name}[{i}]", exc.reason, code=exc.code, value=exc.value
-                ) from None
-        else:
-            parsed.append(value)
-    return parsed
 
 
 class OrganizationService(_Service[Organization, OrganizationId]):
