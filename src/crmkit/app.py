@@ -430,7 +430,7 @@ def _audited_fields(cls: type[Entity]) -> tuple[str, ...]:
     found = _AUDITED.get(cls)
     if found is None:
         found = _AUDITED[cls] = tuple(
-            a.name for a in attrs.fields(cls) if a.name not in Entity.SYSTEM_FIELDS
+            a.name for a in attrs.fields(cls) if a.init and a.name not in Entity.SYSTEM_FIELDS
         )
     return found
 

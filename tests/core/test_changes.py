@@ -21,7 +21,7 @@ LATER = NOW + timedelta(hours=1)
 
 
 def _user_fields(cls: type[Entity]) -> list[str]:
-    return sorted(a.name for a in attrs.fields(cls) if a.name not in cls.SYSTEM_FIELDS)
+    return sorted(a.name for a in attrs.fields(cls) if a.init and a.name not in cls.SYSTEM_FIELDS)
 
 
 # ------------------------------------------------------------------ create

@@ -13,11 +13,15 @@ import pytest
 from crmkit.core import ids
 from crmkit.core.ids import (
     CampaignId,
+    CaseId,
     ContactId,
+    InteractionId,
+    LeadId,
     LossReasonId,
     MarketId,
     OpportunityId,
     OrganizationId,
+    OutcomeId,
     PositionId,
     ProductId,
     SourceId,
@@ -38,6 +42,10 @@ _ID_TYPES = (
     ProductId,
     LossReasonId,
     CampaignId,
+    InteractionId,
+    OutcomeId,
+    LeadId,
+    CaseId,
 )
 
 

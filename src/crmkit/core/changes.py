@@ -31,7 +31,7 @@ _FIELDS: dict[type[Entity], frozenset[str]] = {}
 def _fields(cls: type[Entity]) -> frozenset[str]:
     found = _FIELDS.get(cls)
     if found is None:
-        found = _FIELDS[cls] = frozenset(a.name for a in attrs.fields(cls))
+        found = _FIELDS[cls] = frozenset(a.name for a in attrs.fields(cls) if a.init)
     return found
 
 
@@ -45,7 +45,7 @@ def _required(cls: type[Entity]) -> tuple[str, ...]:
         found = _REQUIRED[cls] = tuple(
             a.name
             for a in attrs.fields(cls)
-            if a.default is attrs.NOTHING and a.name not in cls.SYSTEM_FIELDS
+            if a.default is attrs.NOTHING and a.init and a.name not in cls.SYSTEM_FIELDS
         )
     return found
 

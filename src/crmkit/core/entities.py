@@ -45,12 +45,14 @@ from crmkit.core.ids import (
     LossReasonId,
     MarketId,
     OrganizationId,
+    OutcomeId,
     PositionId,
     ProductId,
     SourceId,
     UserId,
     ZoneId,
 )
+from crmkit.core.matching import name_key
 
 __all__ = [
     "MASTER_TYPES",
@@ -67,6 +69,7 @@ __all__ = [
     "Organization",
     "OrganizationKind",
     "OrganizationStatus",
+    "Outcome",
     "Position",
     "Product",
     "Role",
@@ -260,6 +263,14 @@ class LossReason(Master):
     id: LossReasonId = required_id()
 
 
+@frozen(kw_only=True)
+class Outcome(Master):
+    """What an interaction achieved (resultado): interés inicial, agendar reunión..."""
+
+    ENTITY: ClassVar[str] = "outcome"
+    id: OutcomeId = required_id()
+
+
 # ------------------------------------------------------------------ users
 
 
@@ -292,6 +303,7 @@ class Organization(Entity):
     QUERYABLE: ClassVar[dict[str, FieldKind]] = {
         **_BASE_FIELDS,
         "name": FieldKind.TEXT,
+        "name_key": FieldKind.TEXT,
         "legal_name": FieldKind.TEXT,
         "tax_id": FieldKind.TEXT,
         "website": FieldKind.TEXT,
@@ -304,6 +316,8 @@ class Organization(Entity):
         "parent_id": FieldKind.ID,
         "kinds": FieldKind.SET,
         "tags": FieldKind.SET,
+        "emails": FieldKind.SET,
+        "phones": FieldKind.SET,
     }
 
     id: OrganizationId = required_id()
@@ -324,6 +338,11 @@ class Organization(Entity):
     parent_id: OrganizationId | None = optional_id()
     tags: tuple[str, ...] = tuple_field(tag_item, "tags")
     notes: str | None = text("notes", max_length=10_000)
+    #: the normalized name (:func:`crmkit.core.matching.name_key`), kept for matching
+    name_key: str = field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "name_key", name_key(self.name))
 
 
 # --------------------------------------------------------------- contacts
@@ -348,6 +367,7 @@ class Contact(Entity):
         "language": FieldKind.TEXT,
         "owner_id": FieldKind.ID,
         "tags": FieldKind.SET,
+        "phones": FieldKind.SET,
     }
 
     id: ContactId = required_id()
@@ -399,6 +419,7 @@ MASTER_TYPES: Final[dict[str, type[Master]]] = {
     "zone": Zone,
     "product": Product,
     "loss_reason": LossReason,
+    "outcome": Outcome,
 }
 
 

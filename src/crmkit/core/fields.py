@@ -246,6 +246,16 @@ def aware_datetime() -> Any:
     return field(validator=_check_aware)
 
 
+def _check_optional_aware(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _check_aware(instance, attribute, value)
+
+
+def optional_datetime() -> Any:
+    """An optional timezone-aware datetime field."""
+    return field(default=None, validator=_check_optional_aware)
+
+
 def _check_version(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError(

@@ -18,11 +18,15 @@ from uuid import UUID
 
 __all__ = [
     "CampaignId",
+    "CaseId",
     "ContactId",
+    "InteractionId",
+    "LeadId",
     "LossReasonId",
     "MarketId",
     "OpportunityId",
     "OrganizationId",
+    "OutcomeId",
     "PositionId",
     "ProductId",
     "SourceId",
@@ -42,6 +46,10 @@ OpportunityId = NewType("OpportunityId", UUID)
 ProductId = NewType("ProductId", UUID)
 LossReasonId = NewType("LossReasonId", UUID)
 CampaignId = NewType("CampaignId", UUID)
+InteractionId = NewType("InteractionId", UUID)
+OutcomeId = NewType("OutcomeId", UUID)
+LeadId = NewType("LeadId", UUID)
+CaseId = NewType("CaseId", UUID)
 
 _lock = threading.Lock()
 _last = [0, 0]  # [unix milliseconds, 12-bit counter] of the previous id

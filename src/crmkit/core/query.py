@@ -19,7 +19,7 @@ from uuid import UUID
 import attrs
 from attrs import frozen
 
-from crmkit.core.contact_points import EmailAddress
+from crmkit.core.contact_points import EmailAddress, PhoneNumber
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.errors import ValidationError
 from crmkit.core.fields import in_utc_range
@@ -212,7 +212,7 @@ _EXPECTED: Final[dict[FieldKind, type | tuple[type, ...]]] = {
     FieldKind.TEXT: (str, EmailAddress),
     FieldKind.INT: int,
     FieldKind.ENUM: (str, enum.Enum),
-    FieldKind.SET: (str, enum.Enum),
+    FieldKind.SET: (str, enum.Enum, EmailAddress, PhoneNumber),
     FieldKind.DATE: date,
     FieldKind.MONEY: Money,
 }
@@ -241,6 +241,8 @@ def _plain(value: object) -> object:
     money as (currency, amount) so that sorting groups currencies."""
     if isinstance(value, enum.Enum | EmailAddress):
         return value.value
+    if isinstance(value, PhoneNumber):
+        return value.e164
     if isinstance(value, Money):
         return (value.currency, value.amount)
     return value

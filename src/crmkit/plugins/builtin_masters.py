@@ -52,13 +52,25 @@ LOSS_REASONS: Final = (
     ("other", "Other (explain in a note)", "Otro (explicar en una nota)"),
 )
 
+#: (key, English, Spanish) of the default interaction outcomes (resultados).
+OUTCOMES: Final = (
+    ("initial-interest", "Initial interest", "Interés inicial"),
+    ("schedule-meeting", "Schedule a meeting", "Agendar reunión"),
+    ("send-information", "Send information", "Enviar información"),
+    ("send-proposal", "Send a proposal", "Enviar propuesta"),
+    ("call-back", "Call back later", "Volver a llamar"),
+    ("no-answer", "No answer", "Sin respuesta"),
+    ("not-interested", "Not interested", "Sin interés"),
+)
+
 
 @hookimpl
 def crmkit_register_masters(crm: CRM) -> list[MasterSeed]:
-    """Default sources, positions and loss reasons."""
+    """Default sources, positions, loss reasons and interaction outcomes."""
     seeds = [MasterSeed(kind="source", key=k, name=en, name_es=es) for k, en, es in SOURCES]
     seeds += [MasterSeed(kind="position", key=k, name=en, name_es=es) for k, en, es in POSITIONS]
     seeds += [
         MasterSeed(kind="loss_reason", key=k, name=en, name_es=es) for k, en, es in LOSS_REASONS
     ]
+    seeds += [MasterSeed(kind="outcome", key=k, name=en, name_es=es) for k, en, es in OUTCOMES]
     return seeds

@@ -23,7 +23,10 @@ from crmkit.plugins import hookspec
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
+    from crmkit.core.cases import Case, CaseType
     from crmkit.core.entities import Contact, MasterSeed, Organization
+    from crmkit.core.interactions import Interaction, InteractionKind
+    from crmkit.core.leads import Lead, LeadConversion
     from crmkit.core.opportunities import Opportunity, StageChange
     from crmkit.core.pipelines import Pipeline
 
@@ -62,6 +65,42 @@ def crmkit_register_pipelines(crm: CRM) -> list[Pipeline]:  # type: ignore[empty
 
     Returns:
         A list of :class:`crmkit.Pipeline`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_register_interaction_kinds(crm: CRM) -> list[InteractionKind]:  # type: ignore[empty-body]
+    """Contribute kinds of interaction (a WhatsApp message, a demo, a site survey...).
+
+    Called once when the CRM is opened.  crmkit's built-in plugin registers
+    call, email, meeting, visit, document, presentation and note.  A key
+    registered twice is a :class:`crmkit.PluginError` at ``crmkit.open()``.
+
+    Args:
+        crm: the CRM being opened.
+
+    Returns:
+        A list of :class:`crmkit.InteractionKind`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_register_case_types(crm: CRM) -> list[CaseType]:  # type: ignore[empty-body]
+    """Contribute types of post-sale case, each with an SLA target per priority.
+
+    Called once when the CRM is opened.  crmkit's built-in plugin registers
+    claim, incident and service_request.  A key registered twice is a
+    :class:`crmkit.PluginError` at ``crmkit.open()``.
+
+    Args:
+        crm: the CRM being opened.
+
+    Returns:
+        A list of :class:`crmkit.CaseType`.
 
     .. versionadded:: 0.1
     """
@@ -186,6 +225,62 @@ def crmkit_opportunity_lost(crm: CRM, opportunity: Opportunity) -> None:
     Args:
         crm: the CRM.
         opportunity: the lost opportunity (``close_reason_id`` set).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_interaction_logged(crm: CRM, interaction: Interaction) -> None:
+    """An interaction was logged as done (or a planned one completed), and committed.
+
+    Fires once per interaction that reaches ``done``, after commit; planned
+    and cancelled interactions do not fire it.
+
+    Args:
+        crm: the CRM.
+        interaction: the done interaction.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_lead_converted(crm: CRM, lead: Lead, conversion: LeadConversion) -> None:
+    """A lead was converted, and the conversion committed.
+
+    Fires once per lead: converting an already converted lead again returns
+    the first conversion and fires nothing.
+
+    Args:
+        crm: the CRM.
+        lead: the converted lead (links to what it became).
+        conversion: the organization, contact and opportunity, and which of
+            them the conversion created (``created_organization``...).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_case_opened(crm: CRM, case: Case) -> None:
+    """A post-sale case was opened, and committed (reopening fires it again).
+
+    Args:
+        crm: the CRM.
+        case: the open case, with its ``sla_due``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_case_closed(crm: CRM, case: Case) -> None:
+    """A post-sale case was closed, and committed.
+
+    Args:
+        crm: the CRM.
+        case: the closed case.
 
     .. versionadded:: 0.1
     """

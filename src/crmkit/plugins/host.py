@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from crmkit.core.cases import Case, CaseType
 from crmkit.core.entities import Contact, MasterSeed, Organization
 from crmkit.core.errors import CrmkitError, HookError, PluginError, ValidationError
+from crmkit.core.interactions import Interaction, InteractionKind
+from crmkit.core.leads import Lead, LeadConversion
 from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, check_pipeline
 from crmkit.plugins import PROJECT, hookspecs
@@ -30,6 +33,7 @@ __all__ = ["BUILTIN_PLUGINS", "PluginHost"]
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "crmkit.plugins.builtin_masters",
     "crmkit.plugins.builtin_pipelines",
+    "crmkit.plugins.builtin_activities",
 )
 
 
@@ -150,6 +154,34 @@ class PluginHost:
                 raise PluginError(f"pipeline {pipeline.key!r} is invalid: {exc}") from exc
         return pipelines
 
+    def _unique(self, items: list[Any], what: str) -> list[Any]:
+        seen: set[str] = set()
+        for item in items:
+            if item.key in seen:
+                raise PluginError(f"{what} {item.key!r} is registered twice")
+            seen.add(item.key)
+        return items
+
+    def register_interaction_kinds(self, crm: CRM) -> list[InteractionKind]:
+        """Every plugin's interaction kinds (``crmkit_register_interaction_kinds``).
+
+        Raises:
+            PluginError: a key registered twice, or not a list of InteractionKind.
+        """
+        name = "crmkit_register_interaction_kinds"
+        kinds = self._flatten(name, self._call(name, crm=crm), InteractionKind)
+        return self._unique(kinds, "interaction kind")
+
+    def register_case_types(self, crm: CRM) -> list[CaseType]:
+        """Every plugin's case types (``crmkit_register_case_types``).
+
+        Raises:
+            PluginError: a key registered twice, or not a list of CaseType.
+        """
+        name = "crmkit_register_case_types"
+        types = self._flatten(name, self._call(name, crm=crm), CaseType)
+        return self._unique(types, "case type")
+
     # --------------------------------------------------------- validation
     def validate_transition(
         self, crm: CRM, opportunity: Opportunity, source: str, target: str
@@ -236,3 +268,19 @@ class PluginHost:
     def opportunity_lost(self, crm: CRM, opportunity: Opportunity) -> None:
         """Call ``crmkit_opportunity_lost``."""
         self._notify("crmkit_opportunity_lost", crm=crm, opportunity=opportunity)
+
+    def interaction_logged(self, crm: CRM, interaction: Interaction) -> None:
+        """Call ``crmkit_interaction_logged``."""
+        self._notify("crmkit_interaction_logged", crm=crm, interaction=interaction)
+
+    def lead_converted(self, crm: CRM, lead: Lead, conversion: LeadConversion) -> None:
+        """Call ``crmkit_lead_converted``."""
+        self._notify("crmkit_lead_converted", crm=crm, lead=lead, conversion=conversion)
+
+    def case_opened(self, crm: CRM, case: Case) -> None:
+        """Call ``crmkit_case_opened``."""
+        self._notify("crmkit_case_opened", crm=crm, case=case)
+
+    def case_closed(self, crm: CRM, case: Case) -> None:
+        """Call ``crmkit_case_closed``."""
+        self._notify("crmkit_case_closed", crm=crm, case=case)

@@ -49,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.cases import Case
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
 from crmkit.core.entities import (
     Contact,
@@ -56,12 +57,15 @@ from crmkit.core.entities import (
     LossReason,
     Market,
     Organization,
+    Outcome,
     Position,
     Product,
     Source,
     User,
     Zone,
 )
+from crmkit.core.interactions import Interaction
+from crmkit.core.leads import Lead
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.serialization import converter
@@ -87,6 +91,10 @@ ENTITY_TYPES: Final[tuple[type[Entity], ...]] = (
     Organization,
     Contact,
     Opportunity,
+    Outcome,
+    Case,
+    Interaction,
+    Lead,
 )
 
 _TABLE_NAMES: Final = {
@@ -100,6 +108,10 @@ _TABLE_NAMES: Final = {
     "product": "products",
     "loss_reason": "loss_reasons",
     "opportunity": "opportunities",
+    "outcome": "outcomes",
+    "case": "cases",
+    "interaction": "interactions",
+    "lead": "leads",
 }
 
 NAMING: Final = {
@@ -162,6 +174,7 @@ class _Kind(enum.Enum):
     DATETIME = "datetime"
     ENUM = "enum"
     EMAIL = "email"
+    PHONE = "phone"  #: E.164 text
     JSON = "json"
     MONEY = "money"  #: two columns: <name>_minor (integer minor units) and <name>_currency
     DATE = "date"
@@ -198,6 +211,7 @@ _SCALAR_KINDS: Final[dict[Any, _Kind]] = {
     date: _Kind.DATE,
     Decimal: _Kind.DECIMAL,
     EmailAddress: _Kind.EMAIL,
+    PhoneNumber: _Kind.PHONE,
     Money: _Kind.MONEY,
 }
 
@@ -261,6 +275,7 @@ def _column(cls: type[Entity], f: FieldCodec) -> Column[Any]:
         _Kind.DATETIME: UtcDateTime(),
         _Kind.ENUM: String(32),
         _Kind.EMAIL: String(320),
+        _Kind.PHONE: String(32),
         _Kind.JSON: JsonType,
         _Kind.DATE: Date(),
         _Kind.DECIMAL: DecimalText(),
@@ -299,6 +314,16 @@ _EXTRA_INDEXES: Final[dict[type[Entity], tuple[tuple[str, ...], ...]]] = {
         ("expected_close",),
         ("amount_currency", "amount_minor"),
     ),
+    Organization: (("name_key",),),
+    Contact: (("email",),),
+    # the agenda: one user's planned interactions by time
+    Interaction: (
+        ("assignee_id", "status", "scheduled_at"),
+        ("status", "scheduled_at"),
+        ("occurred_at",),
+    ),
+    Case: (("owner_id", "status", "sla_due"), ("status", "sla_due")),
+    Lead: (("status",), ("email",)),
 }
 
 
@@ -389,6 +414,8 @@ class EntityCodec:
                 enc, dec = _enum_value, f.python_type
             elif f.kind is _Kind.EMAIL:
                 enc, dec = _email_value, _email
+            elif f.kind is _Kind.PHONE:
+                enc, dec = _phone_value, _phone
             elif f.kind is _Kind.JSON:
                 enc, dec = converter.unstructure, _json_decoder(f.python_type)
             else:
@@ -471,6 +498,10 @@ def _enum_value(value: enum.Enum) -> Any:
 
 def _email_value(value: EmailAddress) -> str:
     return value.value
+
+
+def _phone_value(value: PhoneNumber) -> str:
+    return value.e164
 
 
 _CODECS: dict[type[Entity], EntityCodec] = {}

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.contact_points import PhoneNumber
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.errors import (
     ConcurrencyError,
@@ -213,6 +214,8 @@ def _translating(cls: type[Entity] | None = None) -> Iterator[None]:
 def _value(v: object) -> object:
     if isinstance(v, Entity):
         return v.id
+    if isinstance(v, PhoneNumber):
+        return v.e164
     return getattr(v, "value", v) if not isinstance(v, str | int | UUID | datetime) else v
 
 

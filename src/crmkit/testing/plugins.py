@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from crmkit.core.cases import Case, CaseType
 from crmkit.core.entities import Contact, MasterSeed, Organization
+from crmkit.core.interactions import Interaction, InteractionKind
+from crmkit.core.leads import Lead, LeadConversion
 from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline
 from crmkit.plugins import hookimpl
@@ -94,6 +97,18 @@ class RecordingPlugin:
         self._record("crmkit_register_pipelines", crm=crm)
         return []
 
+    @hookimpl
+    def crmkit_register_interaction_kinds(self, crm: CRM) -> list[InteractionKind]:
+        """Record the call; contribute no kind."""
+        self._record("crmkit_register_interaction_kinds", crm=crm)
+        return []
+
+    @hookimpl
+    def crmkit_register_case_types(self, crm: CRM) -> list[CaseType]:
+        """Record the call; contribute no case type."""
+        self._record("crmkit_register_case_types", crm=crm)
+        return []
+
     # ------------------------------------------------- validation, ERP bridge
     @hookimpl
     def crmkit_validate_transition(
@@ -143,3 +158,23 @@ class RecordingPlugin:
     def crmkit_opportunity_lost(self, crm: CRM, opportunity: Opportunity) -> None:
         """Record the call."""
         self._record("crmkit_opportunity_lost", crm=crm, opportunity=opportunity)
+
+    @hookimpl
+    def crmkit_interaction_logged(self, crm: CRM, interaction: Interaction) -> None:
+        """Record the call."""
+        self._record("crmkit_interaction_logged", crm=crm, interaction=interaction)
+
+    @hookimpl
+    def crmkit_lead_converted(self, crm: CRM, lead: Lead, conversion: LeadConversion) -> None:
+        """Record the call."""
+        self._record("crmkit_lead_converted", crm=crm, lead=lead, conversion=conversion)
+
+    @hookimpl
+    def crmkit_case_opened(self, crm: CRM, case: Case) -> None:
+        """Record the call."""
+        self._record("crmkit_case_opened", crm=crm, case=case)
+
+    @hookimpl
+    def crmkit_case_closed(self, crm: CRM, case: Case) -> None:
+        """Record the call."""
+        self._record("crmkit_case_closed", crm=crm, case=case)
