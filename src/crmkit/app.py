@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import random
 import time
+import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, ClassVar, Final, TypeVar
 from uuid import UUID
@@ -48,6 +49,7 @@ from crmkit.core.entities import (
     Organization,
     OrganizationKind,
     OrganizationStatus,
+    Outcome,
     Position,
     Product,
     Role,
@@ -71,6 +73,7 @@ from crmkit.core.ids import (
     MarketId,
     OpportunityId,
     OrganizationId,
+    OutcomeId,
     PositionId,
     ProductId,
     SourceId,
@@ -104,6 +107,9 @@ from crmkit.services.base import (
     _ref_id,
     _Service,
 )
+from crmkit.services.cases import CaseService
+from crmkit.services.interactions import AgendaService, InteractionService
+from crmkit.services.leads import LeadService
 from crmkit.stores.base import Store, UnitOfWork
 
 __all__ = [
@@ -136,6 +142,20 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _timezone(value: object) -> tzinfo:
+    """A tzinfo from an IANA name (``"Europe/Madrid"``) or a tzinfo."""
+    if isinstance(value, tzinfo):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    raise ValidationError(
+        "timezone", "must be an IANA time zone name or a tzinfo", code="timezone", value=value
+    )
+
+
 @attrs.define
 class _Transaction:
     uow: UnitOfWork
@@ -161,10 +181,19 @@ class CRM:
         users: the people who use the CRM.
         products: what we sell (productos).
         loss_reasons: why opportunities are lost (motivos de pérdida).
+        outcomes: what interactions achieve (resultados).
         pipelines: the registered sales pipelines (:class:`PipelineRegistry`).
         opportunities: opportunities and their stage changes
             (:class:`OpportunityService`).
+        interactions: calls, e-mails, meetings, visits... logged or planned
+            (:class:`~crmkit.services.interactions.InteractionService`).
+        agenda: overdue, today's and upcoming work
+            (:class:`~crmkit.services.interactions.AgendaService`).
+        leads: prospects and their conversion
+            (:class:`~crmkit.services.leads.LeadService`).
+        cases: post-sale cases (:class:`~crmkit.services.cases.CaseService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
+        timezone: the time zone of "today" in the agenda and of SLA days.
     """
 
     def __init__(
@@ -175,6 +204,7 @@ class CRM:
         clock: Clock = _utc_now,
         default_region: str | None = None,
         actor: str | None = None,
+        timezone: str | tzinfo = "UTC",
     ):
         if default_region is not None and not is_country(default_region):
             raise ValidationError(
@@ -185,6 +215,7 @@ class CRM:
             )
         self.store = store
         self.plugins = plugins
+        self.timezone = _timezone(timezone)
         self.default_region = default_region
         self.actor = actor
         self._clock = clock
@@ -202,7 +233,14 @@ class CRM:
         self.loss_reasons: MasterService[LossReason, LossReasonId] = MasterService(self, LossReason)
         self.pipelines = PipelineRegistry()
         self.opportunities = OpportunityService(self)
+        self.outcomes: MasterService[Outcome, OutcomeId] = MasterService(self, Outcome)
+        self.interactions = InteractionService(self)
+        self.agenda = AgendaService(self)
+        self.leads = LeadService(self)
+        self.cases = CaseService(self)
         self.pipelines.load(plugins.register_pipelines(self))
+        self.interactions.kinds.load(plugins.register_interaction_kinds(self))
+        self.cases.types.load(plugins.register_case_types(self))
 
     # ------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -1170,9 +1208,27 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
                     )
             repo.update(new, expected_version=current.version)
             crm._record(uow, events, event)
+            if new.status is StageKind.WON and current.status is not StageKind.WON:
+                self._customer(uow, events, new.organization_id)
             return new
 
         return crm._write(run)
+
+    def _customer(
+        self, uow: UnitOfWork, events: list[Event], organization_id: OrganizationId | None
+    ) -> None:
+        """A win makes the organization a customer (lifecycle), audited in the same transaction."""
+        if organization_id is None:
+            return
+        repo = uow.repository(Organization)
+        organization = repo.get(organization_id)
+        if organization.lifecycle is Lifecycle.CUSTOMER:
+            return
+        new, event = changes.update(
+            organization, {"lifecycle": Lifecycle.CUSTOMER}, now=self._crm.now()
+        )
+        repo.update(new, expected_version=organization.version)
+        self._crm._record(uow, events, event)
 
 
 # ===================================================================== open
@@ -1190,6 +1246,7 @@ def open(
     default_region: str | None = None,
     actor: str | None = None,
     synchronous: str = "FULL",
+    timezone: str | tzinfo = "UTC",
 ) -> CRM:
     """Open a CRM.
 
@@ -1210,6 +1267,8 @@ def open(
         actor: who the audit trail records as making changes.
         synchronous: SQLite durability: ``"FULL"`` (default) or ``"NORMAL"``
             (faster; a power cut may lose the last commits, never corrupt).
+        timezone: IANA name or tzinfo of the business's wall clock: where
+            the agenda's "today" ends and how SLA days count (default UTC).
 
     Raises:
         ValidationError: bad arguments.
@@ -1227,6 +1286,7 @@ def open(
             clock=clock or _utc_now,
             default_region=default_region,
             actor=actor,
+            timezone=timezone,
         )
         if seed_masters:
             crm.seed_masters()

@@ -99,6 +99,8 @@ class _Service(Generic[E, I]):
     _cls: type[E]
     #: friendly argument names for reference fields: name -> (field, entity type)
     _aliases: ClassVar[Mapping[str, tuple[str, type[Entity]]]] = {}
+    #: the method whose arguments each ``bulk_create`` item holds
+    _bulk_create_like: ClassVar[str] = "create"
 
     def __init__(self, crm: CRM):
         self._crm = crm
@@ -308,7 +310,8 @@ class _Service(Generic[E, I]):
         """Create many records at once: every item is validated first, then rows
         are inserted in batches (one executemany and one commit per batch).
 
-        Each item maps :meth:`create`'s argument names to values.  Nothing is
+        Each item maps :meth:`create`'s argument names to values (for
+        interactions, :meth:`~crmkit.services.interactions.InteractionService.plan`'s).  Nothing is
         written unless every item is valid.  Batches commit one by one, so an
         interrupted call leaves whole batches; inside ``crm.transaction()`` the
         whole call is atomic.  Audit entries and ``created`` notifications are
@@ -321,7 +324,7 @@ class _Service(Generic[E, I]):
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size", "must be a positive integer", value=batch_size)
-        allowed = set(inspect.signature(getattr(self, "create")).parameters)  # noqa: B009
+        allowed = set(inspect.signature(getattr(self, self._bulk_create_like)).parameters)
         cache: dict[tuple[type[Entity], object], UUID | None] = {}
 
         def resolve(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
