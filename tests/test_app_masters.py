@@ -287,7 +287,7 @@ def test_seed_masters_false_defers_seeding(clock: FixedClock) -> None:
     with crmkit.open(":memory:", clock=clock, seed_masters=False) as crm:
         assert 0 == crm.sources.count() + crm.positions.count()
 
-        assert 22 == crm.seed_masters()
+        assert 29 == crm.seed_masters()  # sources, positions, loss reasons, outcomes
         assert (8, 7, 7) == (
             crm.sources.count(),
             crm.positions.count(),

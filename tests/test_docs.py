@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from crmkit.core import contact_points, entities
+from crmkit.core import cases, contact_points, entities, interactions, leads, pipelines
 from crmkit.plugins import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,7 +170,7 @@ def test_every_hook_section_says_when_it_was_added() -> None:
 
 def _enums() -> list[type[enum.Enum]]:
     found: list[type[enum.Enum]] = []
-    for module in (entities, contact_points):
+    for module in (entities, contact_points, pipelines, interactions, leads, cases):
         for value in vars(module).values():
             if (
                 isinstance(value, type)

@@ -26,6 +26,7 @@ from crmkit.app import (
     open,
 )
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.cases import Case, CasePriority, CaseStatus, CaseType, SlaTarget
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
 from crmkit.core.entities import (
     Channel,
@@ -40,6 +41,7 @@ from crmkit.core.entities import (
     Organization,
     OrganizationKind,
     OrganizationStatus,
+    Outcome,
     Position,
     Product,
     Role,
@@ -62,22 +64,36 @@ from crmkit.core.errors import (
 )
 from crmkit.core.ids import (
     CampaignId,
+    CaseId,
     ContactId,
+    InteractionId,
+    LeadId,
     LossReasonId,
     MarketId,
     OpportunityId,
     OrganizationId,
+    OutcomeId,
     PositionId,
     ProductId,
     SourceId,
     UserId,
     ZoneId,
 )
+from crmkit.core.interactions import (
+    Interaction,
+    InteractionKind,
+    InteractionStatus,
+    Sequence,
+    SequenceStep,
+)
+from crmkit.core.leads import Lead, LeadChannel, LeadConversion, LeadStatus
 from crmkit.core.money import Money
 from crmkit.core.opportunities import LineItem, Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, Stage, StageKind
 from crmkit.core.query import Contains, Eq, Has, In, Range
 from crmkit.plugins import hookimpl
+from crmkit.services.interactions import Agenda, AgendaCounts
+from crmkit.services.registry import Registry
 
 try:
     __version__ = version("crmkit")
@@ -90,10 +106,17 @@ __all__ = [
     "AccessDenied",
     "Address",
     "AddressKind",
+    "Agenda",
+    "AgendaCounts",
     "AuditAction",
     "AuditChange",
     "AuditEntry",
     "CampaignId",
+    "Case",
+    "CaseId",
+    "CasePriority",
+    "CaseStatus",
+    "CaseType",
     "Channel",
     "ConcurrencyError",
     "Contact",
@@ -110,7 +133,16 @@ __all__ = [
     "Has",
     "HookError",
     "In",
+    "Interaction",
+    "InteractionId",
+    "InteractionKind",
+    "InteractionStatus",
     "InvalidTransition",
+    "Lead",
+    "LeadChannel",
+    "LeadConversion",
+    "LeadId",
+    "LeadStatus",
     "Lifecycle",
     "LineItem",
     "LossReason",
@@ -130,6 +162,8 @@ __all__ = [
     "OrganizationKind",
     "OrganizationService",
     "OrganizationStatus",
+    "Outcome",
+    "OutcomeId",
     "PhoneNumber",
     "Pipeline",
     "PipelineRegistry",
@@ -139,7 +173,11 @@ __all__ = [
     "Product",
     "ProductId",
     "Range",
+    "Registry",
     "Role",
+    "Sequence",
+    "SequenceStep",
+    "SlaTarget",
     "Source",
     "SourceId",
     "Stage",

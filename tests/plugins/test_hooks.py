@@ -43,7 +43,7 @@ def open_crm(*plugins: object, clock: FixedClock, store: MemoryStore | None = No
 
 
 def test_the_hooks_tested_here_are_all_the_hooks() -> None:
-    """This module and test_opportunity_hooks cover exactly the hooks hookspecs declares."""
+    """This module, test_opportunity_hooks and test_activity_hooks cover exactly the hooks."""
     here = ["crmkit_contact_created", "crmkit_organization_created", "crmkit_register_masters"]
     opportunities = [
         "crmkit_create_sales_order",
@@ -53,7 +53,15 @@ def test_the_hooks_tested_here_are_all_the_hooks() -> None:
         "crmkit_register_pipelines",
         "crmkit_validate_transition",
     ]
-    assert sorted(here + opportunities) == HOOK_NAMES
+    activities = [
+        "crmkit_case_closed",
+        "crmkit_case_opened",
+        "crmkit_interaction_logged",
+        "crmkit_lead_converted",
+        "crmkit_register_case_types",
+        "crmkit_register_interaction_kinds",
+    ]
+    assert sorted(here + opportunities + activities) == HOOK_NAMES
 
 
 # =================================================== crmkit_register_masters
@@ -543,6 +551,8 @@ def test_recording_plugin_records_every_call_in_order(clock: FixedClock) -> None
 
         assert [
             "crmkit_register_pipelines",
+            "crmkit_register_interaction_kinds",
+            "crmkit_register_case_types",
             "crmkit_register_masters",
             "crmkit_organization_created",
             "crmkit_contact_created",

@@ -23,7 +23,11 @@ from tests.conftest import FixedClock
 E = TypeVar("E", bound=Entity)
 
 BUILTIN = "crmkit.plugins.builtin_masters"
-BUILTINS = ["crmkit.plugins.builtin_masters", "crmkit.plugins.builtin_pipelines"]
+BUILTINS = [
+    "crmkit.plugins.builtin_masters",
+    "crmkit.plugins.builtin_pipelines",
+    "crmkit.plugins.builtin_activities",
+]
 
 
 class Misspelled:
@@ -236,6 +240,8 @@ def test_load_entry_points_registers_installed_plugins(clock: FixedClock) -> Non
         assert "From an entry point" == crm.markets.get_by_key("from-entry-point").name
         assert [
             "crmkit_register_pipelines",
+            "crmkit_register_interaction_kinds",
+            "crmkit_register_case_types",
             "crmkit_register_masters",
         ] == ENTRY_POINT_PLUGIN.names()
 
