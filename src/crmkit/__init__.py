@@ -94,6 +94,7 @@ from crmkit.core.query import Contains, Eq, Has, In, Range
 from crmkit.plugins import hookimpl
 from crmkit.services.interactions import Agenda, AgendaCounts
 from crmkit.services.registry import Registry
+from crmkit.services.timeline import TimelineEntry
 
 try:
     __version__ = version("crmkit")
@@ -184,6 +185,7 @@ __all__ = [
     "StageChange",
     "StageKind",
     "StorageError",
+    "TimelineEntry",
     "Unset",
     "User",
     "UserId",

@@ -110,6 +110,7 @@ from crmkit.services.base import (
 from crmkit.services.cases import CaseService
 from crmkit.services.interactions import AgendaService, InteractionService
 from crmkit.services.leads import LeadService
+from crmkit.services.timeline import TimelineEntry, timeline
 from crmkit.stores.base import Store, UnitOfWork
 
 __all__ = [
@@ -372,6 +373,25 @@ class CRM:
     def history(self, entity_id: UUID) -> list[AuditEntry]:
         """Every audited change of the record ``entity_id``, oldest first."""
         return self._read(lambda uow: uow.audit.history(entity_id))
+
+    def timeline(
+        self,
+        record: Organization | Contact | Opportunity | UUID,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TimelineEntry]:
+        """What happened to an organization, contact or opportunity, newest first.
+
+        Merges audited field changes, interactions, stage changes, converted
+        leads and cases; an organization's timeline includes its contacts'
+        and opportunities' events.  Page with ``limit`` and ``offset``.
+
+        Raises:
+            NotFoundError: an id of no organization, contact or opportunity.
+            ValidationError: a bad ``limit`` or ``offset``.
+        """
+        return timeline(self, record, limit=limit, offset=offset)
 
     # ------------------------------------------------------------- plugins
     def _dispatch(self, events: Sequence[Event]) -> None:
