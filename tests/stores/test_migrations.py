@@ -102,3 +102,23 @@ def test_open_of_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path
     with pytest.raises(crmkit.StorageError) as info:
         crmkit.open(path)
     assert "not a database" in str(info.value)
+
+
+def test_upgrading_from_0002_fills_the_organizations_name_keys(empty_url: str) -> None:
+    """Migration 0003 adds name_key to existing organizations, computed from their names."""
+    from alembic import command
+
+    with crmkit.open(empty_url) as crm:
+        acme = crm.organizations.create(name="ACME, S.A.")
+        perez = crm.organizations.create(name="Distribuciones Pérez S.L.")
+    engine = sa.create_engine(empty_url)
+    with engine.begin() as conn:
+        command.downgrade(migrations._config(conn), "0002")
+        assert "name_key" not in {c["name"] for c in sa.inspect(conn).get_columns("organizations")}
+    engine.dispose()
+
+    assert ("0002", migrations.head_revision()) == upgrade_database(empty_url)
+
+    with crmkit.open(empty_url) as crm:
+        assert [acme.id] == [o.id for o in crm.organizations.find(name_key="acme")]
+        assert "distribuciones perez" == crm.organizations.get(perez.id).name_key
