@@ -10,6 +10,8 @@ priority and a status that moves
 type and the priority: :class:`SlaTarget` ``days`` are calendar days on the
 wall clock of the CRM's time zone (so a "2 days" target opened at 09:00 is due
 at 09:00, across a daylight-saving change), ``hours`` are elapsed hours.
+The SLA always counts from ``opened_at``: reopening a case moves ``opened_at``
+to the reopening time (``created_at`` and the audit trail keep the first one).
 
 .. versionadded:: 0.1
 """
@@ -44,6 +46,7 @@ from crmkit.core.opportunities import Opportunity
 __all__ = [
     "BUILTIN_CASE_TYPES",
     "CASE_FLOW",
+    "SETTLED",
     "Case",
     "CasePriority",
     "CaseStatus",
@@ -190,21 +193,49 @@ BUILTIN_CASE_TYPES: Final[tuple[CaseType, ...]] = (
 def sla_due(opened_at: datetime, target: SlaTarget, tz: tzinfo = UTC) -> datetime:
     """When a case opened at ``opened_at`` must be resolved, in UTC.
 
-    ``target.days`` are added on the wall clock of ``tz`` (a wall time that
-    does not exist, inside a spring-forward gap, is read with the offset
-    before the gap, as :mod:`zoneinfo` does); ``target.hours`` are then added
-    as elapsed time.
+    ``target.days`` are added on the wall clock of ``tz``: the due time shows
+    the same wall time as the opening, ``days`` later, so the elapsed time is
+    ``days`` x 24 hours minus the change of UTC offset in between (23 hours for
+    one day across a spring-forward change).  A wall time that does not exist
+    (inside a spring-forward gap) is read with the offset before the gap, and
+    an ambiguous one (repeated by a fall-back change) as its first occurrence,
+    as :mod:`zoneinfo` does with ``fold=0``.  ``target.hours`` are then added
+    as elapsed time; with no ``days``, the due time is exactly ``hours`` after
+    ``opened_at``.  The result depends only on the instant ``opened_at``, not
+    on the zone it is expressed in.
+
+    Args:
+        opened_at: when the case was opened (timezone-aware).
+        target: the SLA target of the case's type and priority.
+        tz: the business's wall clock (``crm.timezone``).
+
+    Returns:
+        The due instant, in UTC.
 
     Raises:
-        ValidationError: ``opened_at`` is not timezone-aware.
+        ValidationError: ``opened_at`` is not timezone-aware (``naive_datetime``),
+            or the due time is beyond the representable range (``out_of_range``).
     """
     if not isinstance(opened_at, datetime) or opened_at.utcoffset() is None:
         raise ValidationError(
             "opened_at", "must be timezone-aware", code="naive_datetime", value=opened_at
         )
-    local = opened_at.astimezone(tz).replace(tzinfo=None)
-    wall = (local + timedelta(days=target.days)).replace(tzinfo=tz)
-    return wall.astimezone(UTC) + timedelta(hours=target.hours)
+    try:
+        start = opened_at.astimezone(UTC)
+        if target.days:
+            # the wall clock, not elapsed time; with no days, keep the instant
+            # itself (re-reading its wall time would lose a fall-back fold)
+            local = opened_at.astimezone(tz).replace(tzinfo=None)
+            wall = (local + timedelta(days=target.days)).replace(tzinfo=tz)
+            start = wall.astimezone(UTC)
+        return start + timedelta(hours=target.hours)
+    except OverflowError:
+        raise ValidationError(
+            "sla_due",
+            "falls outside the representable range",
+            code="out_of_range",
+            value=opened_at,
+        ) from None
 
 
 def _case_type(value: object) -> str:
@@ -271,8 +302,19 @@ Case.REFERENCES = {
 
 
 def is_overdue(case: Case, now: datetime) -> bool:
-    """Whether the case is unresolved past its SLA due time (instants compare, not wall times)."""
-    return case.is_open and now > case.sla_due
+    """Whether the case is unresolved past its SLA due time.
+
+    Instants compare, not wall times: ``now`` may be expressed in any zone.
+    A case is not overdue at its due instant, only after it; a resolved or
+    closed case never is.
+
+    Raises:
+        ValidationError: ``now`` is not timezone-aware.
+    """
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise ValidationError("now", "must be timezone-aware", code="naive_datetime", value=now)
+    # both in UTC: datetimes sharing one tzinfo would compare wall times, fold ignored
+    return case.is_open and now.astimezone(UTC) > case.sla_due.astimezone(UTC)
 
 
 def move(
@@ -284,8 +326,17 @@ def move(
 ) -> tuple[Case, Updated[Case]]:
     """Move a case to ``target`` along :data:`CASE_FLOW`.
 
-    Resolving stamps ``resolved_at`` (and keeps ``resolution``); closing stamps
-    ``closed_at``.
+    Resolving stamps ``resolved_at`` (and keeps ``resolution`` when given);
+    closing stamps ``closed_at`` (only a resolved case can be closed).
+
+    Args:
+        case: the case to move.
+        target: the status to move to.
+        now: the time of the move.
+        resolution: how the case was resolved (used when resolving).
+
+    Returns:
+        The moved case and its :class:`~crmkit.core.events.Updated` event.
 
     Raises:
         InvalidTransition: the flow does not allow it.
@@ -301,8 +352,6 @@ def move(
             values["resolution"] = resolution
     elif target is CaseStatus.CLOSED:
         values["closed_at"] = now
-        if case.resolved_at is None:
-            values["resolved_at"] = now
     new, event = changes.update(case, values, now=now)
     assert event is not None
     return new, event
@@ -312,6 +361,19 @@ def reopen(
     case: Case, *, now: datetime, sla: SlaTarget, tz: tzinfo = UTC
 ) -> tuple[Case, Updated[Case]]:
     """Reopen a resolved or closed case; its SLA restarts from ``now``.
+
+    ``opened_at`` becomes ``now`` (so the SLA still counts from it), and
+    ``resolved_at``, ``closed_at`` and ``resolution`` are cleared; the audit
+    trail keeps the earlier values.
+
+    Args:
+        case: a resolved or closed case.
+        now: the time of reopening.
+        sla: the SLA target of the case's type and priority.
+        tz: the business's wall clock, for the SLA days.
+
+    Returns:
+        The open case and its :class:`~crmkit.core.events.Updated` event.
 
     Raises:
         InvalidTransition: the case is not resolved or closed.
@@ -324,9 +386,11 @@ def reopen(
         case,
         {
             "status": CaseStatus.OPEN,
+            "opened_at": now,
+            "sla_due": sla_due(now, sla, tz),
             "resolved_at": None,
             "closed_at": None,
-            "sla_due": sla_due(now, sla, tz),
+            "resolution": None,
         },
         now=now,
     )
