@@ -90,8 +90,11 @@ def timeline(
 
     def read(uow: UnitOfWork) -> list[TimelineEntry]:
         record = _resolve(uow, target)
-        entries = _gather(uow, record)
-        entries.sort(key=lambda e: (e.at, e.entity_id.int, e.kind), reverse=True)
+        gathered = list(enumerate(_gather(uow, record)))
+        # ties: by record, then the order each record's events were gathered
+        # in (its audit and stage history are oldest first)
+        gathered.sort(key=lambda ie: (ie[1].at, ie[1].entity_id.int, ie[1].kind, ie[0]))
+        entries = [entry for _, entry in reversed(gathered)]
         return entries[offset : offset + limit]
 
     return crm._read(read)
