@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Final
 from attrs import field, frozen
 
 from crmkit.core import changes
-from crmkit.core.contact_points import EmailAddress, PhoneNumber
+from crmkit.core.contact_points import EmailAddress, PhoneNumber, normalize_text
 from crmkit.core.entities import (
     _BASE_FIELDS,
     Contact,
@@ -209,13 +209,14 @@ def move(
         InvalidTransition: the flow does not allow it.
         ValidationError: disqualifying without a reason.
     """
+    reason = normalize_text(reason, "reason", max_length=2000)
     if target is lead.status:
         return lead, None
     if target not in LEAD_FLOW[lead.status]:
         raise InvalidTransition(
             "lead", lead.status.value, target.value, "the lead flow does not allow it"
         )
-    if target is LeadStatus.DISQUALIFIED and not (reason and reason.strip()):
+    if target is LeadStatus.DISQUALIFIED and reason is None:
         raise ValidationError("reason", "disqualifying a lead needs a reason", code="required")
     values: dict[str, Any] = {"status": target, "status_reason": reason}
     return changes.update(lead, values, now=now)

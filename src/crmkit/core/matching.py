@@ -2,7 +2,9 @@
 
 ``"ACME, S.A."``, ``"Acme SA"`` and ``"acmé s.a"`` all have the name key
 ``"acme"``: case and accents are folded, punctuation dropped, and company
-legal-form suffixes (S.A., S.L., SRL, Ltd, GmbH...) removed.  Organizations
+legal-form suffixes (S.A., S.L., SRL, Ltd, GmbH...) removed.  Letters of
+every script count (``"Газпром"`` keeps its key), so only a name without any
+letter or digit has the empty key, which matches nothing.  Organizations
 store their key so a match is one indexed lookup.
 
 .. versionadded:: 0.1
@@ -63,14 +65,18 @@ _MULTI_WORD: Final = (
     ("sa", "de", "cv"),
     ("s", "de", "rl"),
     ("s", "de", "rl", "de", "cv"),
+    ("s", "coop"),  # "S. Coop." (sociedad cooperativa)
 )
 
-_WORD: Final = re.compile(r"[a-z0-9]+")
+#: a word: letters and digits of any script (``\w`` without the underscore)
+_WORD: Final = re.compile(r"[^\W_]+")
 
 
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    # compatibility caseless matching (Unicode 3.13): decompose, case-fold,
+    # decompose again; then drop the accents (combining marks)
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    return "".join(c for c in folded if not unicodedata.combining(c))
 
 
 def name_key(name: str) -> str:
