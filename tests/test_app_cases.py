@@ -518,3 +518,20 @@ def test_case_times_are_stored_as_instants(any_crm: crmkit.CRM, acme: crmkit.Org
     zero = timedelta(0)
     assert (zero, zero) == (stored.opened_at.utcoffset(), stored.sla_due.utcoffset())
     assert (case.opened_at, case.sla_due) == (stored.opened_at, stored.sla_due)
+
+
+def test_a_bulk_opening_that_fails_in_a_later_batch_keeps_no_case(
+    backend_url: str, clock: FixedClock
+) -> None:
+    """A duplicate external_ref in the second batch undoes the first; nothing is announced."""
+    recorder = RecordingPlugin()
+    with crmkit.open(backend_url, clock=clock, plugins=[recorder]) as crm:
+        org = crm.organizations.create(name="Acme S.A.")
+        item = {"subject": "Rotura", "case_type": "claim", "organization": org}
+        with pytest.raises(DuplicateError):
+            crm.cases.bulk_create(
+                [{**item, "external_ref": "EXP-1"}, {**item, "external_ref": "EXP-1"}],
+                batch_size=1,
+            )
+        assert 0 == crm.cases.count(archived=None)
+        assert [] == recorder.calls_to("crmkit_case_opened")
