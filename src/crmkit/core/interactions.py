@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
 from attrs import field, frozen
@@ -39,6 +39,8 @@ from crmkit.core.events import Updated
 from crmkit.core.fields import (
     KEY_RE,
     enum_field,
+    in_utc_range,
+    key_field,
     optional_datetime,
     optional_id,
     required_id,
@@ -69,6 +71,7 @@ __all__ = [
     "complete",
     "plan_sequence",
     "reschedule",
+    "shift",
 ]
 
 
@@ -96,7 +99,7 @@ class InteractionKind:
     ``crm.interactions.register_kind``.
     """
 
-    key: str = field(converter=_kind_key)
+    key: str = key_field()
     name: str = text("name", required=True, max_length=200)
     name_es: str | None = text("name_es", max_length=200)
 
@@ -176,6 +179,13 @@ class Interaction(Entity):
             raise ValidationError(
                 "scheduled_at", "a planned interaction needs a time", code="required"
             )
+        if self.status is InteractionStatus.PLANNED and self.occurred_at is not None:
+            raise ValidationError(
+                "occurred_at",
+                "a planned interaction has not happened yet",
+                code="conflict",
+                value=self.occurred_at,
+            )
         if self.status is InteractionStatus.DONE and self.occurred_at is None:
             raise ValidationError(
                 "occurred_at", "a done interaction needs the time it happened", code="required"
@@ -203,13 +213,13 @@ Interaction.REFERENCES = {
 # ------------------------------------------------------------ status moves
 
 
-def _planned(interaction: Interaction, target: InteractionStatus) -> None:
+def _planned(interaction: Interaction, target: InteractionStatus, verb: str) -> None:
     if interaction.status is not InteractionStatus.PLANNED:
         raise InvalidTransition(
             "interaction",
             interaction.status.value,
             target.value,
-            "only a planned interaction can be " + target.value,
+            f"only a planned interaction can be {verb}",
         )
 
 
@@ -224,10 +234,14 @@ def complete(
 ) -> tuple[Interaction, Updated[Interaction]]:
     """Mark a planned interaction done (at ``occurred_at``, default ``now``).
 
+    ``outcome_id``, ``description`` and ``next_step`` replace the current
+    values when given.
+
     Raises:
         InvalidTransition: it is not planned.
+        ValidationError: ``occurred_at`` is not timezone-aware, a value is invalid.
     """
-    _planned(interaction, InteractionStatus.DONE)
+    _planned(interaction, InteractionStatus.DONE, "completed")
     values: dict[str, Any] = {
         "status": InteractionStatus.DONE,
         "occurred_at": occurred_at or now,
@@ -251,7 +265,7 @@ def cancel(
     Raises:
         InvalidTransition: it is not planned.
     """
-    _planned(interaction, InteractionStatus.CANCELLED)
+    _planned(interaction, InteractionStatus.CANCELLED, "cancelled")
     values: dict[str, Any] = {"status": InteractionStatus.CANCELLED}
     if reason is not None:
         values["description"] = (
@@ -265,14 +279,19 @@ def cancel(
 def reschedule(
     interaction: Interaction, *, to: datetime, now: datetime
 ) -> tuple[Interaction, Updated[Interaction] | None]:
-    """Move a planned interaction to another time.
+    """Move a planned interaction to another time (``None`` event if it is already then).
 
     Raises:
         InvalidTransition: it is not planned.
-        ValidationError: ``to`` is not timezone-aware.
+        ValidationError: ``to`` is not a timezone-aware datetime.
     """
-    _planned(interaction, InteractionStatus.PLANNED)
-    return changes.update(interaction, {"scheduled_at": to}, now=now)
+    _planned(interaction, InteractionStatus.PLANNED, "rescheduled")
+    try:
+        return changes.update(interaction, {"scheduled_at": to}, now=now)
+    except ValidationError as error:
+        if error.field != "scheduled_at":
+            raise
+        raise ValidationError("to", error.reason, code=error.code, value=to) from None
 
 
 # ---------------------------------------------------------------- sequences
@@ -316,23 +335,60 @@ class Sequence:
     ``crm.interactions.apply_sequence``.
     """
 
-    key: str = field(converter=_kind_key)
+    key: str = key_field()
     name: str = text("name", required=True, max_length=200)
     name_es: str | None = text("name_es", max_length=200)
     steps: tuple[SequenceStep, ...] = field(converter=_steps)
 
 
-def plan_sequence(sequence: Sequence, start: datetime) -> list[tuple[SequenceStep, datetime]]:
-    """Each step of ``sequence`` with its time: ``start``, then each ``after`` added in turn.
+def shift(at: datetime, by: timedelta, tz: tzinfo = UTC) -> datetime:
+    """``at`` moved ``by`` later: whole days on the wall clock of ``tz``, the rest
+    as elapsed time; in UTC.
+
+    One day after 18:00 is 18:00 the next day in ``tz``, even across a
+    daylight-saving change (as case SLA days count); hours are hours.
 
     Raises:
-        ValidationError: ``start`` is not timezone-aware.
+        ValidationError: ``at`` is not a timezone-aware datetime (field
+            ``at``), or the result is out of range in UTC (``out_of_range``).
     """
-    if not isinstance(start, datetime) or start.utcoffset() is None:
-        raise ValidationError("start", "must be timezone-aware", code="naive_datetime", value=start)
+    if not isinstance(at, datetime):
+        raise ValidationError("at", "must be a datetime", code="type", value=at)
+    if at.utcoffset() is None:
+        raise ValidationError("at", "must be timezone-aware", code="naive_datetime", value=at)
+    try:
+        local = at.astimezone(tz).replace(tzinfo=None)
+        wall = (local + timedelta(days=by.days)).replace(tzinfo=tz)
+        result = wall.astimezone(UTC) + timedelta(seconds=by.seconds, microseconds=by.microseconds)
+    except OverflowError:
+        raise ValidationError(
+            "at", "moves out of the range a datetime can hold", code="out_of_range", value=at
+        ) from None
+    if not in_utc_range(result):  # pragma: no cover - astimezone(UTC) overflows first
+        raise ValidationError("at", "is out of range in UTC", code="out_of_range", value=at)
+    return result
+
+
+def plan_sequence(
+    sequence: Sequence, start: datetime, tz: tzinfo = UTC
+) -> list[tuple[SequenceStep, datetime]]:
+    """Each step of ``sequence`` with the time it is planned for, in UTC.
+
+    Each step comes its ``after`` past the step before it; the first, its
+    ``after`` past ``start``.  Whole days count on the wall clock of ``tz``
+    (see :func:`shift`): "e-mail 3 days after the call" keeps the call's local
+    time across a daylight-saving change.
+
+    Raises:
+        ValidationError: ``start`` is not a timezone-aware datetime, or a step
+            falls outside the range a datetime can hold (field ``start``).
+    """
     planned: list[tuple[SequenceStep, datetime]] = []
     at = start
     for step in sequence.steps:
-        at = at + step.after
+        try:
+            at = shift(at, step.after, tz)
+        except ValidationError as error:
+            raise ValidationError("start", error.reason, code=error.code, value=start) from None
         planned.append((step, at))
     return planned

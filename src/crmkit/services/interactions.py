@@ -11,7 +11,7 @@ everyone, each list one indexed query.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from uuid import UUID
 
@@ -21,7 +21,8 @@ from crmkit.core import changes
 from crmkit.core import interactions as core
 from crmkit.core.cases import SETTLED, Case, CaseStatus
 from crmkit.core.entities import Contact, Entity, Organization, Outcome, User
-from crmkit.core.errors import ValidationError
+from crmkit.core.errors import NotFoundError, ValidationError
+from crmkit.core.fields import in_utc_range
 from crmkit.core.ids import (
     CampaignId,
     CaseId,
@@ -38,6 +39,7 @@ from crmkit.core.interactions import (
     InteractionStatus,
     Sequence,
 )
+from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import Eq, Filter, In, Order, Query, Range, check_query
 from crmkit.services.base import (
@@ -65,8 +67,12 @@ __all__ = ["Agenda", "AgendaCounts", "AgendaService", "InteractionService"]
 OutcomeRef = Outcome | OutcomeId | str
 ContactRef = Contact | ContactId
 
-#: When a next step gives no due time, the follow-up is planned this long after.
+#: When a next step gives no due time, the follow-up is planned this long after
+#: the interaction happened (the same wall-clock time the next day).
 DEFAULT_FOLLOW_UP: Final = timedelta(days=1)
+
+#: The longest look-ahead of the agenda's upcoming list, in days (``None``: no limit).
+MAX_DAYS: Final = 36_500
 
 
 class InteractionService(_Service[Interaction, InteractionId]):
@@ -121,15 +127,19 @@ class InteractionService(_Service[Interaction, InteractionId]):
 
         With a ``next_step``, the planned follow-up is created in the same
         transaction: kind ``next_kind`` (default: the same kind), subject the
-        next step, due ``next_due`` (default: one day after it happened), for
-        the same assignee, organization, contact, opportunity and case, with
+        next step, due ``next_due`` (default: the same wall-clock time the day
+        after it happened, in the CRM's time zone), for the same assignee,
+        organization, contact, opportunity, case and campaign, with
         ``follow_up_of`` pointing back.  :meth:`follow_ups` lists it.
 
         Given only a contact, the contact's organization is used too.
+        ``outcome`` is an entry of ``crm.outcomes`` (its key, record or id).
+        Plugins hear ``crmkit_interaction_logged`` once, after commit.
 
         Raises:
             ValidationError: an unknown kind or outcome, neither organization
-                nor contact, any invalid value.
+                nor contact, ``next_due`` or ``next_kind`` without a
+                ``next_step``, any invalid value.
         """
         values = {
             "kind": kind,
@@ -221,8 +231,10 @@ class InteractionService(_Service[Interaction, InteractionId]):
         tags: Iterable[str] | Unset = UNSET,
         external_ref: str | Unset | None = UNSET,
     ) -> Interaction:
-        """Change an interaction's details; its status and times change through
-        :meth:`complete`, :meth:`reschedule`, :meth:`cancel` and :meth:`reassign`.
+        """Change an interaction's details (subject, outcome, links, tags).
+
+        Its status, time and assignee change through :meth:`complete`,
+        :meth:`reschedule`, :meth:`cancel` and :meth:`reassign`.
 
         Raises:
             NotFoundError: no such interaction.
@@ -257,11 +269,14 @@ class InteractionService(_Service[Interaction, InteractionId]):
     ) -> Interaction:
         """Mark a planned interaction done (at ``occurred_at``, default now).
 
-        A ``next_step`` plans the follow-up as :meth:`log` does.
+        A ``next_step`` plans the follow-up as :meth:`log` does.  Plugins hear
+        ``crmkit_interaction_logged`` once, after commit.
 
         Raises:
+            NotFoundError: no such interaction.
             InvalidTransition: it is not planned.
             ConcurrencyError: ``expected_version`` is given and stale.
+            ValidationError: an unknown outcome or kind, a naive time.
         """
         self._check_next(next_step, next_due, next_kind)
 
@@ -313,24 +328,38 @@ class InteractionService(_Service[Interaction, InteractionId]):
     ) -> list[Interaction]:
         """Give one or many interactions to another user (``None``: nobody), atomically.
 
-        Each change is audited; records already assigned to ``to`` are left
-        as they are (and returned).
+        Any interaction can be reassigned, planned or not (the assignee of a
+        done one is who did it).  Each change is audited; interactions already
+        assigned to ``to`` are left as they are.
+
+        Returns:
+            The interactions as they are now, one per distinct id, in the order given.
 
         Raises:
             NotFoundError: one of the interactions does not exist (nothing changes).
-            ValidationError: ``to`` is not a user.
+            ValidationError: ``to`` is not a user or user id, ``ids`` are not ids.
         """
-        targets = [ids] if isinstance(ids, UUID) else list(ids)
+        given: object = ids
+        if isinstance(given, UUID):
+            targets = [InteractionId(given)]
+        elif isinstance(given, Iterable) and not isinstance(given, str | bytes):
+            targets = list(given)
+        else:
+            raise ValidationError("ids", "must be an id or a list of ids", code="type", value=ids)
         for i, value in enumerate(targets):
             _check_uuid(value, f"ids[{i}]")
+        targets = list(dict.fromkeys(targets))  # each once, in the order given
 
         def run(uow: UnitOfWork, events: list[Event]) -> list[Interaction]:
             user_id = _ref_id(uow, User, to, "to")
             repo = self._repo(uow)
             now = self._crm.now()
+            found = repo.get_many(targets)  # one query, however many
             result: list[Interaction] = []
             for interaction_id in targets:
-                current = repo.get(interaction_id)
+                current = found.get(interaction_id)
+                if current is None:
+                    raise NotFoundError(Interaction.ENTITY, interaction_id)
                 new, event = changes.update(current, {"assignee_id": user_id}, now=now)
                 if event is not None:
                     repo.update(new, expected_version=current.version)
@@ -354,11 +383,25 @@ class InteractionService(_Service[Interaction, InteractionId]):
         """Plan every step of a sequence for an organization or contact, in one transaction.
 
         Step times start at ``start`` (default now) and add each step's
-        ``after`` in turn.
+        ``after`` in turn, whole days on the CRM's wall clock
+        (:func:`crmkit.core.interactions.plan_sequence`).
+
+        Args:
+            sequence: a registered sequence's key, or a :class:`~crmkit.Sequence`.
+            organization: whom it is for (or ``contact``, or both).
+            contact: whom it is for; alone, the contact's organization is used too.
+            start: the time the first step's ``after`` counts from.
+            assignee: whose agenda the interactions go on.
+            opportunity: the opportunity they are about.
+            campaign: the campaign they belong to.
+
+        Returns:
+            The planned interactions, in step order.
 
         Raises:
-            ValidationError: an unknown sequence or step kind; neither
-                organization nor contact.
+            ValidationError: an unknown sequence (``sequence``) or step kind
+                (``steps[i].kind``); neither organization nor contact; a naive
+                ``start``.
         """
         chosen = sequence if isinstance(sequence, Sequence) else self.sequences.get(sequence)
         for i, step in enumerate(chosen.steps):
@@ -367,6 +410,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
             except ValidationError as error:
                 raise error.at(f"steps[{i}]") from None
         common = {
+            "status": InteractionStatus.PLANNED,
             "organization": organization,
             "contact": contact,
             "assignee": assignee,
@@ -378,13 +422,12 @@ class InteractionService(_Service[Interaction, InteractionId]):
             now = self._crm.now()
             fields = self._prepare(uow, common)
             planned: list[Interaction] = []
-            for step, at in core.plan_sequence(chosen, start or now):
+            for step, at in core.plan_sequence(chosen, start or now, self._crm.timezone):
                 interaction, event = changes.create(
                     Interaction,
                     id=uuid7(),
                     now=now,
                     kind=step.kind,
-                    status=InteractionStatus.PLANNED,
                     scheduled_at=at,
                     subject=step.subject,
                     description=step.description,
@@ -394,6 +437,76 @@ class InteractionService(_Service[Interaction, InteractionId]):
                 self._crm._record(uow, events, event)
                 planned.append(interaction)
             return planned
+
+        return self._crm._write(run)
+
+    def create_opportunity(
+        self,
+        interaction_id: InteractionId,
+        *,
+        name: str,
+        pipeline: str = "sales",
+        amount: Money | None = None,
+        **values: Any,
+    ) -> Opportunity:
+        """Open an opportunity from an interaction that showed real interest, and link them.
+
+        The opportunity is for the interaction's organization and contact; its
+        owner is the interaction's assignee and its campaign the interaction's,
+        unless ``owner`` or ``campaign`` are given.  Other ``values`` are
+        arguments of :meth:`OpportunityService.create
+        <crmkit.app.OpportunityService.create>` (``stage``, ``expected_close``,
+        ``source``...).  Creating the opportunity and setting the
+        interaction's ``opportunity_id`` (audited) happen in one transaction.
+
+        Returns:
+            The new opportunity; ``crm.interactions.get(interaction_id)``
+            shows the link.
+
+        Raises:
+            NotFoundError: no such interaction.
+            ValidationError: the interaction is already linked to an
+                opportunity (``interaction``, code ``conflict``); ``organization``
+                or ``contact`` given (they come from the interaction); any
+                value :meth:`~crmkit.app.OpportunityService.create` rejects.
+        """
+        _check_uuid(interaction_id, "interaction_id")
+        for fixed in ("organization", "contact"):
+            if fixed in values:
+                raise ValidationError(
+                    fixed,
+                    "comes from the interaction; it cannot be given",
+                    code="conflict",
+                    value=values[fixed],
+                )
+
+        def run(uow: UnitOfWork, events: list[Event]) -> Opportunity:
+            repo = self._repo(uow)
+            current = repo.get(interaction_id)
+            if current.opportunity_id is not None:
+                raise ValidationError(
+                    "interaction",
+                    "is already linked to an opportunity",
+                    code="conflict",
+                    value=current.opportunity_id,
+                )
+            arguments: dict[str, Any] = {
+                "owner": current.assignee_id,
+                "campaign": current.campaign_id,
+                **values,
+                "organization": current.organization_id,
+                "contact": current.contact_id,
+            }
+            # joins this transaction: a failure below undoes the opportunity too
+            opportunity = self._crm.opportunities.create(
+                name=name, pipeline=pipeline, amount=amount, **arguments
+            )
+            linked, event = changes.update(
+                current, {"opportunity_id": opportunity.id}, now=self._crm.now()
+            )
+            repo.update(linked, expected_version=current.version)
+            self._crm._record(uow, events, event)
+            return opportunity
 
         return self._crm._write(run)
 
@@ -407,10 +520,11 @@ class InteractionService(_Service[Interaction, InteractionId]):
 
     # ---------------------------------------------------------------- reading
     def follow_ups(self, interaction: Interaction | InteractionId) -> list[Interaction]:
-        """The interactions planned as follow-ups of ``interaction``, by time."""
+        """The interactions planned as follow-ups of ``interaction``, by planned time."""
         target = interaction.id if isinstance(interaction, Interaction) else interaction
         _check_uuid(target, "interaction")
-        return self.find(Eq("follow_up_of", target), order_by=("scheduled_at",))
+        query = _checked(Interaction, [Eq("follow_up_of", target)], ("scheduled_at",), None)
+        return self._crm._read(lambda uow: self._repo(uow).find(query))
 
     def of(
         self,
@@ -418,7 +532,14 @@ class InteractionService(_Service[Interaction, InteractionId]):
         *,
         limit: int | None = None,
     ) -> list[Interaction]:
-        """The interactions of an organization, contact, opportunity or case, newest first."""
+        """The interactions of an organization, contact, opportunity or case.
+
+        Done ones come first, latest first (by ``occurred_at``); then planned
+        and cancelled ones, latest planned time first.
+
+        Raises:
+            ValidationError: ``record`` is none of those types.
+        """
         field = {
             Organization: "organization_id",
             Contact: "contact_id",
@@ -450,8 +571,8 @@ class InteractionService(_Service[Interaction, InteractionId]):
         fields = super()._prepare(uow, values, resolve)
         if "kind" in fields:
             self.kinds.get(fields["kind"])
-        creating = "organization_id" in fields  # updates cannot change the organization
-        if creating and fields["organization_id"] is None and fields.get("contact_id"):
+        creating = "status" in fields  # every creation sets it; update() cannot
+        if creating and fields.get("organization_id") is None and fields.get("contact_id"):
             contact = uow.repository(Contact).get(fields["contact_id"])
             fields["organization_id"] = contact.organization_id
         return fields
@@ -482,13 +603,14 @@ class InteractionService(_Service[Interaction, InteractionId]):
         now: datetime,
     ) -> Interaction:
         assert done.occurred_at is not None
+        tz = self._crm.timezone
         follow, event = changes.create(
             Interaction,
             id=uuid7(),
             now=now,
             kind=next_kind or done.kind,
             status=InteractionStatus.PLANNED,
-            scheduled_at=next_due or done.occurred_at + DEFAULT_FOLLOW_UP,
+            scheduled_at=next_due or core.shift(done.occurred_at, DEFAULT_FOLLOW_UP, tz),
             subject=done.next_step,
             organization_id=done.organization_id,
             contact_id=done.contact_id,
@@ -551,12 +673,17 @@ class AgendaCounts:
 class Agenda:
     """A snapshot of planned work at ``now``.
 
+    The three interaction lists split planned interactions by ``scheduled_at``
+    without gaps or overlaps; "today" ends at midnight on the CRM's wall clock
+    (``crmkit.open(..., timezone=...)``).
+
     Attributes:
         now: the instant the agenda was computed for.
         overdue: planned interactions due before ``now``, oldest first.
-        today: due from ``now`` to the end of the day (in the CRM's time zone).
-        upcoming: due after today, within the horizon.
-        overdue_cases: open cases past their SLA due time, most overdue first.
+        today: due from ``now`` (included) to the next midnight, in time order.
+        upcoming: due from that midnight until ``days`` days later, in time order.
+        overdue_cases: open cases whose SLA due time is before ``now``, most
+            overdue first.
         counts: the full size of each list (lists are cut at ``limit``).
     """
 
@@ -571,8 +698,11 @@ class Agenda:
 class AgendaService:
     """The agenda (panel de control): planned interactions and overdue cases.
 
-    ``user`` selects one user's agenda, ``team`` several users', neither
-    everyone's.  Each list is one indexed query on the SQL stores.
+    Every method takes ``user`` (one user's agenda: interactions assigned to
+    them, cases they own), ``team`` (a list of users: any of them) or neither
+    (everyone's, unassigned work included).  Users are given as records or
+    ids and not looked up.  Each list and each count is one indexed query on
+    the SQL stores; archived records are left out.
     """
 
     def __init__(self, crm: CRM):
@@ -584,18 +714,27 @@ class AgendaService:
         user: UserRef | None = None,
         team: Iterable[UserRef] | None = None,
         now: datetime | None = None,
-        days: int = 7,
-        limit: int = 50,
+        days: int | None = 7,
+        limit: int | None = 50,
     ) -> Agenda:
-        """The agenda: overdue, today, upcoming (``days`` after today), overdue cases.
+        """The whole agenda: overdue, today, upcoming and overdue cases, with counts.
+
+        Args:
+            user: one user's agenda.
+            team: the agenda of several users.
+            now: the instant to compute it for (default: the CRM's clock).
+            days: how many days after today the upcoming list covers
+                (``None``: all of the future).
+            limit: the most items each list holds (the counts are not cut).
 
         Raises:
-            ValidationError: both ``user`` and ``team``, a bad ``days`` or ``limit``.
+            ValidationError: both ``user`` and ``team`` (``conflict``), a
+                naive ``now``, a bad ``days`` or ``limit``.
         """
         now = self._now(now)
         counts = AgendaCounts(
-            overdue=self.count("overdue", user=user, team=team, now=now, days=days),
-            today=self.count("today", user=user, team=team, now=now, days=days),
+            overdue=self.count("overdue", user=user, team=team, now=now),
+            today=self.count("today", user=user, team=team, now=now),
             upcoming=self.count("upcoming", user=user, team=team, now=now, days=days),
             overdue_cases=self.count("overdue_cases", user=user, team=team, now=now),
         )
@@ -617,7 +756,7 @@ class AgendaService:
         limit: int | None = 50,
     ) -> list[Interaction]:
         """Planned interactions due before ``now``, oldest first."""
-        return self._interactions("overdue", user, team, now, 0, limit)
+        return self._interactions("overdue", user, team, now, None, limit)
 
     def today(
         self,
@@ -627,8 +766,8 @@ class AgendaService:
         now: datetime | None = None,
         limit: int | None = 50,
     ) -> list[Interaction]:
-        """Planned interactions due from ``now`` to the end of today, in time order."""
-        return self._interactions("today", user, team, now, 0, limit)
+        """Planned interactions due from ``now`` to the next midnight (CRM time zone), by time."""
+        return self._interactions("today", user, team, now, None, limit)
 
     def upcoming(
         self,
@@ -636,10 +775,14 @@ class AgendaService:
         user: UserRef | None = None,
         team: Iterable[UserRef] | None = None,
         now: datetime | None = None,
-        days: int = 7,
+        days: int | None = 7,
         limit: int | None = 50,
     ) -> list[Interaction]:
-        """Planned interactions due after today and within ``days`` more days."""
+        """Planned interactions due in the ``days`` days after today, by time.
+
+        ``days=1`` is tomorrow, ``days=7`` the coming week, ``None`` all of the
+        future; days begin at midnight in the CRM's time zone.
+        """
         return self._interactions("upcoming", user, team, now, days, limit)
 
     def overdue_cases(
@@ -661,10 +804,21 @@ class AgendaService:
         user: UserRef | None = None,
         team: Iterable[UserRef] | None = None,
         now: datetime | None = None,
-        days: int = 7,
+        days: int | None = 7,
     ) -> int:
-        """How many items one list holds: ``"overdue"``, ``"today"``,
-        ``"upcoming"`` or ``"overdue_cases"``."""
+        """How many items one list holds, without loading them.
+
+        Args:
+            which: ``"overdue"``, ``"today"``, ``"upcoming"`` or ``"overdue_cases"``.
+            user: one user's agenda.
+            team: the agenda of several users.
+            now: the instant to count at (default: the CRM's clock).
+            days: for ``"upcoming"``, the days after today it covers.
+
+        Raises:
+            ValidationError: an unknown ``which`` (``choice``), or arguments
+                the lists reject.
+        """
         now = self._now(now)
         if which == "overdue_cases":
             query = self._case_query(user, team, now, None)
@@ -683,8 +837,12 @@ class AgendaService:
     def _now(self, now: datetime | None) -> datetime:
         if now is None:
             return self._crm.now()
-        if not isinstance(now, datetime) or now.utcoffset() is None:
+        if not isinstance(now, datetime):
+            raise ValidationError("now", "must be a datetime", code="type", value=now)
+        if now.utcoffset() is None:
             raise ValidationError("now", "must be timezone-aware", code="naive_datetime", value=now)
+        if not in_utc_range(now):
+            raise ValidationError("now", "is out of range in UTC", code="out_of_range", value=now)
         return now
 
     def _interactions(
@@ -693,20 +851,20 @@ class AgendaService:
         user: UserRef | None,
         team: Iterable[UserRef] | None,
         now: datetime | None,
-        days: int,
+        days: int | None,
         limit: int | None,
     ) -> list[Interaction]:
         query = self._interaction_query(which, user, team, self._now(now), days, limit)
         return self._crm._read(lambda uow: uow.repository(Interaction).find(query))
 
     def _owners(self, user: UserRef | None, team: Iterable[UserRef] | None) -> Filter | None:
-        """The assignee filter; ids are taken as given (no lookup: one query per list)."""
+        """The owner filter (field left blank); ids are taken as given, not looked up."""
         if user is not None and team is not None:
             raise ValidationError("team", "give a user or a team, not both", code="conflict")
         if user is not None:
             return Eq("", _user_id(user, "user"))
         if team is not None:
-            if isinstance(team, User | UUID | str):
+            if isinstance(team, User | UUID | str | bytes) or not isinstance(team, Iterable):
                 raise ValidationError("team", "must be a list of users", code="type", value=team)
             members = tuple(_user_id(u, f"team[{i}]") for i, u in enumerate(team))
             return In("", members)
@@ -718,19 +876,17 @@ class AgendaService:
         user: UserRef | None,
         team: Iterable[UserRef] | None,
         now: datetime,
-        days: int,
+        days: int | None,
         limit: int | None,
     ) -> Query:
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ValidationError("days", "must be a whole number of 0 or more", value=days)
-        end_of_today = self._end_of_day(now)
-        window = {
-            "overdue": Range("scheduled_at", None, now),
-            "today": Range("scheduled_at", now, end_of_today),
-            "upcoming": Range(
-                "scheduled_at", end_of_today, self._end_of_day(end_of_today + timedelta(days=days))
-            ),
-        }[which]
+        if which == "overdue":
+            window = Range("scheduled_at", None, now)
+        elif which == "today":
+            window = Range("scheduled_at", now, self._day_start(now, 1))
+        else:
+            _check_days(days)
+            end = None if days is None else self._day_start(now, 1 + days)
+            window = Range("scheduled_at", self._day_start(now, 1), end)
         filters: list[Filter] = [Eq("status", InteractionStatus.PLANNED), window]
         owners = self._owners(user, team)
         if owners is not None:
@@ -751,17 +907,30 @@ class AgendaService:
             filters.append(attrs.evolve(owners, field="owner_id"))
         return _checked(Case, filters, ("sla_due",), limit)
 
-    def _end_of_day(self, at: datetime) -> datetime:
-        """The start of the next day after ``at`` on the CRM's wall clock."""
+    def _day_start(self, at: datetime, days: int) -> datetime:
+        """The midnight (CRM time zone) that starts the ``days``-th day after ``at``'s, in UTC."""
         tz = self._crm.timezone
-        local = at.astimezone(tz)
-        next_day = (local.replace(tzinfo=None) + timedelta(days=1)).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        return next_day.replace(tzinfo=tz)
+        try:
+            day = at.astimezone(tz).date() + timedelta(days=days)
+            # a midnight that does not exist (a zone that springs forward at
+            # 00:00) reads with the offset before the gap: the instant the day begins
+            return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+        except OverflowError:
+            raise ValidationError(
+                "now", "looks past the last day a datetime can hold", code="out_of_range", value=at
+            ) from None
 
 
 _WINDOWS: Final = ("overdue", "today", "upcoming")
+
+
+def _check_days(days: object) -> None:
+    if days is None:
+        return
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise ValidationError("days", "must be a whole number or None", code="type", value=days)
+    if not 0 <= days <= MAX_DAYS:
+        raise ValidationError("days", f"must be from 0 to {MAX_DAYS}", code="range", value=days)
 
 
 def _user_id(value: object, name: str) -> UserId:
