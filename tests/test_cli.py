@@ -48,7 +48,7 @@ def test_demo_in_memory_prints_counts_and_organizations() -> None:
     with crmkit.open(":memory:") as crm:
         book = build_sample_book(crm, organizations=12, seed=3)
         first = crm.organizations.find(order_by="name", limit=10)
-    assert f"Created 12 organizations and {len(book.contacts)} contacts." in result.output
+    assert f"Created 12 organizations, {len(book.contacts)} contacts, " in result.output
     assert 12 == _count(result.output, "Organizations")
     assert len(book.contacts) == _count(result.output, "Contacts")
     assert 6 == _count(result.output, "Zones")

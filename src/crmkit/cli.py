@@ -82,14 +82,15 @@ def cli() -> None:
     help="Random seed: the same seed builds the same book.",
 )
 def demo(db: str, organizations: int, seed: int) -> None:
-    """Build a sample book of organizations and contacts and print a summary.
+    """Build a sample book and print it: organizations, contacts, opportunities
+    on their pipeline boards, interactions, leads, cases and one rep's agenda.
 
     Running it again on the same database adds nothing it made before.
     """
     from crmkit.testing.sample import build_sample_book
 
     console = Console()
-    with crmkit.open(db, actor="crmkit demo") as crm:
+    with crmkit.open(db, actor="crmkit demo", timezone="Europe/Madrid") as crm:
         with console.status("Building the sample book..."):
             book = build_sample_book(crm, organizations=organizations, seed=seed)
         console.print()
@@ -97,8 +98,11 @@ def demo(db: str, organizations: int, seed: int) -> None:
         console.rule(Text(title, style="bold"))
         if book.organizations:
             console.print(
-                f"Created [bold]{len(book.organizations)}[/] organizations and "
-                f"[bold]{len(book.contacts)}[/] contacts."
+                f"Created [bold]{len(book.organizations)}[/] organizations, "
+                f"[bold]{len(book.contacts)}[/] contacts, "
+                f"[bold]{len(book.opportunities)}[/] opportunities, "
+                f"[bold]{len(book.interactions)}[/] interactions, "
+                f"[bold]{len(book.leads)}[/] leads and [bold]{len(book.cases)}[/] cases."
             )
         if book.skipped:
             console.print(
@@ -139,7 +143,9 @@ def current(db: str) -> None:
         if revision == head
         else "needs `crmkit db upgrade`"
     )
-    Console().print(f"{_redact(db)}: revision {revision or '-'} (newest {head}): {state}")
+    Console(soft_wrap=True).print(
+        f"{_redact(db)}: revision {revision or '-'} (newest {head}): {state}"
+    )
 
 
 @db.command()
@@ -151,9 +157,11 @@ def upgrade(db: str) -> None:
 
     before, after = upgrade_database(database_url(db))
     if before == after:
-        Console().print(f"{_redact(db)}: already at revision {after}")
+        Console(soft_wrap=True).print(f"{_redact(db)}: already at revision {after}")
     else:
-        Console().print(f"{_redact(db)}: upgraded from {before or '(empty)'} to {after}")
+        Console(soft_wrap=True).print(
+            f"{_redact(db)}: upgraded from {before or '(empty)'} to {after}"
+        )
 
 
 def _redact(url: str) -> str:
@@ -196,6 +204,7 @@ def _print_summary(console: Console, crm: CRM) -> None:
         ),
         _contacts_table(crm, wide),
         *_boards(crm),
+        *_agenda(crm),
     )
     for table in tables:
         console.print()
@@ -227,6 +236,41 @@ def _boards(crm: CRM) -> list[Table]:
         )
         tables.append(table)
     return tables
+
+
+def _agenda(crm: CRM) -> list[Table]:
+    """The agenda of the user with the most planned work: overdue, today, upcoming."""
+    users = crm.users.find(order_by="name")
+    if not users:
+        return []
+    busiest = max(users, key=lambda u: crm.interactions.count(status="planned", assignee=u))
+    agenda = crm.agenda.view(user=busiest, limit=8)
+    counts = agenda.counts
+    title = (
+        f"Agenda (panel de control) of {busiest.name}: {counts.overdue} overdue, "
+        f"{counts.today} today, {counts.upcoming} in the next 7 days, "
+        f"{counts.overdue_cases} cases past their SLA"
+    )
+    table = _table(title)
+    for column in ("When", "", "Kind", "Subject", "Organization"):
+        table.add_column(column)
+    names = {o.id: o.name for o in crm.organizations.find(owner=busiest, archived=None)}
+    tz = crm.timezone
+    for label, items in (
+        ("overdue", agenda.overdue),
+        ("today", agenda.today),
+        ("upcoming", agenda.upcoming),
+    ):
+        for item in items:
+            when = item.when.astimezone(tz).strftime("%a %d %b %H:%M")
+            org = names.get(item.organization_id, "") if item.organization_id else ""
+            style = "red" if label == "overdue" else ""
+            table.add_row(Text(when, style=style), label, item.kind, item.subject or "", org)
+    for case in agenda.overdue_cases:
+        due = case.sla_due.astimezone(tz).strftime("%a %d %b %H:%M")
+        org = names.get(case.organization_id, "") if case.organization_id else ""
+        table.add_row(Text(due, style="red"), "case SLA", case.case_type, case.subject, org)
+    return [table]
 
 
 def _short_money(value: Money | None) -> str:
@@ -273,6 +317,11 @@ def _counts_table(crm: CRM) -> Table:
         ("Opportunities", crm.opportunities.count()),
         ("  of which won", crm.opportunities.count(status="won")),
         ("  of which lost", crm.opportunities.count(status="lost")),
+        ("Interactions", crm.interactions.count()),
+        ("  of which planned", crm.interactions.count(status="planned")),
+        ("Leads", crm.leads.count()),
+        ("  of which converted", crm.leads.count(status="converted")),
+        ("Cases", crm.cases.count()),
     )
     for name, count in rows:
         table.add_row(name, str(count))

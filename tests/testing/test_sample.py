@@ -9,6 +9,7 @@ import pytest
 
 import crmkit
 from crmkit import CRM, DuplicateError, EmailAddress, PhoneNumber, ValidationError
+from crmkit.core.matching import name_key
 from crmkit.testing.sample import SampleBook, build_sample_book
 from tests.conftest import FixedClock
 
@@ -80,7 +81,8 @@ def test_counts_match_the_arguments(crm: CRM) -> None:
     assert 25 == crm.organizations.count()
     assert len(book.contacts) == crm.contacts.count()
     for org in book.organizations:
-        assert 1 <= crm.contacts.count(organization=org.id) <= 4
+        # 1-4 planned contacts, plus one a converted lead may bring
+        assert 1 <= crm.contacts.count(organization=org.id) <= 5
     assert {
         "zones": 6,
         "markets": 7,
@@ -90,9 +92,31 @@ def test_counts_match_the_arguments(crm: CRM) -> None:
         "organizations": 25,
         "contacts": len(book.contacts),
         "opportunities": len(book.opportunities),
+        "interactions": len(book.interactions),
+        "leads": len(book.leads),
+        "cases": len(book.cases),
         "skipped": 0,
     } == book.counts
     assert len(book.opportunities) == crm.opportunities.count()
+    assert len(book.interactions) == crm.interactions.count()
+    assert len(book.leads) == crm.leads.count()
+    assert len(book.cases) == crm.cases.count()
+
+
+def test_the_book_logs_interactions_converts_leads_and_fills_an_agenda(crm: CRM) -> None:
+    """Logged interactions with follow-ups, converted and open leads, planned work."""
+    book = build_sample_book(crm, organizations=40)
+    statuses = {i.status.value for i in book.interactions}
+    converted = [lead for lead in book.leads if lead.status.value == "converted"]
+
+    assert {"done", "planned"} == statuses
+    assert converted
+    assert len(converted) < len(book.leads)
+    for lead in converted:  # matched the organization whose name it carries
+        assert lead.organization_id is not None
+        assert lead.company is not None
+        assert crm.organizations.get(lead.organization_id).name_key == name_key(lead.company)
+    assert 0 < crm.agenda.count("upcoming", days=30)
 
 
 def test_sample_opportunities_move_through_their_pipelines(crm: CRM) -> None:
@@ -144,7 +168,8 @@ def test_book_is_varied(crm: CRM) -> None:
     assert {"ES", "GB", "US"} == {o.addresses[0].country for o in orgs}
     assert {o.source_id for o in orgs} <= {i for i, key in sources.items() if key in SEEDED_SOURCES}
     assert {positions[c.position_id] for c in contacts if c.position_id} <= SEEDED_POSITIONS
-    assert {"es", "en"} == {c.language for c in contacts}
+    planned = [c for c in contacts if c.external_ref is not None]  # not from a lead
+    assert {"es", "en"} == {c.language for c in planned}
     assert any(c.do_not_contact for c in contacts)
     assert all(o.owner_id in {u.id for u in book.users} for o in orgs)
     assert any("S.L." in o.name for o in orgs)

@@ -31,7 +31,7 @@ import random
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Final, TypeVar
 
 from attrs import frozen
@@ -59,6 +59,9 @@ from crmkit import (
     ValidationError,
     Zone,
 )
+from crmkit.core.cases import Case
+from crmkit.core.interactions import Interaction
+from crmkit.core.leads import Lead, LeadConversion
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
 from crmkit.plugins.builtin_masters import POSITIONS, SOURCES
@@ -87,6 +90,11 @@ class SampleBook:
         contacts: the contacts created by this call.
         opportunities: the opportunities created by this call, moved through
             their pipelines (some won, lost or on hold).
+        interactions: the interactions created by this call: calls, visits,
+            e-mails logged in the last weeks, and their planned follow-ups.
+        leads: the leads created by this call; some converted into the
+            organization whose name they carry (written differently).
+        cases: the post-sale cases opened by this call.
         skipped: organizations (with their contacts) left alone because an
             earlier run had created them.
 
@@ -102,6 +110,9 @@ class SampleBook:
     contacts: tuple[Contact, ...]
     skipped: int
     opportunities: tuple[Opportunity, ...] = ()
+    interactions: tuple[Interaction, ...] = ()
+    leads: tuple[Lead, ...] = ()
+    cases: tuple[Case, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -115,6 +126,9 @@ class SampleBook:
             "organizations": len(self.organizations),
             "contacts": len(self.contacts),
             "opportunities": len(self.opportunities),
+            "interactions": len(self.interactions),
+            "leads": len(self.leads),
+            "cases": len(self.cases),
             "skipped": self.skipped,
         }
 
@@ -664,6 +678,10 @@ def build_sample_book(crm: CRM, *, organizations: int = 40, seed: int = 7) -> Sa
     contacts: list[Contact] = []
     opportunities: list[Opportunity] = []
     deals = random.Random(seed + 1)  # its own stream: the book above stays as it was
+    activity = random.Random(seed + 2)  # and another for interactions, leads and cases
+    interactions: list[Interaction] = []
+    leads: list[Lead] = []
+    cases: list[Case] = []
     skipped = 0
     with crm.transaction():
         zones = _ensure(crm.zones, _ZONES)
@@ -712,9 +730,23 @@ def build_sample_book(crm: CRM, *, organizations: int = 40, seed: int = 7) -> Sa
                         external_ref=f"{plan.external_ref}-c{i}",
                     )
                 )
-            opportunities += _sample_opportunities(
+            made = _sample_opportunities(
                 crm, deals, organization, users[plan.owner], plan.external_ref
             )
+            opportunities += made
+            people = contacts[len(contacts) - len(plan.contacts) :]
+            interactions += _sample_interactions(
+                crm, activity, organization, people, users[plan.owner], plan.external_ref
+            )
+            lead, case = _sample_lead_and_case(
+                crm, activity, organization, made, users[plan.owner], plan.external_ref
+            )
+            if lead is not None:
+                leads.append(lead.lead if isinstance(lead, LeadConversion) else lead)
+                if isinstance(lead, LeadConversion) and lead.created_contact:
+                    assert lead.contact is not None
+                    contacts.append(lead.contact)
+            cases += [case] if case is not None else []
     return SampleBook(
         zones=zones,
         markets=markets,
@@ -724,6 +756,9 @@ def build_sample_book(crm: CRM, *, organizations: int = 40, seed: int = 7) -> Sa
         organizations=tuple(created),
         contacts=tuple(contacts),
         opportunities=tuple(opportunities),
+        interactions=tuple(interactions),
+        leads=tuple(leads),
+        cases=tuple(cases),
         skipped=skipped,
     )
 
@@ -775,6 +810,105 @@ def _sample_opportunities(
             opp = crm.opportunities.hold(opp.id)
         made.append(opp)
     return made
+
+
+#: (kind, subject, outcome key, next step or None) of logged interactions
+_LOGGED: Final = (
+    ("call", "Primera llamada", "initial-interest", "Agendar reunión"),
+    ("visit", "Visita comercial", "send-proposal", "Enviar propuesta"),
+    ("email", "Envío de catálogo", "send-information", None),
+    ("meeting", "Reunión de seguimiento", "schedule-meeting", "Presentar productos"),
+    ("call", "Llamada de seguimiento", "no-answer", "Volver a llamar"),
+    ("presentation", "Presentación de la solución", "initial-interest", None),
+)
+
+
+def _sample_interactions(
+    crm: CRM,
+    rng: random.Random,
+    organization: Organization,
+    people: Sequence[Contact],
+    owner: User,
+    ref: str,
+) -> list[Interaction]:
+    """0-3 interactions logged in the last weeks, with follow-ups due around now."""
+    made: list[Interaction] = []
+    now = crm.now()
+    # follow-ups fall in office hours (09:00-18:00 on the CRM's wall clock)
+    morning = now.astimezone(crm.timezone).replace(hour=9, minute=0, second=0, microsecond=0)
+    for n in range(rng.choice((0, 1, 2, 3))):
+        kind, subject, outcome, next_step = rng.choice(_LOGGED)
+        occurred = now - timedelta(days=rng.randrange(3, 40), hours=rng.randrange(0, 8))
+        logged = crm.interactions.log(
+            kind=kind,
+            organization=organization,
+            contact=rng.choice(people) if people else None,
+            subject=subject,
+            occurred_at=occurred,
+            outcome=outcome,
+            next_step=next_step,
+            next_due=morning + timedelta(days=rng.randrange(-4, 12), minutes=30 * rng.randrange(18))
+            if next_step
+            else None,
+            assignee=owner,
+            external_ref=f"{ref}-i{n + 1}",
+        )
+        made.append(logged)
+        made += crm.interactions.follow_ups(logged)
+    return made
+
+
+def _sample_lead_and_case(
+    crm: CRM,
+    rng: random.Random,
+    organization: Organization,
+    deals: Sequence[Opportunity],
+    owner: User,
+    ref: str,
+) -> tuple[Lead | LeadConversion | None, Case | None]:
+    """Sometimes a lead that names the organization differently (converted by
+    matching), and for some won deals a post-sale case."""
+    lead = None
+    roll = rng.random()
+    if roll < 0.25:
+        first = rng.choice(("Marta", "Diego", "Elena", "Tom", "Sarah", "Iker"))
+        lead = crm.leads.create(
+            first_name=first,
+            company=organization.name.upper().replace(" S.L.", ", S.L."),
+            job_title="Compras",
+            source="web",
+            owner=owner,
+            channel="web_form",
+            external_ref=f"{ref}-l1",
+        )
+        if roll < 0.15:
+            return crm.leads.convert(lead.id), _sample_case(
+                crm, rng, organization, deals, owner, ref
+            )
+    return lead, _sample_case(crm, rng, organization, deals, owner, ref)
+
+
+def _sample_case(
+    crm: CRM,
+    rng: random.Random,
+    organization: Organization,
+    deals: Sequence[Opportunity],
+    owner: User,
+    ref: str,
+) -> Case | None:
+    """For some won deals, a post-sale case."""
+    won = [d for d in deals if d.status is StageKind.WON]
+    if won and rng.random() < 0.5:
+        return crm.cases.open(
+            subject=rng.choice(("Entrega incompleta", "Incidencia en la instalación")),
+            case_type=rng.choice(("claim", "incident", "service_request")),
+            priority=rng.choice(("low", "normal", "high", "urgent")),
+            organization=organization,
+            opportunity=won[0],
+            owner=owner,
+            external_ref=f"{ref}-k1",
+        )
+    return None
 
 
 def _organization_exists(crm: CRM, external_ref: str) -> bool:
