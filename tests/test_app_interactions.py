@@ -177,7 +177,8 @@ def test_a_contact_without_an_organization_is_enough(any_crm: CRM) -> None:
         ({"outcome": "very-interested"}, "outcome", "reference"),
         ({"organization": None}, "organization", "required"),
         ({"next_due": T0 + timedelta(days=2)}, "next_step", "required"),
-        ({"next_step": "Call back", "next_kind": "fax"}, "kind", "reference"),
+        ({"next_step": "Call back", "next_kind": "fax"}, "next_kind", "reference"),
+        ({"next_step": "  ", "next_kind": "email"}, "next_step", "required"),
         (
             {"next_step": "Call back", "next_due": datetime(2026, 1, 6, 9)},
             "next_due",
@@ -192,6 +193,7 @@ def test_a_contact_without_an_organization_is_enough(any_crm: CRM) -> None:
         "nobody",
         "due-without-step",
         "unknown-next-kind",
+        "blank-next-step",
         "naive-next-due",
         "naive-occurred-at",
         "missing-user",
@@ -298,6 +300,22 @@ def test_a_done_interaction_cannot_be_completed_rescheduled_or_cancelled(
             move()
         assert "done" == info.value.source
     assert (done, 1) == (any_crm.interactions.get(done.id), len(any_crm.history(done.id)))
+
+
+def test_a_blank_next_step_plans_nothing(any_crm: CRM, acme: crmkit.Organization) -> None:
+    """Whitespace is no next step: complete() writes no follow-up."""
+    planned = _plan(any_crm, acme)
+    done = any_crm.interactions.complete(planned.id, next_step="   ")
+    assert (None, []) == (done.next_step, any_crm.interactions.follow_ups(done))
+
+
+def test_reschedule_to_a_naive_time_names_to(any_crm: CRM, acme: crmkit.Organization) -> None:
+    """ValidationError on ``to``; the interaction keeps its time."""
+    planned = _plan(any_crm, acme)
+    with pytest.raises(ValidationError) as info:
+        any_crm.interactions.reschedule(planned.id, to=datetime(2026, 1, 9, 10))
+    assert ("to", "naive_datetime") == (info.value.field, info.value.code)
+    assert planned == any_crm.interactions.get(planned.id)
 
 
 def test_a_stale_expected_version_changes_nothing(any_crm: CRM, acme: crmkit.Organization) -> None:

@@ -9,7 +9,9 @@ documents sent, presentations and notes, and plugins add more with
 
 The status moves planned -> done or planned -> cancelled, through the pure
 functions here; a done interaction with a ``next_step`` gets a planned
-follow-up (``follow_up_of`` points back to it).
+follow-up (``follow_up_of`` points back to it).  A :class:`Sequence` is a
+named series of planned interactions; :func:`plan_sequence` gives each step
+its time, counting whole days on a wall clock (:func:`shift`).
 
 .. versionadded:: 0.1
 """
@@ -342,8 +344,7 @@ class Sequence:
 
 
 def shift(at: datetime, by: timedelta, tz: tzinfo = UTC) -> datetime:
-    """``at`` moved ``by`` later: whole days on the wall clock of ``tz``, the rest
-    as elapsed time; in UTC.
+    """``at`` moved ``by`` later, in UTC: days on ``tz``'s wall clock, the rest elapsed.
 
     One day after 18:00 is 18:00 the next day in ``tz``, even across a
     daylight-saving change (as case SLA days count); hours are hours.

@@ -293,7 +293,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
 
         def after(uow: UnitOfWork, events: list[Event], done: Interaction, now: datetime) -> None:
             self._logged(events, done)
-            if next_step:
+            if next_step is not None and done.next_step:  # blank text plans nothing
                 self._follow_up(uow, events, done, next_due, next_kind, now)
 
         return self._change(id, expected_version, change, after)
@@ -301,11 +301,13 @@ class InteractionService(_Service[Interaction, InteractionId]):
     def reschedule(
         self, id: InteractionId, *, to: datetime, expected_version: int | None = None
     ) -> Interaction:
-        """Move a planned interaction to another time.
+        """Move a planned interaction to another time (audited).
 
         Raises:
+            NotFoundError: no such interaction.
             InvalidTransition: it is not planned.
-            ValidationError: ``to`` is not timezone-aware.
+            ConcurrencyError: ``expected_version`` is given and stale.
+            ValidationError: ``to`` is not a timezone-aware datetime.
         """
         return self._change(
             id, expected_version, lambda uow, cur, now: core.reschedule(cur, to=to, now=now)
@@ -317,7 +319,9 @@ class InteractionService(_Service[Interaction, InteractionId]):
         """Cancel a planned interaction (the reason is appended to its description).
 
         Raises:
+            NotFoundError: no such interaction.
             InvalidTransition: it is not planned.
+            ConcurrencyError: ``expected_version`` is given and stale.
         """
         return self._change(
             id, expected_version, lambda uow, cur, now: core.cancel(cur, now=now, reason=reason)
@@ -581,17 +585,24 @@ class InteractionService(_Service[Interaction, InteractionId]):
         self, next_step: str | None, next_due: datetime | None, next_kind: str | None
     ) -> None:
         if next_kind is not None:
-            self.kinds.get(next_kind)
-        if (next_due is not None or next_kind is not None) and not next_step:
+            try:
+                self.kinds.get(next_kind)
+            except ValidationError as error:
+                raise ValidationError(
+                    "next_kind", error.reason, code=error.code, value=next_kind
+                ) from None
+        blank = next_step is None or (isinstance(next_step, str) and not next_step.strip())
+        if (next_due is not None or next_kind is not None) and blank:
             raise ValidationError(
                 "next_step", "next_due and next_kind need a next_step", code="required"
             )
-        if next_due is not None and (
-            not isinstance(next_due, datetime) or next_due.utcoffset() is None
-        ):
-            raise ValidationError(
-                "next_due", "must be timezone-aware", code="naive_datetime", value=next_due
-            )
+        if next_due is not None:
+            if not isinstance(next_due, datetime):
+                raise ValidationError("next_due", "must be a datetime", code="type", value=next_due)
+            if next_due.utcoffset() is None:
+                raise ValidationError(
+                    "next_due", "must be timezone-aware", code="naive_datetime", value=next_due
+                )
 
     def _follow_up(
         self,
