@@ -13,6 +13,7 @@ it only after the outermost block commits.
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 import time
@@ -104,6 +105,7 @@ from crmkit.services.base import (
     _check_uuid,
     _check_version,
     _expect,
+    _organization_of_contact,
     _ref_id,
     _Service,
 )
@@ -470,26 +472,36 @@ class CRM:
 
 def _created_changes(entity: Entity) -> tuple[AuditChange, ...]:
     """The audit changes of a creation: every field that holds a value (JSON form)."""
-    changes_: list[AuditChange] = []
-    for name in _audited_fields(type(entity)):
-        value = getattr(entity, name)
-        if value is None or value is False or value in ((), frozenset()):
-            continue
-        # plain text and numbers are their own JSON form; the converter does the rest
-        json_value = value if type(value) in (str, int) else converter.unstructure(value)
-        changes_.append(AuditChange(name, None, json_value))
-    return tuple(changes_)
+    names, values = _audited_fields(type(entity))
+    return tuple(
+        [
+            AuditChange(name, None, _json(value))
+            for name, value in zip(names, values(entity), strict=True)
+            if value is not None
+            and value is not False
+            and (value or not isinstance(value, _COLLECTIONS))  # nor empty collections
+        ]
+    )
 
 
-_AUDITED: dict[type[Entity], tuple[str, ...]] = {}
+#: collections a creation audits only when they hold something
+_COLLECTIONS: Final = (tuple, frozenset, set)
 
 
-def _audited_fields(cls: type[Entity]) -> tuple[str, ...]:
+_AUDITED: dict[type[Entity], tuple[tuple[str, ...], Callable[[Entity], tuple[Any, ...]]]] = {}
+
+
+def _audited_fields(
+    cls: type[Entity],
+) -> tuple[tuple[str, ...], Callable[[Entity], tuple[Any, ...]]]:
+    """The fields a creation audits, and a function reading their values as a tuple."""
     found = _AUDITED.get(cls)
     if found is None:
-        found = _AUDITED[cls] = tuple(
+        names = tuple(
             a.name for a in attrs.fields(cls) if a.init and a.name not in Entity.SYSTEM_FIELDS
         )
+        getter = operator.attrgetter(*names)
+        found = _AUDITED[cls] = (names, getter if len(names) > 1 else lambda e: (getter(e),))
     return found
 
 
@@ -501,7 +513,20 @@ def _audit_change(change: FieldChange) -> AuditChange:
 
 
 def _json(value: object) -> object:
-    return converter.unstructure(value)
+    """``value`` in JSON form: ``converter.unstructure(value)``, its hook cached by type."""
+    kind = type(value)
+    if kind is str or kind is int or value is None:  # their own JSON form
+        return value
+    if kind is tuple and isinstance(value, tuple):  # written as the list of its items
+        return [_json(v) for v in value]
+    hook = _JSON_HOOKS.get(kind)
+    if hook is None:
+        hook = _JSON_HOOKS[kind] = converter.get_unstructure_hook(kind)
+    return hook(value)
+
+
+#: the converter's unstructure hook of each type met (what ``unstructure`` dispatches to)
+_JSON_HOOKS: dict[type, Callable[[Any], Any]] = {}
 
 
 # ------------------------------------------------------------------ masters
@@ -1021,9 +1046,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
     ) -> dict[str, Any]:
         fields = super()._prepare(uow, values, resolve)
         if "pipeline" in fields:  # a creation: organization from the contact, one of both
-            if fields.get("organization_id") is None and fields.get("contact_id") is not None:
-                contact = uow.repository(Contact).get(fields["contact_id"])
-                fields["organization_id"] = contact.organization_id
+            _organization_of_contact(uow, fields)
             if fields.get("organization_id") is None and fields.get("contact_id") is None:
                 raise ValidationError(
                     "organization",

@@ -20,6 +20,7 @@ import attrs
 from crmkit.core import changes
 from crmkit.core.contact_points import PhoneNumber
 from crmkit.core.entities import (
+    Contact,
     Entity,
     Market,
     Master,
@@ -485,3 +486,10 @@ def _phones(values: object, region: str | None, name: str) -> object:
         else:
             parsed.append(value)
     return parsed
+
+
+def _organization_of_contact(uow: UnitOfWork, fields: dict[str, Any]) -> None:
+    """Given a contact but no organization, use the contact's organization (in place)."""
+    if fields.get("organization_id") is None and fields.get("contact_id") is not None:
+        contact = uow.repository(Contact).get(fields["contact_id"])
+        fields["organization_id"] = contact.organization_id

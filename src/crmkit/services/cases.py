@@ -35,6 +35,7 @@ from crmkit.services.base import (
     _check_uuid,
     _check_version,
     _expect,
+    _organization_of_contact,
     _Service,
 )
 from crmkit.services.registry import Registry
@@ -402,9 +403,7 @@ class CaseService(_Service[Case, CaseId]):
     ) -> dict[str, Any]:
         """Creation fields; given only a contact, the contact's organization is used."""
         fields = super()._prepare(uow, values, resolve)
-        if fields.get("organization_id") is None and fields.get("contact_id") is not None:
-            contact = uow.repository(Contact).get(fields["contact_id"])
-            fields["organization_id"] = contact.organization_id
+        _organization_of_contact(uow, fields)
         return fields
 
     def _opened(self, events: list[Event], case: Case) -> None:

@@ -52,6 +52,7 @@ from crmkit.services.base import (
     _check_uuid,
     _check_version,
     _expect,
+    _organization_of_contact,
     _ref_id,
     _Service,
 )
@@ -575,10 +576,8 @@ class InteractionService(_Service[Interaction, InteractionId]):
         fields = super()._prepare(uow, values, resolve)
         if "kind" in fields:
             self.kinds.get(fields["kind"])
-        creating = "status" in fields  # every creation sets it; update() cannot
-        if creating and fields.get("organization_id") is None and fields.get("contact_id"):
-            contact = uow.repository(Contact).get(fields["contact_id"])
-            fields["organization_id"] = contact.organization_id
+        if "status" in fields:  # every creation sets it; update() cannot
+            _organization_of_contact(uow, fields)
         return fields
 
     def _check_next(
