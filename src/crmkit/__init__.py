@@ -21,11 +21,13 @@ from crmkit.app import (
     OpportunityService,
     OrganizationService,
     PipelineRegistry,
+    Transaction,
     Unset,
     UserService,
     open,
 )
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.bridge import ContactDraft, OrganizationDraft, SyncResult
 from crmkit.core.cases import Case, CasePriority, CaseStatus, CaseType, SlaTarget
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
 from crmkit.core.entities import (
@@ -92,6 +94,7 @@ from crmkit.core.opportunities import LineItem, Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, Stage, StageKind
 from crmkit.core.query import Contains, Eq, Has, In, Range
 from crmkit.plugins import hookimpl
+from crmkit.plugins.host import DeliveryFailure, DeliveryReport
 from crmkit.services.interactions import Agenda, AgendaCounts
 from crmkit.services.registry import Registry
 from crmkit.services.timeline import TimelineEntry
@@ -121,12 +124,15 @@ __all__ = [
     "Channel",
     "ConcurrencyError",
     "Contact",
+    "ContactDraft",
     "ContactId",
     "ContactRole",
     "ContactService",
     "Contains",
     "CrmkitError",
     "CurrencyMismatchError",
+    "DeliveryFailure",
+    "DeliveryReport",
     "DuplicateError",
     "EmailAddress",
     "Entity",
@@ -159,6 +165,7 @@ __all__ = [
     "OpportunityId",
     "OpportunityService",
     "Organization",
+    "OrganizationDraft",
     "OrganizationId",
     "OrganizationKind",
     "OrganizationService",
@@ -185,7 +192,9 @@ __all__ = [
     "StageChange",
     "StageKind",
     "StorageError",
+    "SyncResult",
     "TimelineEntry",
+    "Transaction",
     "Unset",
     "User",
     "UserId",

@@ -6,13 +6,17 @@ arguments, return frozen domain objects and raise only :mod:`crmkit` errors.
 
 Every write runs in a unit of work: alone, it commits at once; inside
 ``with crm.transaction():`` it joins that transaction, and plugins hear about
-it only after the outermost block commits.
+it only after the outermost block commits.  Plugins may veto a record before
+it is written (``crmkit_validate_<entity>``); a notification that fails after
+the commit is logged and reported (:attr:`CRM.last_delivery`), never raised.
 
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import operator
 import os
 import random
@@ -22,14 +26,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, tzinfo
-from decimal import Decimal
-from typing import Any, ClassVar, Final, TypeVar
+from decimal import ROUND_HALF_EVEN, Decimal, DecimalException, localcontext
+from typing import Any, ClassVar, Final, Literal, TypeVar
 from uuid import UUID
 
 import attrs
 
 from crmkit.core import changes, transitions
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.bridge import OrganizationDraft, SyncResult
 from crmkit.core.contact_points import (
     Address,
     EmailAddress,
@@ -59,6 +64,7 @@ from crmkit.core.entities import (
     Zone,
 )
 from crmkit.core.errors import (
+    ConcurrencyError,
     DuplicateError,
     HookError,
     NotFoundError,
@@ -82,10 +88,10 @@ from crmkit.core.ids import (
     ZoneId,
     uuid7,
 )
-from crmkit.core.money import Money
+from crmkit.core.money import Money, currency_exponent, is_currency
 from crmkit.core.opportunities import LineItem, Opportunity
 from crmkit.core.pipelines import Pipeline, StageKind, check_pipeline
-from crmkit.plugins.host import PluginHost
+from crmkit.plugins.host import DELIVERED, DeliveryFailure, DeliveryReport, PluginHost
 from crmkit.serialization import converter
 from crmkit.services.base import (
     UNSET,
@@ -123,6 +129,7 @@ __all__ = [
     "OpportunityService",
     "OrganizationService",
     "PipelineRegistry",
+    "Transaction",
     "Unset",
     "UserService",
     "database_url",
@@ -130,6 +137,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Entity)
 
 Clock = Callable[[], datetime]
 
@@ -139,6 +147,14 @@ WRITE_ATTEMPTS: Final = 5
 
 #: The database ``crmkit.open()`` uses when given no URL.
 DEFAULT_DATABASE: Final = "crm.db"
+
+#: How many times ``sync_customer`` runs again after losing a race (another
+#: process created or changed the same records at the same moment).
+SYNC_ATTEMPTS: Final = 5
+
+#: What a failed post-commit notification does: ``"log"`` (log it and report it
+#: in ``crm.last_delivery``) or ``"raise"`` (that too, then raise ``HookError``).
+NotificationErrors = Literal["log", "raise"]
 
 
 def _utc_now() -> datetime:
@@ -159,10 +175,30 @@ def _timezone(value: object) -> tzinfo:
     )
 
 
+class Transaction:
+    """What ``with crm.transaction() as tx:`` gives: the block's delivery report.
+
+    Attributes:
+        delivery: ``None`` until the outermost block has committed and its
+            notifications were delivered; then their
+            :class:`~crmkit.DeliveryReport`.  A nested block gives its
+            outermost block's object.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self) -> None:
+        self.delivery: DeliveryReport | None = None
+
+    def __repr__(self) -> str:
+        return f"<Transaction delivery={self.delivery!r}>"
+
+
 @attrs.define
 class _Transaction:
     uow: UnitOfWork
     events: list[Event] = attrs.Factory(list)
+    handle: Transaction = attrs.Factory(Transaction)
 
 
 # ======================================================================= CRM
@@ -197,6 +233,8 @@ class CRM:
         cases: post-sale cases (:class:`~crmkit.services.cases.CaseService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
+        notification_errors: ``"log"`` (the default) or ``"raise"``; see
+            :func:`crmkit.open`.
     """
 
     def __init__(
@@ -208,7 +246,15 @@ class CRM:
         default_region: str | None = None,
         actor: str | None = None,
         timezone: str | tzinfo = "UTC",
+        notification_errors: NotificationErrors = "log",
     ):
+        if notification_errors not in ("log", "raise"):
+            raise ValidationError(
+                "notification_errors",
+                'must be "log" or "raise"',
+                code="choice",
+                value=notification_errors,
+            )
         if default_region is not None and not is_country(default_region):
             raise ValidationError(
                 "default_region",
@@ -222,8 +268,12 @@ class CRM:
         self.default_region = default_region
         self.actor = actor
         self._clock = clock
+        self.notification_errors: NotificationErrors = notification_errors
         self._tx: ContextVar[_Transaction | None] = ContextVar(
             f"crmkit-tx-{id(self)}", default=None
+        )
+        self._delivery: ContextVar[DeliveryReport] = ContextVar(
+            f"crmkit-delivery-{id(self)}", default=DELIVERED
         )
         self.organizations = OrganizationService(self)
         self.contacts = ContactService(self)
@@ -273,19 +323,24 @@ class CRM:
 
     # ---------------------------------------------------------- transactions
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[Transaction]:
         """Group calls atomically: all commit together, or none does.
 
         Nested blocks are savepoints: an exception leaving an inner block undoes
         that block only (if the outer code catches it).  Plugins are notified
-        after the outermost block commits.
+        after the outermost block commits; ``tx.delivery`` then says how that
+        went (``with crm.transaction() as tx:``), as does :attr:`last_delivery`.
+
+        Raises:
+            HookError: only with ``notification_errors="raise"``: a
+                notification failed after the commit (``committed=True``).
         """
         current = self._tx.get()
         if current is not None:
             mark = len(current.events)
             try:
                 with current.uow.savepoint():
-                    yield
+                    yield current.handle
             except BaseException:
                 del current.events[mark:]
                 raise
@@ -294,11 +349,23 @@ class CRM:
             tx = _Transaction(uow)
             token = self._tx.set(tx)
             try:
-                yield
+                yield tx.handle
                 uow.commit()
             finally:
                 self._tx.reset(token)
-        self._dispatch(tx.events)
+        self._after_commit(tx.events, tx.handle)
+
+    @property
+    def last_delivery(self) -> DeliveryReport:
+        """How plugins' notifications of the last committed write went.
+
+        One report per committed write or outermost ``crm.transaction()``
+        block, kept per thread (per :mod:`contextvars` context): a failing
+        notification is listed here, and logged, instead of being raised.
+        A write that failed, or committed nothing new, leaves it as it was
+        before.
+        """
+        return self._delivery.get()
 
     def _write(self, fn: Callable[[UnitOfWork, list[Event]], T]) -> T:
         """Run ``fn`` in the current transaction, or in its own unit of work.
@@ -318,11 +385,12 @@ class CRM:
                 raise
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             events: list[Event] = []
+            handle = Transaction()
             try:
                 with self.store.unit_of_work(write=True) as uow:
                     # fn runs as the current transaction, so that plugin code it
                     # calls (crmkit_create_sales_order) joins it
-                    token = self._tx.set(_Transaction(uow, events))
+                    token = self._tx.set(_Transaction(uow, events, handle))
                     try:
                         result = fn(uow, events)
                     finally:
@@ -334,7 +402,7 @@ class CRM:
                 # jittered exponential backoff: 10 ms, 20 ms, 40 ms... times 0.5-1.5
                 time.sleep(0.01 * 2 ** (attempt - 1) * (0.5 + random.random()))
                 continue
-            self._dispatch(events)
+            self._after_commit(events, handle)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -351,6 +419,7 @@ class CRM:
         if event is None:
             return
         entity: Entity = event.entity
+        diff: Sequence[AuditChange]
         if isinstance(event, Created):
             action = AuditAction.CREATE
             diff = _created_changes(entity)
@@ -396,42 +465,215 @@ class CRM:
         return timeline(self, record, limit=limit, offset=offset)
 
     # ------------------------------------------------------------- plugins
-    def _dispatch(self, events: Sequence[Event]) -> None:
-        """Notify plugins of committed events, each exactly once."""
-        failure: HookError | None = None
-        for event in events:
-            try:
-                if isinstance(event, Notice):
-                    event.deliver()
-                elif isinstance(event, StageChanged):
-                    self._dispatch_stage_change(event)
-                elif not isinstance(event, Created):
-                    continue
-                elif isinstance(event.entity, Organization):
-                    self.plugins.organization_created(self, event.entity)
-                elif isinstance(event.entity, Contact):
-                    self.plugins.contact_created(self, event.entity)
-            except HookError as exc:
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+    def _after_commit(self, events: Sequence[Event], handle: Transaction) -> None:
+        """Deliver the notifications of a commit; report them; raise if asked to."""
+        report = self._dispatch(events)
+        handle.delivery = report
+        if report.failures and self.notification_errors == "raise":
+            first = report.failures[0]
+            raise HookError(
+                first.hook, f"{first.plugin}: {first.error}", committed=True
+            ) from first.exception
 
-    def _dispatch_stage_change(self, event: StageChanged) -> None:
-        failure: HookError | None = None
-        calls: list[Callable[[], None]] = [
-            lambda: self.plugins.opportunity_stage_changed(self, event.entity, event.change)
-        ]
+    def _dispatch(self, events: Sequence[Event]) -> DeliveryReport:
+        """Notify plugins of committed events, each exactly once, and report failures.
+
+        No failure stops the delivery: the host logs each one and carries on
+        with the other plugins and events.  The report becomes
+        :attr:`last_delivery`.
+        """
+        failures: list[DeliveryFailure] = []
+        for event in events:
+            if isinstance(event, Notice):
+                delivered = event.deliver()
+                if delivered is not None:
+                    failures.extend(delivered.failures)
+            elif isinstance(event, StageChanged):
+                failures.extend(self._dispatch_stage_change(event))
+            elif not isinstance(event, Created):
+                continue
+            elif isinstance(event.entity, Organization):
+                failures.extend(self.plugins.organization_created(self, event.entity).failures)
+            elif isinstance(event.entity, Contact):
+                failures.extend(self.plugins.contact_created(self, event.entity).failures)
+        report = DeliveryReport(tuple(failures)) if failures else DELIVERED
+        self._delivery.set(report)
+        return report
+
+    def _dispatch_stage_change(self, event: StageChanged) -> list[DeliveryFailure]:
+        failures = list(
+            self.plugins.opportunity_stage_changed(self, event.entity, event.change).failures
+        )
         if event.entity.status is StageKind.WON:
-            calls.append(lambda: self.plugins.opportunity_won(self, event.entity))
+            failures.extend(self.plugins.opportunity_won(self, event.entity).failures)
         elif event.entity.status is StageKind.LOST:
-            calls.append(lambda: self.plugins.opportunity_lost(self, event.entity))
-        for call in calls:
+            failures.extend(self.plugins.opportunity_lost(self, event.entity).failures)
+        return failures
+
+    # ------------------------------------------------------------ ERP bridge
+    def sync_customer(self, customer: object) -> SyncResult:
+        """Create or update the organization (and contacts) a host customer maps to.
+
+        Asks ``crmkit_organization_from_customer`` for an
+        :class:`~crmkit.OrganizationDraft`, then, in one transaction, creates
+        the organization and its contacts the first time, and on later calls
+        updates only the fields that differ (no new version when nothing
+        changed), matching records by ``external_ref`` (archived ones too;
+        they stay archived).  Call it from the host's own "customer saved"
+        event (a Django ``post_save``, say).  It is safe to call twice, and
+        from two processes at once: a creation that loses the race to another
+        is run again as an update.
+
+        Args:
+            customer: the host's customer object, passed to the hook as is.
+
+        Returns:
+            The organization, the draft's contacts, and whether this call
+            created the organization (``created``) or wrote anything
+            (``changed``).
+
+        Raises:
+            ValidationError: no plugin maps ``customer`` (field ``customer``,
+                code ``unmapped``); the draft names an argument
+                ``crm.organizations.create`` or ``crm.contacts.create`` does
+                not take (code ``unknown_field``); an invalid value, with
+                ``field`` as the service names it; a plugin's
+                ``crmkit_validate_*`` veto.
+            HookError: the mapping hook failed or returned something else
+                than an :class:`~crmkit.OrganizationDraft`.
+
+        .. versionadded:: 0.1
+        """
+        draft = self.plugins.organization_from_customer(self, customer)
+        if draft is None:
+            raise ValidationError(
+                "customer",
+                "no plugin maps this object to an organization (crmkit_organization_from_customer)",
+                code="unmapped",
+                value=customer,
+            )
+        _check_draft(draft)
+        for attempt in range(1, SYNC_ATTEMPTS + 1):
             try:
-                call()
-            except HookError as exc:
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+                return self._write(lambda uow, events: self._sync(draft))
+            except (DuplicateError, ConcurrencyError):  # another sync won the race
+                if attempt == SYNC_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sync(self, draft: OrganizationDraft) -> SyncResult:
+        """The writes of one sync, in the current transaction (repeatable)."""
+        existing = self._by_external_ref(Organization, draft.external_ref)
+        if existing is None:
+            organization = self.organizations.create(
+                **draft.fields, external_ref=draft.external_ref
+            )
+        else:
+            organization = self.organizations.update(
+                existing.id, expected_version=existing.version, **draft.fields
+            )
+        changed = existing is None or organization.version != existing.version
+        contacts: list[Contact] = []
+        for contact_draft in draft.contacts:
+            found = self._by_external_ref(Contact, contact_draft.external_ref)
+            if found is None:
+                contact = self.contacts.create(
+                    **contact_draft.fields,
+                    organization=organization.id,
+                    external_ref=contact_draft.external_ref,
+                )
+            else:
+                contact = self.contacts.update(
+                    found.id,
+                    expected_version=found.version,
+                    **contact_draft.fields,
+                    organization=organization.id,
+                )
+            changed = changed or found is None or contact.version != found.version
+            contacts.append(contact)
+        return SyncResult(
+            organization=organization,
+            contacts=tuple(contacts),
+            created=existing is None,
+            changed=changed,
+        )
+
+    def _by_external_ref(self, cls: type[E], external_ref: str) -> E | None:
+        """The record of type ``cls`` with ``external_ref``, archived or not."""
+        return self._read(lambda uow: uow.repository(cls).get_by("external_ref", external_ref))
+
+    # --------------------------------------------------------- exchange rates
+    def exchange_rate(self, base: str, quote: str, on: date) -> Decimal:
+        """The price of one unit of ``base`` in ``quote`` on a day, from plugins.
+
+        A currency against itself is 1 without asking; otherwise the first
+        plugin whose ``crmkit_exchange_rate`` answers gives the rate.  crmkit
+        does not invert rates nor cross them through a third currency: a
+        plugin that can should do so itself.
+
+        Args:
+            base: the ISO 4217 code to convert from (``"EUR"``; any case).
+            quote: the ISO 4217 code to convert to.
+            on: the day the rate applies to (a ``date``, not a ``datetime``).
+
+        Returns:
+            The rate, a positive ``Decimal``.
+
+        Raises:
+            ValidationError: an unknown currency (code ``currency``), ``on``
+                not a date (code ``type``), or no plugin knows the rate
+                (field ``quote``, code ``no_rate``).
+            HookError: a plugin failed or returned something else than a
+                positive ``Decimal``.
+
+        .. versionadded:: 0.1
+        """
+        base_code = _currency(base, "base")
+        quote_code = _currency(quote, "quote")
+        if not isinstance(on, date) or isinstance(on, datetime):
+            raise ValidationError("on", "must be a date", code="type", value=on)
+        if base_code == quote_code:
+            return Decimal(1)
+        rate = self.plugins.exchange_rate(self, base_code, quote_code, on)
+        if rate is None:
+            raise ValidationError(
+                "quote",
+                f"no plugin knows the rate from {base_code} to {quote_code} on {on.isoformat()}",
+                code="no_rate",
+                value=quote_code,
+            )
+        return rate
+
+    def convert(self, money: Money, to: str, on: date) -> Money:
+        """``money`` in the currency ``to`` at the rate of the day ``on``.
+
+        The exact product of the amount and :meth:`exchange_rate` is rounded
+        once, to the minor units of ``to`` (2 for EUR, 0 for JPY), half to
+        even (banker's rounding).  Converting to the same currency returns
+        ``money`` unchanged.
+
+        Raises:
+            ValidationError: ``money`` is not :class:`~crmkit.Money`; an
+                unknown currency ``to``; ``on`` not a date; no plugin knows
+                the rate (field ``to``, code ``no_rate``); a result beyond
+                the largest amount crmkit keeps (code ``too_large``).
+            HookError: a plugin failed or returned something else than a
+                positive ``Decimal``.
+
+        .. versionadded:: 0.1
+        """
+        if not isinstance(money, Money):
+            raise ValidationError("money", "must be Money", code="type", value=money)
+        target = _currency(to, "to")
+        try:
+            rate = self.exchange_rate(money.currency, target, on)
+        except ValidationError as error:
+            if error.field != "quote":
+                raise
+            raise ValidationError("to", error.reason, code=error.code, value=error.value) from None
+        if target == money.currency:
+            return money
+        return _converted(money, rate, target)
 
     def seed_masters(self) -> int:
         """Create the master entries plugins register that are missing.
@@ -1237,6 +1479,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
             args = (current, pipeline, crm.now(), crm.actor)
             new, event = move(*args, uow) if needs_uow else move(*args)
             crm.plugins.validate_transition(crm, current, current.stage, new.stage)
+            self._validated(new, current)  # before the ERP is asked for an order
             if new.status is StageKind.WON and current.status is not StageKind.WON:
                 reference = crm.plugins.create_sales_order(crm, new)
                 if reference is not None:
@@ -1270,7 +1513,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
         new, event = changes.update(
             organization, {"lifecycle": Lifecycle.CUSTOMER}, now=self._crm.now()
         )
-        repo.update(new, expected_version=organization.version)
+        repo.update(self._validated(new, organization), expected_version=organization.version)
         self._crm._record(uow, events, event)
 
 
@@ -1290,6 +1533,7 @@ def open(
     actor: str | None = None,
     synchronous: str = "FULL",
     timezone: str | tzinfo = "UTC",
+    notification_errors: NotificationErrors = "log",
 ) -> CRM:
     """Open a CRM.
 
@@ -1312,6 +1556,13 @@ def open(
             (faster; a power cut may lose the last commits, never corrupt).
         timezone: IANA name or tzinfo of the business's wall clock: where
             the agenda's "today" ends and how SLA days count (default UTC).
+        notification_errors: what a plugin's notification that raises after
+            a commit does: ``"log"`` (default) logs it on the
+            ``crmkit.plugins`` logger and reports it in
+            :attr:`CRM.last_delivery`, and the write returns normally;
+            ``"raise"`` does the same, then raises :class:`~crmkit.HookError`
+            (``committed=True``) for the first failure once every plugin was
+            notified (strict, for tests).
 
     Raises:
         ValidationError: bad arguments.
@@ -1330,6 +1581,7 @@ def open(
             default_region=default_region,
             actor=actor,
             timezone=timezone,
+            notification_errors=notification_errors,
         )
         if seed_masters:
             crm.seed_masters()
@@ -1337,6 +1589,80 @@ def open(
         store.close()
         raise
     return crm
+
+
+def _currency(value: object, name: str) -> str:
+    """An ISO 4217 code (upper-cased), or a ValidationError naming the argument."""
+    if isinstance(value, str) and is_currency(value.strip().upper()):
+        return value.strip().upper()
+    raise ValidationError(
+        name, "is not a known ISO 4217 currency code", code="currency", value=value
+    )
+
+
+def _converted(money: Money, rate: Decimal, currency: str) -> Money:
+    """``money.amount * rate`` in ``currency``, rounded once, half to even."""
+    quantum = Decimal(1).scaleb(-currency_exponent(currency))
+    digits = len(money.amount.as_tuple().digits) + len(rate.as_tuple().digits)
+    with localcontext() as ctx:
+        ctx.prec = digits + 20  # the product is exact; the quantize is the only rounding
+        try:
+            amount = (money.amount * rate).quantize(quantum, rounding=ROUND_HALF_EVEN)
+        except DecimalException:  # more digits than any amount crmkit keeps
+            raise ValidationError(
+                "money", "is too large to convert", code="too_large", value=money
+            ) from None
+    return Money(amount, currency)
+
+
+def _check_draft(draft: OrganizationDraft) -> None:
+    """Every name in a draft is an argument of the service that takes it; none is missing."""
+    _check_arguments(
+        draft.fields,
+        OrganizationService.create,
+        "fields",
+        "crm.organizations.create",
+        set_by_sync={"external_ref"},
+    )
+    for i, contact in enumerate(draft.contacts):
+        _check_arguments(
+            contact.fields,
+            ContactService.create,
+            f"contacts[{i}].fields",
+            "crm.contacts.create",
+            set_by_sync={"external_ref", "organization"},
+        )
+
+
+def _check_arguments(
+    fields: Mapping[str, object],
+    method: Callable[..., Any],
+    path: str,
+    label: str,
+    *,
+    set_by_sync: set[str],
+) -> None:
+    parameters = _keyword_parameters(method)
+    for name in fields:
+        if name in set_by_sync:
+            raise ValidationError(f"{path}.{name}", "is set by the sync", code="conflict")
+        if name not in parameters:
+            raise ValidationError(
+                f"{path}.{name}", f"is not an argument of {label}", code="unknown_field"
+            )
+    for name, parameter in parameters.items():
+        if parameter.default is inspect.Parameter.empty and name not in fields:
+            raise ValidationError(f"{path}.{name}", "is required", code="required")
+
+
+@functools.cache
+def _keyword_parameters(method: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    """The keyword-only parameters of a service method, by name."""
+    return {
+        name: parameter
+        for name, parameter in inspect.signature(method).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
 
 
 def database_url(url: str | os.PathLike[str] | None = None) -> str:

@@ -7,6 +7,9 @@ Hooks tested here by name: ``crmkit_register_masters``,
 from __future__ import annotations
 
 import inspect
+import logging
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +24,7 @@ from crmkit import (
     ValidationError,
     hookimpl,
 )
+from crmkit.app import Transaction
 from crmkit.plugins import hookspecs
 from crmkit.stores.memory import MemoryStore
 from crmkit.testing import HookCall, RecordingPlugin
@@ -42,26 +46,54 @@ def open_crm(*plugins: object, clock: FixedClock, store: MemoryStore | None = No
     return crmkit.open(store=store or MemoryStore(), plugins=plugins, clock=clock)
 
 
-def test_the_hooks_tested_here_are_all_the_hooks() -> None:
-    """This module, test_opportunity_hooks and test_activity_hooks cover exactly the hooks."""
-    here = ["crmkit_contact_created", "crmkit_organization_created", "crmkit_register_masters"]
-    opportunities = [
+#: The test module of tests/plugins/ that tests each hook.
+TESTED_IN = {
+    "test_hooks.py": [
+        "crmkit_contact_created",
+        "crmkit_organization_created",
+        "crmkit_register_masters",
+    ],
+    "test_opportunity_hooks.py": [
         "crmkit_create_sales_order",
         "crmkit_opportunity_lost",
         "crmkit_opportunity_stage_changed",
         "crmkit_opportunity_won",
         "crmkit_register_pipelines",
         "crmkit_validate_transition",
-    ]
-    activities = [
+    ],
+    "test_activity_hooks.py": [
         "crmkit_case_closed",
         "crmkit_case_opened",
         "crmkit_interaction_logged",
         "crmkit_lead_converted",
         "crmkit_register_case_types",
         "crmkit_register_interaction_kinds",
+    ],
+    "test_validation_hooks.py": [
+        "crmkit_validate_case",
+        "crmkit_validate_contact",
+        "crmkit_validate_interaction",
+        "crmkit_validate_lead",
+        "crmkit_validate_opportunity",
+        "crmkit_validate_organization",
+    ],
+    "test_bridge_hooks.py": ["crmkit_organization_from_customer"],
+    "test_lookup_hooks.py": ["crmkit_exchange_rate"],
+}
+
+
+def test_the_hooks_tested_here_are_all_the_hooks() -> None:
+    """The modules of TESTED_IN cover exactly the hooks, and each names the hooks it tests."""
+    here = Path(__file__).parent
+    missing = [
+        f"{module}: {name}"
+        for module, names in TESTED_IN.items()
+        for name in names
+        if name not in (here / module).read_text("utf-8")
     ]
-    assert sorted(here + opportunities + activities) == HOOK_NAMES
+
+    assert HOOK_NAMES == sorted(name for names in TESTED_IN.values() for name in names)
+    assert [] == missing
 
 
 # =================================================== crmkit_register_masters
@@ -206,6 +238,11 @@ def test_register_masters_that_raises_gives_hook_error(clock: FixedClock) -> Non
 # ================================ crmkit_organization_created / contact_created
 
 
+def notifications(recorder: RecordingPlugin) -> list[str]:
+    """The names of the hooks recorded, validation hooks (called before writes) left out."""
+    return [name for name in recorder.names() if not name.startswith("crmkit_validate_")]
+
+
 def created(recorder: RecordingPlugin) -> list[str]:
     """``"<hook>:<name>"`` for each created notification recorded, in order."""
     result = []
@@ -266,7 +303,7 @@ def test_created_hooks_do_not_fire_for_updates_archives_or_masters(
     crm_with.markets.create(name="Retail")
     crm_with.users.create(name="Luis")
 
-    assert [] == recorder.calls
+    assert [] == notifications(recorder)
 
 
 def test_created_hooks_do_not_fire_for_a_rejected_create(
@@ -280,7 +317,7 @@ def test_created_hooks_do_not_fire_for_a_rejected_create(
     with pytest.raises(ValidationError):
         crm_with.contacts.create(first_name="")
 
-    assert [] == recorder.calls
+    assert [] == recorder.calls  # refused before any plugin was asked
 
 
 def test_created_hooks_fire_after_the_outermost_transaction_commits(
@@ -294,7 +331,7 @@ def test_created_hooks_fire_after_the_outermost_transaction_commits(
         with crm_with.transaction():
             crm_with.contacts.create(first_name="Ana", organization=acme)
         crm_with.organizations.create(name="Bolt")
-        assert [] == recorder.calls
+        assert [] == notifications(recorder)
 
     assert ["organization:Acme", "contact:Ana", "organization:Bolt"] == created(recorder)
 
@@ -314,7 +351,7 @@ def test_created_hooks_do_not_fire_when_the_transaction_rolls_back(
     with pytest.raises(Boom):
         work()
 
-    assert [] == recorder.calls
+    assert [] == notifications(recorder)
 
 
 def test_created_hooks_skip_records_of_a_rolled_back_savepoint(
@@ -427,51 +464,74 @@ class Failing:
     [RuntimeError("ERP down"), ValidationError("name", "rejected by the ERP")],
     ids=["runtime-error", "crmkit-error"],
 )
-def test_raising_organization_created_gives_hook_error_and_keeps_the_record(
+def test_raising_organization_created_is_reported_and_keeps_the_record(
     clock: FixedClock, error: Exception
 ) -> None:
-    """The caller gets HookError(committed=True); the organization stays committed."""
+    """The write returns; the record and its audit entry stay; last_delivery names the failure."""
     with open_crm(Failing(error), clock=clock) as crm:
-        with pytest.raises(HookError) as info:
-            crm.organizations.create(name="Acme", external_ref="E-1")
+        acme = crm.organizations.create(name="Acme", external_ref="E-1")
 
-        assert ("crmkit_organization_created", True) == (info.value.hook, info.value.committed)
-        assert "Acme" == crm.organizations.get_by_external_ref("E-1").name
-        assert 1 == len(crm.history(crm.organizations.get_by_external_ref("E-1").id))
+        assert acme == crm.organizations.get_by_external_ref("E-1")
+        assert 1 == len(crm.history(acme.id))
+        assert [("crmkit_organization_created", "Failing", f"{type(error).__name__}: {error}")] == [
+            (f.hook, f.plugin, f.error) for f in crm.last_delivery.failures
+        ]
+        assert crm.last_delivery.failures[0].exception is error
+        assert not crm.last_delivery.ok
 
 
-def test_raising_contact_created_gives_hook_error_and_keeps_the_contact(
-    clock: FixedClock,
-) -> None:
-    """Same for contacts: HookError(committed=True), the contact is stored."""
+def test_raising_contact_created_is_reported_and_keeps_the_contact(clock: FixedClock) -> None:
+    """Same for contacts: the contact is stored and the failure reported, not raised."""
     with open_crm(Failing(RuntimeError("CRM sync down")), clock=clock) as crm:
-        with pytest.raises(HookError) as info:
-            crm.contacts.create(first_name="Ana")
+        crm.contacts.create(first_name="Ana")
 
-        assert ("crmkit_contact_created", True) == (info.value.hook, info.value.committed)
-        assert isinstance(info.value.__cause__, RuntimeError)
         assert ["Ana"] == [c.first_name for c in crm.contacts.find()]
+        assert ["crmkit_contact_created"] == [f.hook for f in crm.last_delivery.failures]
+        assert isinstance(crm.last_delivery.failures[0].exception, RuntimeError)
+
+
+def test_a_failed_notification_is_logged_with_its_plugin_hook_and_traceback(
+    clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One ERROR record on the crmkit.plugins logger per failure, with the exception."""
+    with (
+        open_crm(Failing(ConnectionError("smtp down")), clock=clock) as crm,
+        caplog.at_level(logging.ERROR, logger="crmkit.plugins"),
+    ):
+        crm.organizations.create(name="Acme")
+
+    [record] = [r for r in caplog.records if r.name == "crmkit.plugins"]
+    assert logging.ERROR == record.levelno
+    assert "plugin Failing failed in crmkit_organization_created" in record.getMessage()
+    assert ("crmkit_organization_created", "Failing") == (
+        record.__dict__["hook"],
+        record.__dict__["plugin"],
+    )
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], ConnectionError)
 
 
 def test_raising_hook_after_a_transaction_still_notifies_every_record_once(
     clock: FixedClock,
 ) -> None:
-    """One failing notification does not skip the others; one HookError reaches the caller."""
+    """One failing notification skips nothing: every record is announced once, all reported."""
     failing = Failing(RuntimeError("ERP down"))
     with open_crm(failing, clock=clock) as crm:
+        with crm.transaction() as tx:
+            acme = crm.organizations.create(name="Acme")
+            crm.contacts.create(first_name="Ana", organization=acme)
+            crm.organizations.create(name="Bolt")
+            before_commit = tx.delivery
 
-        def work() -> None:
-            with crm.transaction():
-                acme = crm.organizations.create(name="Acme")
-                crm.contacts.create(first_name="Ana", organization=acme)
-                crm.organizations.create(name="Bolt")
-
-        with pytest.raises(HookError) as info:
-            work()
-
-        assert info.value.committed
+        assert before_commit is None  # nothing delivered before the commit
         assert 3 == failing.calls
         assert (2, 1) == (crm.organizations.count(), crm.contacts.count())
+        assert tx.delivery is crm.last_delivery
+        assert [
+            "crmkit_organization_created",
+            "crmkit_contact_created",
+            "crmkit_organization_created",
+        ] == [f.hook for f in tx.delivery.failures]
 
 
 def test_other_plugins_are_notified_when_one_raises(clock: FixedClock) -> None:
@@ -482,22 +542,159 @@ def test_other_plugins_are_notified_when_one_raises(clock: FixedClock) -> None:
     """
     recorder = RecordingPlugin()
     with open_crm(Failing(RuntimeError("down")), recorder, clock=clock) as crm:
-        with pytest.raises(HookError):
-            crm.organizations.create(name="Acme")
+        crm.organizations.create(name="Acme")
 
         assert ["organization:Acme"] == created(recorder)
+        assert ["Failing"] == [f.plugin for f in crm.last_delivery.failures]
 
 
 def test_plugins_registered_before_a_raising_one_are_still_notified(clock: FixedClock) -> None:
     """Every implementation runs even when one raises (pluggy alone would stop there)."""
     recorder = RecordingPlugin()
     with open_crm(recorder, Failing(RuntimeError("down")), clock=clock) as crm:
-        with pytest.raises(HookError) as info:
-            crm.organizations.create(name="Acme")
+        crm.organizations.create(name="Acme")
 
         assert ["organization:Acme"] == created(recorder)
-        assert info.value.committed
+        assert 1 == len(crm.last_delivery.failures)
+
+
+def test_a_write_whose_notifications_all_pass_reports_ok(clock: FixedClock) -> None:
+    """A clean delivery replaces an earlier failed one in last_delivery."""
+    failing = Failing(RuntimeError("down"))
+    with open_crm(failing, clock=clock) as crm:
+        crm.organizations.create(name="Acme")
+        assert not crm.last_delivery.ok
+
+        crm.markets.create(name="Retail")  # committed, nothing to announce
+
+        assert crmkit.DeliveryReport() == crm.last_delivery
+        assert crm.last_delivery.ok
+
+
+def test_a_failed_write_leaves_last_delivery_as_it_was(clock: FixedClock) -> None:
+    """last_delivery is the report of the last committed write: a refused one changes nothing."""
+    with open_crm(Failing(RuntimeError("down")), clock=clock) as crm:
+        crm.organizations.create(name="Acme")
+        before = crm.last_delivery
+
+        with pytest.raises(ValidationError):
+            crm.organizations.create(name="")
+
+        assert before is crm.last_delivery
+
+
+def test_last_delivery_is_per_thread(clock: FixedClock) -> None:
+    """Another thread's failed delivery is not this thread's last delivery."""
+    with open_crm(Failing(RuntimeError("down")), clock=clock) as crm:
+        seen: list[crmkit.DeliveryReport] = []
+
+        def other() -> None:
+            crm.organizations.create(name="Elsewhere")
+            seen.append(crm.last_delivery)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+
+        assert [1] == [len(report.failures) for report in seen]
+        assert crm.last_delivery.ok
+
+
+def test_a_nested_block_gives_its_outer_transaction(crm_with: CRM) -> None:
+    """``with crm.transaction() as inner`` inside another block is the outer block's object."""
+    with crm_with.transaction() as outer:
+        with crm_with.transaction() as inner:
+            crm_with.organizations.create(name="Acme")
+        assert inner is outer
+        assert inner.delivery is None
+
+    assert crmkit.DeliveryReport() == outer.delivery
+
+
+def test_a_rolled_back_transaction_delivers_nothing(crm_with: CRM) -> None:
+    """tx.delivery stays None when the block raises."""
+
+    def work() -> Transaction:
+        with crm_with.transaction() as tx:
+            crm_with.organizations.create(name="Acme")
+            seen.append(tx)
+            raise Boom
+
+    seen: list[Transaction] = []
+    with pytest.raises(Boom):
+        work()
+
+    assert [None] == [tx.delivery for tx in seen]
+
+
+# ------------------------------------------------------ notification_errors
+
+
+def test_strict_notification_errors_raise_hook_error_after_every_plugin_ran(
+    clock: FixedClock,
+) -> None:
+    """notification_errors="raise": HookError(committed=True) once all were notified."""
+    recorder = RecordingPlugin()
+    failing = Failing(RuntimeError("ERP down"))
+    with crmkit.open(
+        store=MemoryStore(),
+        plugins=[recorder, failing],
+        clock=clock,
+        notification_errors="raise",
+    ) as crm:
+
+        def work() -> None:
+            with crm.transaction():
+                crm.organizations.create(name="Acme")
+                crm.organizations.create(name="Bolt")
+
+        with pytest.raises(HookError) as info:
+            work()
+
+        assert ("crmkit_organization_created", True) == (info.value.hook, info.value.committed)
+        assert info.value.reason.startswith("Failing: RuntimeError: ERP down")
         assert isinstance(info.value.__cause__, RuntimeError)
+        assert 2 == failing.calls
+        assert ["organization:Acme", "organization:Bolt"] == created(recorder)
+        assert 2 == crm.organizations.count()
+        assert 2 == len(crm.last_delivery.failures)
+
+
+def test_strict_notification_errors_raise_from_a_single_write(clock: FixedClock) -> None:
+    """A plain create raises too, with the record committed."""
+    with crmkit.open(
+        ":memory:",
+        plugins=[Failing(RuntimeError("down"))],
+        clock=clock,
+        notification_errors="raise",
+    ) as crm:
+        with pytest.raises(HookError) as info:
+            crm.contacts.create(first_name="Ana")
+
+        assert info.value.committed
+        assert 1 == crm.contacts.count()
+
+
+def test_strict_notification_errors_raise_nothing_when_every_plugin_succeeds(
+    clock: FixedClock,
+) -> None:
+    """notification_errors="raise" changes nothing for a clean delivery."""
+    recorder = RecordingPlugin()
+    with crmkit.open(
+        ":memory:", plugins=[recorder], clock=clock, notification_errors="raise"
+    ) as crm:
+        crm.organizations.create(name="Acme")
+
+        assert ["organization:Acme"] == created(recorder)
+        assert crm.last_delivery.ok
+
+
+def test_notification_errors_accepts_only_log_or_raise(clock: FixedClock) -> None:
+    """Another value is a ValidationError naming the argument, before anything is opened."""
+    with pytest.raises(ValidationError) as info:
+        crmkit.open(":memory:", clock=clock, notification_errors="ignore")  # type: ignore[arg-type]
+
+    assert ("notification_errors", "choice") == (info.value.field, info.value.code)
 
 
 def test_hooks_may_take_only_the_arguments_they_need(clock: FixedClock) -> None:
@@ -554,7 +751,9 @@ def test_recording_plugin_records_every_call_in_order(clock: FixedClock) -> None
             "crmkit_register_interaction_kinds",
             "crmkit_register_case_types",
             "crmkit_register_masters",
+            "crmkit_validate_organization",
             "crmkit_organization_created",
+            "crmkit_validate_contact",
             "crmkit_contact_created",
         ] == recorder.names()
         assert [{"crm": crm, "contact": ana}] == [

@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 from typing import TypeVar
 from uuid import UUID
 
+import pluggy
 import pytest
 
 import crmkit
@@ -160,6 +161,61 @@ def test_hook_with_an_unknown_argument_raises_plugin_error(clock: FixedClock) ->
         crmkit.open(":memory:", plugins=[ExtraArgument()], clock=clock)
 
     assert "customer" in str(info.value)
+
+
+class MisspelledValidator:
+    """A validation hook with the British spelling."""
+
+    @hookimpl
+    def crmkit_validate_organisation(self, organization: Organization) -> None:
+        """Never called."""
+
+
+class NotAGeneratorWrapper:
+    """An old-style hook wrapper that is not a generator: pluggy refuses it."""
+
+    @hookimpl(hookwrapper=True)
+    def crmkit_organization_created(self, organization: Organization) -> None:
+        """Never called."""
+
+
+class WrongArgumentForANewHook:
+    """A validator asking for an argument its hook does not give."""
+
+    @hookimpl
+    def crmkit_validate_contact(self, contact: object, organization: Organization) -> None:
+        """Never called."""
+
+
+@pytest.mark.parametrize(
+    ("plugin", "named"),
+    [
+        (MisspelledValidator(), "crmkit_validate_organisation"),
+        (NotAGeneratorWrapper(), "crmkit_organization_created"),
+        (WrongArgumentForANewHook(), "organization"),
+    ],
+    ids=["misspelled-validator", "wrapper-not-generator", "unknown-argument"],
+)
+def test_pluggys_validation_errors_surface_as_plugin_errors(
+    clock: FixedClock, plugin: object, named: str
+) -> None:
+    """No pluggy exception escapes: each refusal is a PluginError naming what is wrong."""
+    with pytest.raises(PluginError) as info:
+        crmkit.open(":memory:", plugins=[plugin], clock=clock)
+
+    assert named in str(info.value)
+    assert isinstance(info.value.__cause__, pluggy.PluginValidationError)
+
+
+def test_check_pending_catches_a_misspelled_hook_registered_on_the_plugin_manager() -> None:
+    """check_pending() is what refuses unknown hook names, also when called on its own."""
+    host = PluginHost(builtins=False)
+    host._pm.register(Misspelled())  # behind the host's back: no check yet
+
+    with pytest.raises(PluginError) as info:
+        host.check_pending()
+
+    assert "crmkit_organisation_created" in str(info.value)
 
 
 def test_registering_the_same_plugin_twice_raises_plugin_error(clock: FixedClock) -> None:

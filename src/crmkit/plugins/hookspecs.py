@@ -4,13 +4,19 @@ Every hook receives ``crm`` and is called with keyword arguments; a plugin
 implements only the arguments it needs (pluggy's opt-in arguments), so hooks
 may gain arguments in later versions but never lose them.
 
-Families:
+Families, in this order below:
 
 * registration (``crmkit_register_*``) returns lists that crmkit collects;
-* validation (``crmkit_validate_*``) may veto a change with ``ValidationError``;
-* the ERP bridge (``crmkit_create_sales_order``) runs inside the transaction;
+* the ERP bridge maps a host customer to an organization
+  (``crmkit_organization_from_customer``) and creates the host's sales order
+  inside the winning transaction (``crmkit_create_sales_order``);
+* validation (``crmkit_validate_*``) may veto a change with ``ValidationError``
+  before anything is written;
 * notifications (``crmkit_<noun>_<past participle>``) run after the commit,
-  exactly once per change, and return ``None``.
+  exactly once per change, and return ``None``; a failure is logged and
+  reported in a :class:`~crmkit.DeliveryReport`, never undoing the change;
+* lookups (``crmkit_exchange_rate``) answer a question; the first non-None
+  answer wins.
 
 .. versionadded:: 0.1
 """
@@ -22,15 +28,20 @@ from typing import TYPE_CHECKING
 from crmkit.plugins import hookspec
 
 if TYPE_CHECKING:
+    from datetime import date
+    from decimal import Decimal
+
     from crmkit.app import CRM
+    from crmkit.core.bridge import OrganizationDraft
     from crmkit.core.cases import Case, CaseType
+    from crmkit.core.custom_fields import CustomField
     from crmkit.core.entities import Contact, MasterSeed, Organization
     from crmkit.core.interactions import Interaction, InteractionKind
     from crmkit.core.leads import Lead, LeadConversion
     from crmkit.core.opportunities import Opportunity, StageChange
     from crmkit.core.pipelines import Pipeline
 
-# =================================================================== registration
+# ======================================================================= registration
 
 
 @hookspec
@@ -106,30 +117,45 @@ def crmkit_register_case_types(crm: CRM) -> list[CaseType]:  # type: ignore[empt
     """
 
 
-# ===================================================================== validation
-
-
 @hookspec
-def crmkit_validate_transition(
-    crm: CRM, opportunity: Opportunity, source: str, target: str
-) -> None:
-    """Veto a stage change before anything is written.
+def crmkit_register_custom_fields(crm: CRM) -> list[CustomField]:  # type: ignore[empty-body]
+    """Contribute custom field definitions (campos personalizados).
 
-    Runs after the pipeline's own rules and crmkit's invariants passed.  Raise
-    :class:`crmkit.ValidationError` to refuse the move; nothing is written and
-    the caller gets that error.
+    Called once when the CRM is opened.  An ``(entity, key)`` pair
+    registered twice is a :class:`crmkit.PluginError` at ``crmkit.open()``.
+    Values stored under a key no plugin registers any more are kept.
 
     Args:
-        crm: the CRM.
-        opportunity: the opportunity as it is before the move.
-        source: the stage it is leaving.
-        target: the stage it would enter.
+        crm: the CRM being opened.
+
+    Returns:
+        A list of :class:`crmkit.CustomField`.
 
     .. versionadded:: 0.1
     """
 
 
-# ====================================================================== ERP bridge
+# ========================================================================= ERP bridge
+
+
+@hookspec(firstresult=True)
+def crmkit_organization_from_customer(crm: CRM, customer: object) -> OrganizationDraft | None:
+    """Map a host customer object to the organization (and contacts) it is in the CRM.
+
+    Called by ``crm.sync_customer(customer)``, before its transaction starts.
+    Return ``None`` for objects this plugin does not know, so another plugin
+    may answer.  Stops at the first non-None result.
+
+    Args:
+        crm: the CRM.
+        customer: whatever the host passed to ``crm.sync_customer`` (a Django
+            model instance, an ERP record...).
+
+    Returns:
+        An :class:`crmkit.OrganizationDraft`, or ``None``.
+
+    .. versionadded:: 0.1
+    """
 
 
 @hookspec(firstresult=True)
@@ -153,7 +179,132 @@ def crmkit_create_sales_order(crm: CRM, opportunity: Opportunity) -> str | None:
     """
 
 
-# ================================================================== notifications
+# ========================================================================= validation
+
+
+@hookspec
+def crmkit_validate_transition(
+    crm: CRM, opportunity: Opportunity, source: str, target: str
+) -> None:
+    """Veto a stage change before anything is written.
+
+    Runs after the pipeline's own rules and crmkit's invariants passed.  Raise
+    :class:`crmkit.ValidationError` to refuse the move; nothing is written and
+    the caller gets that error.
+
+    Args:
+        crm: the CRM.
+        opportunity: the opportunity as it is before the move.
+        source: the stage it is leaving.
+        target: the stage it would enter.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_validate_organization(
+    crm: CRM, organization: Organization, previous: Organization | None
+) -> None:
+    """Veto the creation or an update of an organization before it is written.
+
+    Runs after crmkit's own checks, inside the write's transaction, right
+    before the record is stored.  Raise :class:`crmkit.ValidationError` to
+    refuse: nothing is written (no row, no audit entry, no notification) and
+    the caller gets that error.  Any other exception becomes
+    :class:`crmkit.HookError`, and nothing is written either.
+
+    Args:
+        crm: the CRM (inside the write's transaction).
+        organization: the organization as it would be written.
+        previous: ``None`` on creation; the stored version on an update.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_validate_contact(crm: CRM, contact: Contact, previous: Contact | None) -> None:
+    """Veto the creation or an update of a contact before it is written.
+
+    Same rules as :func:`crmkit_validate_organization`.
+
+    Args:
+        crm: the CRM (inside the write's transaction).
+        contact: the contact as it would be written.
+        previous: ``None`` on creation; the stored version on an update.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_validate_lead(crm: CRM, lead: Lead, previous: Lead | None) -> None:
+    """Veto the creation or an update of a lead (status moves and conversion included).
+
+    Same rules as :func:`crmkit_validate_organization`.
+
+    Args:
+        crm: the CRM (inside the write's transaction).
+        lead: the lead as it would be written.
+        previous: ``None`` on creation; the stored version on an update.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_validate_opportunity(
+    crm: CRM, opportunity: Opportunity, previous: Opportunity | None
+) -> None:
+    """Veto the creation or an update of an opportunity (stage moves included).
+
+    Same rules as :func:`crmkit_validate_organization`.  For a stage move it
+    runs after :func:`crmkit_validate_transition` and before
+    ``crmkit_create_sales_order``, so ``sales_order_ref`` is not set yet.
+
+    Args:
+        crm: the CRM (inside the write's transaction).
+        opportunity: the opportunity as it would be written.
+        previous: ``None`` on creation; the stored version on an update.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_validate_interaction(
+    crm: CRM, interaction: Interaction, previous: Interaction | None
+) -> None:
+    """Veto the creation or an update of an interaction (planned follow-ups included).
+
+    Same rules as :func:`crmkit_validate_organization`.
+
+    Args:
+        crm: the CRM (inside the write's transaction).
+        interaction: the interaction as it would be written.
+        previous: ``None`` on creation; the stored version on an update.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_validate_case(crm: CRM, case: Case, previous: Case | None) -> None:
+    """Veto the opening or an update of a post-sale case (status moves included).
+
+    Same rules as :func:`crmkit_validate_organization`.
+
+    Args:
+        crm: the CRM (inside the write's transaction).
+        case: the case as it would be written.
+        previous: ``None`` on creation; the stored version on an update.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ====================================================================== notifications
 
 
 @hookspec
@@ -161,8 +312,9 @@ def crmkit_organization_created(crm: CRM, organization: Organization) -> None:
     """An organization was created and committed.
 
     Runs after the transaction commits, once per organization (bulk creation
-    included).  An exception here does not undo the creation; the caller gets
-    :class:`crmkit.HookError` with ``committed=True``.
+    included).  An exception here does not undo the creation and does not
+    reach the caller: it is logged (logger ``crmkit.plugins``) and reported in
+    ``crm.last_delivery``, and the other plugins are still notified.
 
     Args:
         crm: the CRM the organization was created in.
@@ -281,6 +433,30 @@ def crmkit_case_closed(crm: CRM, case: Case) -> None:
     Args:
         crm: the CRM.
         case: the closed case.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ============================================================================ lookups
+
+
+@hookspec(firstresult=True)
+def crmkit_exchange_rate(crm: CRM, base: str, quote: str, on: date) -> Decimal | None:
+    """The price of one unit of ``base`` in ``quote`` on a day (EUR->USD 1.0842).
+
+    Called by ``crm.exchange_rate()`` and ``crm.convert()``; never for a
+    currency with itself.  Return ``None`` when this plugin does not know the
+    rate.  Stops at the first non-None result.
+
+    Args:
+        crm: the CRM.
+        base: the ISO 4217 code converted from (``"EUR"``).
+        quote: the ISO 4217 code converted to (``"USD"``).
+        on: the day the rate applies to.
+
+    Returns:
+        A positive ``Decimal`` (1 ``base`` = rate ``quote``), or ``None``.
 
     .. versionadded:: 0.1
     """

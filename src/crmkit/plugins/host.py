@@ -3,20 +3,28 @@
 pluggy's hook callers return ``Any``; :class:`PluginHost` wraps each hook in a
 typed method, checks what plugins return, and turns pluggy's errors into
 crmkit's (:class:`~crmkit.PluginError` for registration problems,
-:class:`~crmkit.HookError` for a hook that raised).
+:class:`~crmkit.HookError` for a hook that raised).  Notifications run after
+commit, so their failures are not raised: each is logged on the
+``crmkit.plugins`` logger and returned in a :class:`DeliveryReport`.
 
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 import pluggy
 
+from crmkit.core.bridge import OrganizationDraft
 from crmkit.core.cases import Case, CaseType
-from crmkit.core.entities import Contact, MasterSeed, Organization
+from crmkit.core.custom_fields import CustomField
+from crmkit.core.entities import Contact, Entity, MasterSeed, Organization
 from crmkit.core.errors import CrmkitError, HookError, PluginError, ValidationError
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
@@ -27,7 +35,10 @@ from crmkit.plugins import PROJECT, hookspecs
 if TYPE_CHECKING:
     from crmkit.app import CRM
 
-__all__ = ["BUILTIN_PLUGINS", "PluginHost"]
+__all__ = ["BUILTIN_PLUGINS", "DeliveryFailure", "DeliveryReport", "PluginHost", "logger"]
+
+#: Where failed notifications are logged (at ERROR level, with the traceback).
+logger: Final = logging.getLogger("crmkit.plugins")
 
 #: Modules registered in every host unless ``builtins=False``.
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -35,6 +46,71 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "crmkit.plugins.builtin_pipelines",
     "crmkit.plugins.builtin_activities",
 )
+
+
+#: The validation hook of each entity type, and the keyword its entity is passed as.
+_VALIDATORS: Final[dict[type[Entity], tuple[str, str]]] = {
+    Organization: ("crmkit_validate_organization", "organization"),
+    Contact: ("crmkit_validate_contact", "contact"),
+    Lead: ("crmkit_validate_lead", "lead"),
+    Opportunity: ("crmkit_validate_opportunity", "opportunity"),
+    Interaction: ("crmkit_validate_interaction", "interaction"),
+    Case: ("crmkit_validate_case", "case"),
+}
+
+
+@attrs.frozen
+class DeliveryFailure:
+    """One plugin's notification that raised after a commit.
+
+    Attributes:
+        hook: the notification's name (``"crmkit_organization_created"``).
+        plugin: the plugin's name: the name it was registered under, a
+            module's name, or an object's class name.
+        error: the exception's type and message (``"ConnectionError: timed out"``).
+        exception: the exception itself, with its traceback.
+
+    .. versionadded:: 0.1
+    """
+
+    hook: str
+    plugin: str
+    error: str
+    exception: BaseException = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class DeliveryReport:
+    """How the plugin notifications of a committed change went.
+
+    Reachable as ``crm.last_delivery`` after a write, and as ``tx.delivery``
+    after ``with crm.transaction() as tx:``.
+
+    Attributes:
+        failures: every notification that raised, in the order they ran;
+            empty when all went through.
+
+    .. versionadded:: 0.1
+    """
+
+    failures: tuple[DeliveryFailure, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether every notification went through."""
+        return not self.failures
+
+
+#: The report of a delivery in which nothing failed.
+DELIVERED: Final = DeliveryReport()
+
+
+def _plugin_name(impl: Any) -> str:
+    """A readable name: the registered one, a module's, or an object's class name."""
+    name = str(impl.plugin_name)
+    if name == str(id(impl.plugin)):  # pluggy's default name for an object
+        return type(impl.plugin).__qualname__
+    return name
 
 
 class PluginHost:
@@ -115,6 +191,17 @@ class PluginHost:
         except Exception as exc:
             raise HookError(name, f"{type(exc).__name__}: {exc}") from exc
 
+    def _impls(self, name: str) -> Iterator[tuple[Any, Any]]:
+        """``(implementation, call)`` pairs in pluggy's order, last registered first.
+
+        For the hooks crmkit calls one implementation at a time (to name the
+        plugin at fault, or to go on after a failure); wrappers are left out.
+        """
+        for impl in reversed(getattr(self._pm.hook, name).get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            yield impl, impl.function
+
     def _flatten(self, name: str, results: Sequence[Any], item_type: type) -> list[Any]:
         items: list[Any] = []
         for result in results:
@@ -182,7 +269,87 @@ class PluginHost:
         types = self._flatten(name, self._call(name, crm=crm), CaseType)
         return self._unique(types, "case type")
 
+    def register_custom_fields(self, crm: CRM) -> list[CustomField]:
+        """Every plugin's custom fields (``crmkit_register_custom_fields``).
+
+        Raises:
+            PluginError: an (entity, key) pair registered twice, or not a list
+                of CustomField.
+        """
+        name = "crmkit_register_custom_fields"
+        fields: list[CustomField] = self._flatten(name, self._call(name, crm=crm), CustomField)
+        seen: set[tuple[str, str]] = set()
+        for f in fields:
+            if (f.entity, f.key) in seen:
+                raise PluginError(f"custom field {f.entity}.{f.key} is registered twice")
+            seen.add((f.entity, f.key))
+        return fields
+
     # --------------------------------------------------------- validation
+    def validate(self, crm: CRM, entity: Entity, previous: Entity | None) -> None:
+        """Let plugins veto a record about to be written (``crmkit_validate_<entity>``).
+
+        Entity types without a validation hook (masters, users) pass.
+
+        Args:
+            crm: the CRM.
+            entity: the record as it would be written.
+            previous: ``None`` for a creation; the stored version for an update.
+
+        Raises:
+            ValidationError: a plugin vetoed the change (any crmkit error a
+                plugin raises passes through unchanged).
+            HookError: a plugin failed with anything else; ``reason`` starts
+                with the plugin's name.
+        """
+        found = _VALIDATORS.get(type(entity))
+        if found is None:
+            return
+        name, argument = found
+        kwargs = {"crm": crm, argument: entity, "previous": previous}
+        for impl, function in self._impls(name):
+            try:
+                function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except CrmkitError:
+                raise
+            except Exception as exc:
+                raise HookError(name, f"{_plugin_name(impl)}: {type(exc).__name__}: {exc}") from exc
+
+    def validates(self, cls: type[Entity]) -> bool:
+        """Whether any plugin implements the validation hook of entity type ``cls``."""
+        found = _VALIDATORS.get(cls)
+        return found is not None and any(True for _ in self._impls(found[0]))
+
+    def validate_organization(
+        self, crm: CRM, organization: Organization, previous: Organization | None
+    ) -> None:
+        """Call ``crmkit_validate_organization`` (see :meth:`validate`)."""
+        self.validate(crm, organization, previous)
+
+    def validate_contact(self, crm: CRM, contact: Contact, previous: Contact | None) -> None:
+        """Call ``crmkit_validate_contact`` (see :meth:`validate`)."""
+        self.validate(crm, contact, previous)
+
+    def validate_lead(self, crm: CRM, lead: Lead, previous: Lead | None) -> None:
+        """Call ``crmkit_validate_lead`` (see :meth:`validate`)."""
+        self.validate(crm, lead, previous)
+
+    def validate_opportunity(
+        self, crm: CRM, opportunity: Opportunity, previous: Opportunity | None
+    ) -> None:
+        """Call ``crmkit_validate_opportunity`` (see :meth:`validate`)."""
+        self.validate(crm, opportunity, previous)
+
+    def validate_interaction(
+        self, crm: CRM, interaction: Interaction, previous: Interaction | None
+    ) -> None:
+        """Call ``crmkit_validate_interaction`` (see :meth:`validate`)."""
+        self.validate(crm, interaction, previous)
+
+    def validate_case(self, crm: CRM, case: Case, previous: Case | None) -> None:
+        """Call ``crmkit_validate_case`` (see :meth:`validate`)."""
+        self.validate(crm, case, previous)
+
     def validate_transition(
         self, crm: CRM, opportunity: Opportunity, source: str, target: str
     ) -> None:
@@ -201,6 +368,37 @@ class PluginHost:
         )
 
     # --------------------------------------------------------- ERP bridge
+    def organization_from_customer(self, crm: CRM, customer: object) -> OrganizationDraft | None:
+        """The organization draft the first answering plugin maps ``customer`` to.
+
+        Implementations run newest first until one returns a draft.
+
+        Raises:
+            HookError: an implementation raised (other than a crmkit error,
+                which passes through) or returned something else than an
+                :class:`~crmkit.OrganizationDraft`; ``reason`` starts with the
+                plugin's name.
+        """
+        name = "crmkit_organization_from_customer"
+        kwargs = {"crm": crm, "customer": customer}
+        for impl, function in self._impls(name):
+            try:
+                result = function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except CrmkitError:
+                raise
+            except Exception as exc:
+                raise HookError(name, f"{_plugin_name(impl)}: {type(exc).__name__}: {exc}") from exc
+            if result is None:
+                continue
+            if not isinstance(result, OrganizationDraft):
+                raise HookError(
+                    name,
+                    f"{_plugin_name(impl)}: returned {type(result).__name__}, "
+                    "not an OrganizationDraft",
+                )
+            return result
+        return None
+
     def create_sales_order(self, crm: CRM, opportunity: Opportunity) -> str | None:
         """The host's sales-order reference for a winning opportunity, if any.
 
@@ -211,76 +409,113 @@ class PluginHost:
                 text; ``reason`` starts with the plugin's name.
         """
         name = "crmkit_create_sales_order"
-        for impl in reversed(getattr(self._pm.hook, name).get_hookimpls()):
-            kwargs = {"crm": crm, "opportunity": opportunity}
+        kwargs = {"crm": crm, "opportunity": opportunity}
+        for impl, function in self._impls(name):
             try:
-                result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                result = function(**{arg: kwargs[arg] for arg in impl.argnames})
             except Exception as exc:  # any failure rolls the win back
-                raise HookError(name, f"{impl.plugin_name}: {type(exc).__name__}: {exc}") from exc
+                raise HookError(name, f"{_plugin_name(impl)}: {type(exc).__name__}: {exc}") from exc
             if result is None:
                 continue
             if not isinstance(result, str) or not result.strip():
-                raise HookError(name, f"{impl.plugin_name}: returned {result!r}, not a reference")
+                raise HookError(name, f"{_plugin_name(impl)}: returned {result!r}, not a reference")
             return result.strip()
         return None
 
     # ------------------------------------------------------ notifications
-    def _notify(self, name: str, **kwargs: Any) -> None:
+    def _notify(self, name: str, **kwargs: Any) -> DeliveryReport:
         """Call every implementation of a notification, even when one raises.
 
         The change is committed already, so each plugin must hear of it exactly
         once: implementations are called one by one (pluggy's order: last
-        registered first) and the first failure is raised after all ran.
+        registered first).  A failure is logged on :data:`logger` with its
+        traceback and returned in the report; it is never raised.
         """
-        failure: HookError | None = None
-        for impl in reversed(getattr(self._pm.hook, name).get_hookimpls()):
+        failures: list[DeliveryFailure] = []
+        for impl, function in self._impls(name):
             try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                function(**{arg: kwargs[arg] for arg in impl.argnames})
             except Exception as exc:
-                if failure is None:
-                    failure = HookError(
-                        name, f"{impl.plugin_name}: {type(exc).__name__}: {exc}", committed=True
-                    )
-                    failure.__cause__ = exc
-        if failure is not None:
-            raise failure
+                plugin = _plugin_name(impl)
+                logger.exception(
+                    "plugin %s failed in %s; the change stays committed",
+                    plugin,
+                    name,
+                    extra={"hook": name, "plugin": plugin},
+                )
+                failures.append(DeliveryFailure(name, plugin, f"{type(exc).__name__}: {exc}", exc))
+        return DeliveryReport(tuple(failures)) if failures else DELIVERED
 
-    def organization_created(self, crm: CRM, organization: Organization) -> None:
+    def organization_created(self, crm: CRM, organization: Organization) -> DeliveryReport:
         """Call ``crmkit_organization_created``."""
-        self._notify("crmkit_organization_created", crm=crm, organization=organization)
+        return self._notify("crmkit_organization_created", crm=crm, organization=organization)
 
-    def contact_created(self, crm: CRM, contact: Contact) -> None:
+    def contact_created(self, crm: CRM, contact: Contact) -> DeliveryReport:
         """Call ``crmkit_contact_created``."""
-        self._notify("crmkit_contact_created", crm=crm, contact=contact)
+        return self._notify("crmkit_contact_created", crm=crm, contact=contact)
 
     def opportunity_stage_changed(
         self, crm: CRM, opportunity: Opportunity, change: StageChange
-    ) -> None:
+    ) -> DeliveryReport:
         """Call ``crmkit_opportunity_stage_changed``."""
-        self._notify(
+        return self._notify(
             "crmkit_opportunity_stage_changed", crm=crm, opportunity=opportunity, change=change
         )
 
-    def opportunity_won(self, crm: CRM, opportunity: Opportunity) -> None:
+    def opportunity_won(self, crm: CRM, opportunity: Opportunity) -> DeliveryReport:
         """Call ``crmkit_opportunity_won``."""
-        self._notify("crmkit_opportunity_won", crm=crm, opportunity=opportunity)
+        return self._notify("crmkit_opportunity_won", crm=crm, opportunity=opportunity)
 
-    def opportunity_lost(self, crm: CRM, opportunity: Opportunity) -> None:
+    def opportunity_lost(self, crm: CRM, opportunity: Opportunity) -> DeliveryReport:
         """Call ``crmkit_opportunity_lost``."""
-        self._notify("crmkit_opportunity_lost", crm=crm, opportunity=opportunity)
+        return self._notify("crmkit_opportunity_lost", crm=crm, opportunity=opportunity)
 
-    def interaction_logged(self, crm: CRM, interaction: Interaction) -> None:
+    def interaction_logged(self, crm: CRM, interaction: Interaction) -> DeliveryReport:
         """Call ``crmkit_interaction_logged``."""
-        self._notify("crmkit_interaction_logged", crm=crm, interaction=interaction)
+        return self._notify("crmkit_interaction_logged", crm=crm, interaction=interaction)
 
-    def lead_converted(self, crm: CRM, lead: Lead, conversion: LeadConversion) -> None:
+    def lead_converted(self, crm: CRM, lead: Lead, conversion: LeadConversion) -> DeliveryReport:
         """Call ``crmkit_lead_converted``."""
-        self._notify("crmkit_lead_converted", crm=crm, lead=lead, conversion=conversion)
+        return self._notify("crmkit_lead_converted", crm=crm, lead=lead, conversion=conversion)
 
-    def case_opened(self, crm: CRM, case: Case) -> None:
+    def case_opened(self, crm: CRM, case: Case) -> DeliveryReport:
         """Call ``crmkit_case_opened``."""
-        self._notify("crmkit_case_opened", crm=crm, case=case)
+        return self._notify("crmkit_case_opened", crm=crm, case=case)
 
-    def case_closed(self, crm: CRM, case: Case) -> None:
+    def case_closed(self, crm: CRM, case: Case) -> DeliveryReport:
         """Call ``crmkit_case_closed``."""
-        self._notify("crmkit_case_closed", crm=crm, case=case)
+        return self._notify("crmkit_case_closed", crm=crm, case=case)
+
+    # ------------------------------------------------------------ lookups
+    def exchange_rate(self, crm: CRM, base: str, quote: str, on: date) -> Decimal | None:
+        """The rate the first answering plugin gives for ``base`` in ``quote`` on ``on``.
+
+        Implementations run newest first until one returns a rate.
+
+        Raises:
+            HookError: an implementation raised (other than a crmkit error,
+                which passes through), or returned something else than a
+                positive, finite ``Decimal`` (or ``int``); ``reason`` starts
+                with the plugin's name.
+        """
+        name = "crmkit_exchange_rate"
+        kwargs = {"crm": crm, "base": base, "quote": quote, "on": on}
+        for impl, function in self._impls(name):
+            try:
+                result = function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except CrmkitError:
+                raise
+            except Exception as exc:
+                raise HookError(name, f"{_plugin_name(impl)}: {type(exc).__name__}: {exc}") from exc
+            if result is None:
+                continue
+            if isinstance(result, bool) or not isinstance(result, Decimal | int):
+                raise HookError(
+                    name,
+                    f"{_plugin_name(impl)}: returned {type(result).__name__}, not a Decimal",
+                )
+            rate = Decimal(result)
+            if not rate.is_finite() or rate <= 0:
+                raise HookError(name, f"{_plugin_name(impl)}: returned {rate}, not a positive rate")
+            return rate
+        return None

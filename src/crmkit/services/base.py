@@ -46,6 +46,7 @@ from crmkit.stores.base import Repository, UnitOfWork
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
+    from crmkit.plugins.host import DeliveryReport
 
 __all__ = [
     "UNSET",
@@ -59,13 +60,18 @@ E = TypeVar("E", bound=Entity)
 M = TypeVar("M", bound=Master)
 I = TypeVar("I", bound=UUID)  # noqa: E741 - the id type of a service, as in Generic[E, I]
 T = TypeVar("T")
+R = TypeVar("R", bound=Entity)  # any record a service writes (one of its own or another's)
 
 
 @attrs.frozen
 class Notice:
-    """A plugin notification queued by a service, delivered after commit."""
+    """A plugin notification queued by a service, delivered after commit.
 
-    deliver: Callable[[], None]
+    ``deliver`` calls the host's notification and returns its
+    :class:`~crmkit.DeliveryReport` (or ``None``).
+    """
+
+    deliver: Callable[[], DeliveryReport | None]
 
 
 #: A change to one record, audited and heard by plugins.
@@ -249,6 +255,19 @@ class _Service(Generic[E, I]):
         return resolved
 
     # ---------------------------------------------------------------- writes
+    def _validated(self, entity: R, previous: R | None) -> R:
+        """``entity``, once plugins' ``crmkit_validate_<entity>`` hooks let it be written.
+
+        Call it right before ``repo.add`` (``previous=None``) or
+        ``repo.update`` (``previous`` the stored version) in every write.
+
+        Raises:
+            ValidationError: a plugin vetoed the change.
+            HookError: a plugin failed otherwise.
+        """
+        self._crm.plugins.validate(self._crm, entity, previous)
+        return entity
+
     def _creating(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Complete a creation's arguments (a service may derive defaults)."""
         return dict(values)
@@ -263,7 +282,7 @@ class _Service(Generic[E, I]):
         def run(uow: UnitOfWork, events: list[Event]) -> E:
             fields = self._prepare(uow, values)
             entity, event = self._new(fields, self._crm.now())
-            self._repo(uow).add(entity)
+            self._repo(uow).add(self._validated(entity, None))
             self._crm._record(uow, events, event)
             return entity
 
@@ -280,7 +299,7 @@ class _Service(Generic[E, I]):
             _expect(current, expected_version)
             entity, event = changes.update(current, self._prepare(uow, values), now=self._crm.now())
             if event is not None:
-                repo.update(entity, expected_version=expected_version)
+                repo.update(self._validated(entity, current), expected_version=expected_version)
                 self._crm._record(uow, events, event)
             return entity
 
@@ -358,6 +377,7 @@ class _Service(Generic[E, I]):
             return entities
 
         entities = self._crm._read(validate)
+        self._validated_all(entities)
 
         def insert(batch: list[E]) -> Callable[[UnitOfWork, list[Event]], None]:
             def run(uow: UnitOfWork, events: list[Event]) -> None:
@@ -370,6 +390,16 @@ class _Service(Generic[E, I]):
         for start in range(0, len(entities), batch_size):
             self._crm._write(insert(entities[start : start + batch_size]))
         return entities
+
+    def _validated_all(self, entities: Sequence[E]) -> None:
+        """Let plugins veto new records of ``bulk_create``; an error names the item's index."""
+        if not self._crm.plugins.validates(self._cls):
+            return
+        for i, entity in enumerate(entities):
+            try:
+                self._validated(entity, None)
+            except ValidationError as error:
+                raise error.at(f"[{i}]") from None
 
     def archive(self, id: I, *, expected_version: int) -> E:
         """Archive the record: hidden from ``find`` by default, never deleted.

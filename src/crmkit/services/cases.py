@@ -98,6 +98,7 @@ class CaseService(_Service[Case, CaseId]):
         description: str | None = None,
         tags: Iterable[str] = (),
         external_ref: str | None = None,
+        custom: Mapping[str, object] | None = None,
     ) -> Case:
         """Open a case (status ``open``), due by its type's SLA for ``priority``.
 
@@ -119,6 +120,7 @@ class CaseService(_Service[Case, CaseId]):
             description: details.
             tags: free labels.
             external_ref: the host system's id for it.
+            custom: custom field values by key (see the custom fields guide).
 
         Returns:
             The open case.
@@ -140,12 +142,13 @@ class CaseService(_Service[Case, CaseId]):
             "description": description,
             "tags": tags,
             "external_ref": external_ref,
+            "custom": custom,
         }
         self._sla_target(case_type, priority)  # fail before opening a unit of work
 
         def run(uow: UnitOfWork, events: list[Event]) -> Case:
             case, event = self._new(self._prepare(uow, values), self._crm.now())
-            self._repo(uow).add(case)
+            self._repo(uow).add(self._validated(case, None))
             self._crm._record(uow, events, event)
             self._opened(events, case)
             return case
@@ -273,6 +276,7 @@ class CaseService(_Service[Case, CaseId]):
         owner: UserRef | Unset | None = UNSET,
         tags: Iterable[str] | Unset = UNSET,
         external_ref: str | Unset | None = UNSET,
+        custom: Mapping[str, object] | Unset | None = UNSET,
     ) -> Case:
         """Change a case's details; its status changes only through the moves.
 
@@ -300,6 +304,7 @@ class CaseService(_Service[Case, CaseId]):
                 "owner": owner,
                 "tags": tags,
                 "external_ref": external_ref,
+                "custom": custom,
             }.items()
             if value is not UNSET
         }
@@ -322,7 +327,7 @@ class CaseService(_Service[Case, CaseId]):
                 fields["sla_due"] = core.sla_due(current.opened_at, target, self._crm.timezone)
             case, event = changes.update(current, fields, now=self._crm.now())
             if event is not None:
-                repo.update(case, expected_version=expected_version)
+                repo.update(self._validated(case, current), expected_version=expected_version)
                 self._crm._record(uow, events, event)
             return case
 
@@ -445,7 +450,7 @@ class CaseService(_Service[Case, CaseId]):
             if expected_version is not None:
                 _expect(current, expected_version)
             case, event = change(uow, current, self._crm.now())
-            repo.update(case, expected_version=current.version)
+            repo.update(self._validated(case, current), expected_version=current.version)
             self._crm._record(uow, events, event)
             if after is not None:
                 after(events, case)

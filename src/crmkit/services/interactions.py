@@ -123,6 +123,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
         campaign: CampaignId | None = None,
         tags: Iterable[str] = (),
         external_ref: str | None = None,
+        custom: Mapping[str, object] | None = None,
     ) -> Interaction:
         """Log an interaction that happened (status ``done``).
 
@@ -158,6 +159,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
             "campaign_id": campaign,
             "tags": tags,
             "external_ref": external_ref,
+            "custom": custom,
         }
         self._check_next(next_step, next_due, next_kind)
 
@@ -167,7 +169,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
             if fields.get("occurred_at") is None:
                 fields["occurred_at"] = now
             done, event = changes.create(Interaction, id=uuid7(), now=now, **fields)
-            self._repo(uow).add(done)
+            self._repo(uow).add(self._validated(done, None))
             self._crm._record(uow, events, event)
             self._logged(events, done)
             if done.next_step:
@@ -192,6 +194,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
         follow_up_of: Interaction | InteractionId | None = None,
         tags: Iterable[str] = (),
         external_ref: str | None = None,
+        custom: Mapping[str, object] | None = None,
     ) -> Interaction:
         """Plan an interaction (status ``planned``) on ``assignee``'s agenda.
 
@@ -215,6 +218,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
                 "follow_up_of": follow_up_of,
                 "tags": tags,
                 "external_ref": external_ref,
+                "custom": custom,
             }
         )
 
@@ -231,6 +235,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
         campaign: CampaignId | Unset | None = UNSET,
         tags: Iterable[str] | Unset = UNSET,
         external_ref: str | Unset | None = UNSET,
+        custom: Mapping[str, object] | Unset | None = UNSET,
     ) -> Interaction:
         """Change an interaction's details (subject, outcome, links, tags).
 
@@ -253,6 +258,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
                 "campaign_id": campaign,
                 "tags": tags,
                 "external_ref": external_ref,
+                "custom": custom,
             },
         )
 
@@ -367,7 +373,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
                     raise NotFoundError(Interaction.ENTITY, interaction_id)
                 new, event = changes.update(current, {"assignee_id": user_id}, now=now)
                 if event is not None:
-                    repo.update(new, expected_version=current.version)
+                    repo.update(self._validated(new, current), expected_version=current.version)
                     self._crm._record(uow, events, event)
                 result.append(new)
             return result
@@ -438,7 +444,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
                     description=step.description,
                     **fields,
                 )
-                self._repo(uow).add(interaction)
+                self._repo(uow).add(self._validated(interaction, None))
                 self._crm._record(uow, events, event)
                 planned.append(interaction)
             return planned
@@ -509,7 +515,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
             linked, event = changes.update(
                 current, {"opportunity_id": opportunity.id}, now=self._crm.now()
             )
-            repo.update(linked, expected_version=current.version)
+            repo.update(self._validated(linked, current), expected_version=current.version)
             self._crm._record(uow, events, event)
             return opportunity
 
@@ -630,7 +636,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
             assignee_id=done.assignee_id,
             follow_up_of=done.id,
         )
-        self._repo(uow).add(follow)
+        self._repo(uow).add(self._validated(follow, None))
         self._crm._record(uow, events, event)
         return follow
 
@@ -657,7 +663,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
             now = self._crm.now()
             new, event = change(uow, current, now)
             if event is not None:
-                repo.update(new, expected_version=current.version)
+                repo.update(self._validated(new, current), expected_version=current.version)
                 self._crm._record(uow, events, event)
             if after is not None:
                 after(uow, events, new, now)

@@ -95,6 +95,7 @@ class LeadService(_Service[Lead, LeadId]):
         channel: LeadChannel | str = LeadChannel.MANUAL,
         tags: Iterable[str] = (),
         external_ref: str | None = None,
+        custom: Mapping[str, object] | None = None,
     ) -> Lead:
         """Capture a lead (status ``new``).
 
@@ -116,6 +117,7 @@ class LeadService(_Service[Lead, LeadId]):
             channel: how it was captured (default ``manual``).
             tags: free labels.
             external_ref: the host system's key for it.
+            custom: custom field values by key (see the custom fields guide).
 
         Returns:
             The new lead.
@@ -143,6 +145,7 @@ class LeadService(_Service[Lead, LeadId]):
                 "channel": channel,
                 "tags": tags,
                 "external_ref": external_ref,
+                "custom": custom,
             }
         )
 
@@ -319,6 +322,7 @@ class LeadService(_Service[Lead, LeadId]):
         owner: UserRef | Unset | None = UNSET,
         tags: Iterable[str] | Unset = UNSET,
         external_ref: str | Unset | None = UNSET,
+        custom: Mapping[str, object] | Unset | None = UNSET,
     ) -> Lead:
         """Correct a lead's details; its status changes through the flow methods.
 
@@ -347,6 +351,7 @@ class LeadService(_Service[Lead, LeadId]):
                     "owner": owner,
                     "tags": tags,
                     "external_ref": external_ref,
+                    "custom": custom,
                 }
             ),
         )
@@ -426,7 +431,7 @@ class LeadService(_Service[Lead, LeadId]):
                 )
             new, event = core.move(current, target, now=self._crm.now(), reason=reason)
             if event is not None:
-                repo.update(new, expected_version=current.version)
+                repo.update(self._validated(new, current), expected_version=current.version)
                 self._crm._record(uow, events, event)
             return new
 
@@ -580,7 +585,7 @@ class LeadService(_Service[Lead, LeadId]):
                 contact_id=person.id if person is not None else None,
                 opportunity_id=opportunity.id if opportunity is not None else None,
             )
-            repo.update(converted, expected_version=lead.version)
+            repo.update(self._validated(converted, lead), expected_version=lead.version)
             crm._record(uow, events, event)
             conversion = LeadConversion(
                 lead=converted,
@@ -604,7 +609,7 @@ class LeadService(_Service[Lead, LeadId]):
         now: datetime,
     ) -> E:
         entity, event = changes.create(cls, id=uuid7(), now=now, **fields)
-        uow.repository(cls).add(entity)
+        uow.repository(cls).add(self._validated(entity, None))
         self._crm._record(uow, events, event)
         return entity
 
@@ -618,7 +623,9 @@ class LeadService(_Service[Lead, LeadId]):
     ) -> E:
         new, event = changes.update(entity, values, now=now)
         if event is not None:
-            uow.repository(type(entity)).update(new, expected_version=entity.version)
+            uow.repository(type(entity)).update(
+                self._validated(new, entity), expected_version=entity.version
+            )
             self._crm._record(uow, events, event)
         return new
 

@@ -8,11 +8,16 @@ told plugins, in order::
     recorder = RecordingPlugin()
     crm = crmkit.open(":memory:", plugins=[recorder])
     acme = crm.organizations.create(name="Acme")
-    assert recorder.names() == ["crmkit_register_masters", "crmkit_organization_created"]
+    assert recorder.names()[-2:] == [
+        "crmkit_validate_organization",
+        "crmkit_organization_created",
+    ]
     assert recorder.calls[-1].kwargs["organization"] == acme
 
-It implements every hook of :mod:`crmkit.plugins.hookspecs`; registration hooks
-return what the plugin was given (``seeds``) and notifications return ``None``.
+It implements every hook of :mod:`crmkit.plugins.hookspecs` and changes
+nothing: registration hooks return what the plugin was given (``seeds``) or
+nothing, validation hooks veto nothing, lookups and the ERP bridge answer
+``None``, and notifications return ``None``.
 
 .. versionadded:: 0.1
 """
@@ -20,11 +25,15 @@ return what the plugin was given (``seeds``) and notifications return ``None``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from crmkit.core.bridge import OrganizationDraft
 from crmkit.core.cases import Case, CaseType
+from crmkit.core.custom_fields import CustomField
 from crmkit.core.entities import Contact, MasterSeed, Organization
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
@@ -109,6 +118,12 @@ class RecordingPlugin:
         self._record("crmkit_register_case_types", crm=crm)
         return []
 
+    @hookimpl
+    def crmkit_register_custom_fields(self, crm: CRM) -> list[CustomField]:
+        """Record the call; contribute no custom field."""
+        self._record("crmkit_register_custom_fields", crm=crm)
+        return []
+
     # ------------------------------------------------- validation, ERP bridge
     @hookimpl
     def crmkit_validate_transition(
@@ -124,9 +139,66 @@ class RecordingPlugin:
         )
 
     @hookimpl
+    def crmkit_validate_organization(
+        self, crm: CRM, organization: Organization, previous: Organization | None
+    ) -> None:
+        """Record the call; veto nothing."""
+        self._record(
+            "crmkit_validate_organization", crm=crm, organization=organization, previous=previous
+        )
+
+    @hookimpl
+    def crmkit_validate_contact(self, crm: CRM, contact: Contact, previous: Contact | None) -> None:
+        """Record the call; veto nothing."""
+        self._record("crmkit_validate_contact", crm=crm, contact=contact, previous=previous)
+
+    @hookimpl
+    def crmkit_validate_lead(self, crm: CRM, lead: Lead, previous: Lead | None) -> None:
+        """Record the call; veto nothing."""
+        self._record("crmkit_validate_lead", crm=crm, lead=lead, previous=previous)
+
+    @hookimpl
+    def crmkit_validate_opportunity(
+        self, crm: CRM, opportunity: Opportunity, previous: Opportunity | None
+    ) -> None:
+        """Record the call; veto nothing."""
+        self._record(
+            "crmkit_validate_opportunity", crm=crm, opportunity=opportunity, previous=previous
+        )
+
+    @hookimpl
+    def crmkit_validate_interaction(
+        self, crm: CRM, interaction: Interaction, previous: Interaction | None
+    ) -> None:
+        """Record the call; veto nothing."""
+        self._record(
+            "crmkit_validate_interaction", crm=crm, interaction=interaction, previous=previous
+        )
+
+    @hookimpl
+    def crmkit_validate_case(self, crm: CRM, case: Case, previous: Case | None) -> None:
+        """Record the call; veto nothing."""
+        self._record("crmkit_validate_case", crm=crm, case=case, previous=previous)
+
+    @hookimpl
+    def crmkit_organization_from_customer(
+        self, crm: CRM, customer: object
+    ) -> OrganizationDraft | None:
+        """Record the call; map nothing."""
+        self._record("crmkit_organization_from_customer", crm=crm, customer=customer)
+        return None
+
+    @hookimpl
     def crmkit_create_sales_order(self, crm: CRM, opportunity: Opportunity) -> str | None:
         """Record the call; create no order."""
         self._record("crmkit_create_sales_order", crm=crm, opportunity=opportunity)
+        return None
+
+    # --------------------------------------------------------------- lookups
+    @hookimpl
+    def crmkit_exchange_rate(self, crm: CRM, base: str, quote: str, on: date) -> Decimal | None:
+        """Record the call; know no rate."""
+        self._record("crmkit_exchange_rate", crm=crm, base=base, quote=quote, on=on)
         return None
 
     # --------------------------------------------------------- notifications
