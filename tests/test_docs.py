@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from crmkit.core import cases, contact_points, entities, interactions, leads, pipelines
+from crmkit.core import (
+    cases,
+    contact_points,
+    custom_fields,
+    entities,
+    interactions,
+    leads,
+    pipelines,
+)
 from crmkit.plugins import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,7 +178,7 @@ def test_every_hook_section_says_when_it_was_added() -> None:
 
 def _enums() -> list[type[enum.Enum]]:
     found: list[type[enum.Enum]] = []
-    for module in (entities, contact_points, pipelines, interactions, leads, cases):
+    for module in (entities, contact_points, pipelines, interactions, leads, cases, custom_fields):
         for value in vars(module).values():
             if (
                 isinstance(value, type)

@@ -8,6 +8,8 @@ never in core.  The rules:
 * UUIDs (every ``*Id``) are canonical strings;
 * enums by value; sets as sorted lists; e-mails and phones as their text;
 * ``Money`` is ``{"amount": "12.50", "currency": "EUR"}``;
+* custom field values are an object of JSON values, the non-text strings
+  named in ``"$types"`` (:mod:`crmkit.core.custom_fields`);
 * unknown keys, missing keys and wrong types are refused.
 
 :meth:`CrmConverter.structure` raises only :class:`crmkit.ValidationError`,
@@ -34,6 +36,7 @@ from cattrs.errors import (
 )
 
 from crmkit.core.contact_points import EmailAddress, PhoneNumber
+from crmkit.core.custom_fields import CustomValues, custom_from_json, custom_to_json
 from crmkit.core.errors import ValidationError
 from crmkit.core.money import Money
 
@@ -256,6 +259,8 @@ def make_converter() -> CrmConverter:
     c.register_unstructure_hook(PhoneNumber, lambda p: p.e164)
     c.register_structure_hook(Money, _structure_money)
     c.register_unstructure_hook(Money, _unstructure_money)
+    c.register_structure_hook(CustomValues, lambda v, _: custom_from_json(v))
+    c.register_unstructure_hook(CustomValues, custom_to_json)
     c.register_structure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _structure_enum
     )

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import attrs
 
+from crmkit.core.custom_fields import CustomPatch
 from crmkit.core.entities import Entity
 from crmkit.core.errors import ValidationError
 from crmkit.core.events import Archived, Created, FieldChange, Restored, Updated
@@ -60,6 +61,9 @@ def create(cls: type[E], *, id: UUID, now: datetime, **values: Any) -> tuple[E, 
     for name in _required(cls):
         if name not in values:
             raise ValidationError(name, "is required", code="required")
+    patch = values.get("custom")
+    if isinstance(patch, CustomPatch):
+        values = {**values, "custom": patch.created()}
     entity = cls(id=id, version=1, created_at=now, updated_at=now, archived=False, **values)
     return entity, Created(entity)
 
@@ -76,6 +80,9 @@ def update(entity: E, changes: Mapping[str, Any], *, now: datetime) -> tuple[E, 
     """
     cls = type(entity)
     _check_names(cls, changes)
+    patch = changes.get("custom")
+    if isinstance(patch, CustomPatch):  # merged into the stored values
+        changes = {**changes, "custom": patch.applied_to(getattr(entity, "custom", {}))}
     candidate = attrs.evolve(entity, **changes)
     diff = tuple(
         FieldChange(name, getattr(entity, name), getattr(candidate, name))

@@ -147,6 +147,7 @@ class FieldKind(enum.Enum):
     SET = "set"  #: a collection: filter by membership, never sort
     DATE = "date"
     MONEY = "money"  #: compares only within one currency
+    DECIMAL = "decimal"  #: an exact number (custom decimal fields)
 
 
 _BASE_FIELDS: Final = {

@@ -11,8 +11,9 @@ return the same rows in the same order; ties are always broken by ``id``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
@@ -20,6 +21,7 @@ import attrs
 from attrs import frozen
 
 from crmkit.core.contact_points import EmailAddress, PhoneNumber
+from crmkit.core.custom_fields import CUSTOM_PREFIX, check_decimal
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.errors import ValidationError
 from crmkit.core.fields import in_utc_range
@@ -35,7 +37,9 @@ __all__ = [
     "Query",
     "Range",
     "check_query",
+    "custom_value",
     "fold",
+    "is_custom",
     "matches",
     "select",
     "sort_key",
@@ -118,6 +122,13 @@ def _orders(orders: Iterable[Order]) -> tuple[Order, ...]:
     return tuple(orders)
 
 
+def _kinds(
+    kinds: Mapping[str, FieldKind] | Iterable[tuple[str, FieldKind]],
+) -> tuple[tuple[str, FieldKind], ...]:
+    items = kinds.items() if isinstance(kinds, Mapping) else kinds
+    return tuple(sorted(items, key=lambda item: item[0]))
+
+
 @frozen(kw_only=True)
 class Query:
     """What ``find`` and ``count`` select.
@@ -129,6 +140,9 @@ class Query:
         order: sort keys, then ``id``.
         limit: at most this many rows (``None``: all).
         offset: skip this many rows first.
+        custom_kinds: the kind of each custom field the query names
+            (``("custom.tier", FieldKind.TEXT)``), from the definitions of
+            the moment; stores read them to compare custom values.
     """
 
     filters: tuple[Filter, ...] = attrs.field(default=(), converter=_filters)
@@ -136,20 +150,35 @@ class Query:
     order: tuple[Order, ...] = attrs.field(default=(), converter=_orders)
     limit: int | None = None
     offset: int = 0
+    custom_kinds: tuple[tuple[str, FieldKind], ...] = attrs.field(default=(), converter=_kinds)
+
+
+def is_custom(name: str) -> bool:
+    """Whether ``name`` names a custom field (``custom.<key>``)."""
+    return name.startswith(CUSTOM_PREFIX)
 
 
 _TEXT_OPS: Final = (Eq, In, Range, Contains)
 
 
-def check_query(cls: type[Entity], query: Query) -> None:
+def check_query(
+    cls: type[Entity], query: Query, extra: Mapping[str, FieldKind] | None = None
+) -> None:
     """Check every field against ``cls.QUERYABLE`` and every value against its kind.
+
+    Args:
+        cls: the entity type searched.
+        query: the query.
+        extra: more searchable fields and their kinds (default: the query's
+            ``custom_kinds``, the custom fields defined for ``cls``).
 
     Raises:
         ValidationError: unknown field, wrong operation for the field's kind,
             a value of the wrong type, a bad limit or offset.
     """
+    known = dict(query.custom_kinds) if extra is None else dict(extra)
     for f in query.filters:
-        kind = _kind_of(cls, f.field)
+        kind = _kind_of(cls, f.field, known)
         if kind is FieldKind.SET:
             if not isinstance(f, Has):
                 raise ValidationError(
@@ -181,7 +210,7 @@ def check_query(cls: type[Entity], query: Query) -> None:
                     f.field, "bounds must be in one currency", code="currency", value=f.high
                 )
     for o in query.order:
-        if _kind_of(cls, o.field) is FieldKind.SET:
+        if _kind_of(cls, o.field, known) is FieldKind.SET:
             raise ValidationError(o.field, "is a collection and cannot be sorted", code="order")
     if query.limit is not None and (
         isinstance(query.limit, bool)
@@ -195,8 +224,10 @@ def check_query(cls: type[Entity], query: Query) -> None:
         raise ValidationError("offset", "must be a non-negative integer", value=query.offset)
 
 
-def _kind_of(cls: type[Entity], name: str) -> FieldKind:
-    kind = cls.QUERYABLE.get(name)
+def _kind_of(cls: type[Entity], name: str, extra: Mapping[str, FieldKind]) -> FieldKind:
+    kind = extra.get(name) if is_custom(name) else cls.QUERYABLE.get(name)
+    if kind is None and is_custom(name):
+        raise ValidationError(name, f"is not a custom field of {cls.ENTITY}", code="unknown_field")
     if kind is None:
         raise ValidationError(
             name, f"is not a field {cls.ENTITY} can be searched by", code="unknown_field"
@@ -215,6 +246,7 @@ _EXPECTED: Final[dict[FieldKind, type | tuple[type, ...]]] = {
     FieldKind.SET: (str, enum.Enum, EmailAddress, PhoneNumber),
     FieldKind.DATE: date,
     FieldKind.MONEY: Money,
+    FieldKind.DECIMAL: (Decimal, int),
 }
 
 
@@ -230,6 +262,10 @@ def _check_value(kind: FieldKind, name: str, value: object) -> None:
         raise ValidationError(name, "must be timezone-aware", code="naive_datetime", value=value)
     if isinstance(value, datetime) and not in_utc_range(value):
         raise ValidationError(name, "is out of range in UTC", code="out_of_range", value=value)
+    if kind is FieldKind.DECIMAL:  # compared exactly by every store only within these limits
+        check_decimal(value, name)
+    if kind is FieldKind.INT and is_custom(name) and abs(value) >= 2**63:  # type: ignore[arg-type]
+        raise ValidationError(name, "does not fit in 64 bits", code="out_of_range", value=value)
 
 
 # ----------------------------------------------------- in-memory semantics
@@ -257,10 +293,51 @@ def fold(text: str) -> str:
     return text.lower()
 
 
-def _matches_one(entity: Entity, f: Filter) -> bool:
-    raw = getattr(entity, f.field)
+#: the Python types a custom value of each kind has; other values count as missing
+_CUSTOM_TYPES: Final[dict[FieldKind, type | tuple[type, ...]]] = {
+    FieldKind.TEXT: str,
+    FieldKind.INT: int,
+    FieldKind.DECIMAL: Decimal,
+    FieldKind.MONEY: Money,
+    FieldKind.DATE: date,
+    FieldKind.DATETIME: datetime,
+    FieldKind.BOOL: bool,
+    FieldKind.SET: tuple,
+    FieldKind.ID: UUID,
+}
+
+
+def custom_value(entity: Entity, name: str, kind: FieldKind | None) -> object:
+    """The value of custom field ``name`` (``custom.<key>``) as queries see it.
+
+    A missing value, or one whose type is not the kind's (left by an earlier
+    definition of the same key), is ``None`` (an empty tuple for collections).
+    """
+    values = getattr(entity, "custom", None) or {}
+    value = values.get(name[len(CUSTOM_PREFIX) :])
+    expected = _CUSTOM_TYPES.get(kind) if kind is not None else None
+    ok = (
+        value is not None
+        and expected is not None
+        and isinstance(value, expected)
+        and not (kind is FieldKind.INT and isinstance(value, bool))
+        and not (kind is FieldKind.DATE and isinstance(value, datetime))
+    )
+    if not ok:
+        return () if kind is FieldKind.SET else None
+    return value
+
+
+def _field(entity: Entity, name: str, kinds: Mapping[str, FieldKind]) -> object:
+    if is_custom(name):
+        return custom_value(entity, name, kinds.get(name))
+    return getattr(entity, name)
+
+
+def _matches_one(entity: Entity, f: Filter, kinds: Mapping[str, FieldKind]) -> bool:
+    raw = _field(entity, f.field, kinds)
     if isinstance(f, Has):
-        return _plain(f.value) in {_plain(v) for v in raw}
+        return _plain(f.value) in {_plain(v) for v in raw}  # type: ignore[attr-defined]
     value = _plain(raw)
     if isinstance(f, Eq):
         return value == _plain(f.value)
@@ -286,7 +363,8 @@ def matches(entity: Entity, query: Query) -> bool:
     """Whether ``entity`` passes the query's filters and archived setting."""
     if query.archived is not None and entity.archived != query.archived:
         return False
-    return all(_matches_one(entity, f) for f in query.filters)
+    kinds = dict(query.custom_kinds)
+    return all(_matches_one(entity, f, kinds) for f in query.filters)
 
 
 class _Reversed:
@@ -304,13 +382,19 @@ class _Reversed:
     __hash__ = None  # type: ignore[assignment]
 
 
-def sort_key(order: Sequence[Order]) -> Callable[[Entity], tuple[Any, ...]]:
-    """A key function ordering entities by ``order``, ``None`` last, then by ``id``."""
+def sort_key(
+    order: Sequence[Order], kinds: Mapping[str, FieldKind] | None = None
+) -> Callable[[Entity], tuple[Any, ...]]:
+    """A key function ordering entities by ``order``, ``None`` last, then by ``id``.
+
+    ``kinds`` gives the kinds of the custom fields named (``custom.<key>``).
+    """
+    known = kinds or {}
 
     def key(entity: Entity) -> tuple[object, ...]:
         parts: list[object] = []
         for o in order:
-            value = _plain(getattr(entity, o.field))
+            value = _plain(_field(entity, o.field, known))
             # None last in both directions; text in code-point order, as the
             # SQL stores sort it (COLLATE "C" on PostgreSQL, BINARY on SQLite).
             parts.append(value is None)
@@ -324,6 +408,6 @@ def sort_key(order: Sequence[Order]) -> Callable[[Entity], tuple[Any, ...]]:
 def select(entities: Iterable[E], query: Query) -> list[E]:
     """Filter, order and page ``entities`` by ``query``: the reference semantics."""
     chosen = [e for e in entities if matches(e, query)]
-    chosen.sort(key=sort_key(query.order))
+    chosen.sort(key=sort_key(query.order, dict(query.custom_kinds)))
     end = None if query.limit is None else query.offset + query.limit
     return chosen[query.offset : end]
