@@ -33,7 +33,7 @@ from uuid import UUID
 import attrs
 
 from crmkit.core import changes, transitions
-from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
 from crmkit.core.bridge import OrganizationDraft, SyncResult
 from crmkit.core.contact_points import (
     Address,
@@ -712,12 +712,12 @@ class CRM:
         return created
 
 
-def _created_changes(entity: Entity) -> tuple[AuditChange, ...]:
+def _created_changes(entity: Entity) -> CreatedChanges:
     """The audit changes of a creation: every field that holds a value (JSON form)."""
     names, values = _audited_fields(type(entity))
-    return tuple(
+    return CreatedChanges(
         [
-            AuditChange(name, None, _json(value))
+            (name, _json(value))
             for name, value in zip(names, values(entity), strict=True)
             if value is not None
             and value is not False

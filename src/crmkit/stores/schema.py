@@ -18,6 +18,7 @@ written by the one converter.
 from __future__ import annotations
 
 import enum
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -48,7 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
 from crmkit.core.cases import Case
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
 from crmkit.core.entities import (
@@ -74,6 +75,7 @@ __all__ = [
     "ENTITY_TYPES",
     "TABLES",
     "UtcDateTime",
+    "audit_changes_json",
     "audit_table",
     "codec",
     "metadata",
@@ -473,6 +475,68 @@ class EntityCodec:
         reader: Callable[[Sequence[Any]], Entity] = namespace["read"]
         return reader
 
+    def encoder(self, name: str) -> Callable[[Any], Any] | None:
+        """What turns field ``name``'s (non-None) value into its column value (None: as is)."""
+        return dict(self._encoders)[name]
+
+    def json_text(self, name: str) -> Callable[[Any], str] | None:
+        """A direct JSON-text encoder of the collection field ``name``, if it has one.
+
+        The text equals ``json.dumps(converter.unstructure(value))`` (what the
+        JSON column's encoder writes) for collections of text, e-mails, phones
+        and text-valued enums; other fields get ``None``.
+        """
+        found = next(f for f in self.fields if f.name == name)
+        return _json_text_encoder(found.python_type) if found.kind is _Kind.JSON else None
+
+    def writer(
+        self,
+        names: Sequence[str],
+        steps: Mapping[str, Callable[[Any], Any] | None],
+        *,
+        named: bool,
+    ) -> Callable[[Entity], Any]:
+        """A function building an insert's driver parameters from an entity in one pass.
+
+        Generated as straight-line code, like :meth:`reader`, because it runs
+        for every row inserted.
+
+        Args:
+            names: the insert's column names, in parameter order.
+            steps: for each column, the function turning the field's value
+                into the bound value (``None``: the value as is).  ``None``
+                values are bound as NULL without a step.
+            named: build a ``{column: value}`` mapping instead of a tuple.
+        """
+        money = {
+            f"{name}_{part}": (name, attr)
+            for name in self._money
+            for part, attr in (("minor", "minor_units"), ("currency", "currency"))
+        }
+        namespace: dict[str, Any] = {}
+        lines = ["def write(e):"]
+        for n, column in enumerate(names):
+            if column in money:
+                name, attr = money[column]
+                lines.append(f"    v = e.{name}")
+                lines.append(f"    v = None if v is None else v.{attr}")
+            else:
+                lines.append(f"    v = e.{column}")
+            step = steps.get(column)
+            if step is None:
+                lines.append(f"    c{n} = v")
+            else:
+                namespace[f"_f{n}"] = step
+                lines.append(f"    c{n} = None if v is None else _f{n}(v)")
+        if named:
+            items = ", ".join(f"{column!r}: c{n}" for n, column in enumerate(names))
+            lines.append(f"    return {{{items}}}")
+        else:
+            lines.append(f"    return ({''.join(f'c{n}, ' for n in range(len(names)))})")
+        exec("\n".join(lines), namespace)
+        writer: Callable[[Entity], Any] = namespace["write"]
+        return writer
+
     def from_row(self, row: Mapping[Any, Any]) -> Entity:
         """The entity a row stores (rows are trusted: crmkit validated them on write)."""
         values: dict[str, Any] = {}
@@ -490,6 +554,45 @@ def _compose(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callabl
         return then(first(value))
 
     return both
+
+
+#: JSON text of a string, exactly as ``json.dumps`` writes it (ASCII, escaped)
+_quote: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
+
+
+def _json_text_encoder(hint: Any) -> Callable[[Any], str] | None:
+    """``json.dumps(converter.unstructure(value))`` for a collection of text-like items."""
+    item = get_args(hint)[0]
+    text: Callable[[Any], str]
+    if item is str:
+        text = str
+    elif item is EmailAddress:
+        text = _email_value
+    elif item is PhoneNumber:
+        text = _phone_value
+    elif (
+        isinstance(item, type)
+        and issubclass(item, enum.Enum)
+        and all(type(m.value) is str for m in item)
+    ):
+        text = _enum_value
+    else:
+        return None
+    if get_origin(hint) is frozenset:  # the converter writes sets sorted
+
+        def encode_set(values: Any) -> str:
+            if not values:
+                return "[]"
+            return "[" + ", ".join([_quote(v) for v in sorted(map(text, values))]) + "]"
+
+        return encode_set
+
+    def encode(values: Any) -> str:
+        if not values:
+            return "[]"
+        return "[" + ", ".join([_quote(text(v)) for v in values]) + "]"
+
+    return encode
 
 
 def _enum_value(value: enum.Enum) -> Any:
@@ -535,6 +638,62 @@ def audit_row(
         "actor": actor,
         "at": at,
     }
+
+
+def audit_changes_json(changes: typing.Sequence[AuditChange]) -> str:
+    """The JSON text of an audit row's ``changes`` column.
+
+    The same text ``json.dumps`` writes for :func:`audit_row`'s ``changes``,
+    with text, numbers and lists of text written directly.
+    """
+    if type(changes) is CreatedChanges:
+        prefixes = _CREATED_PREFIXES
+        return (
+            "["
+            + ", ".join(
+                [
+                    (prefixes.get(field) or _created_prefix(field)) + _json_value(new) + "}"
+                    for field, new in changes.pairs
+                ]
+            )
+            + "]"
+        )
+    return (
+        "["
+        + ", ".join(
+            [
+                f'{{"field": {_quote(c.field)}, "old": {_json_value(c.old)}, '
+                f'"new": {_json_value(c.new)}}}'
+                for c in changes
+            ]
+        )
+        + "]"
+    )
+
+
+#: the JSON text before a created field's value, by field name
+_CREATED_PREFIXES: dict[str, str] = {}
+
+
+def _created_prefix(field: str) -> str:
+    prefix = _CREATED_PREFIXES[field] = f'{{"field": {_quote(field)}, "old": null, "new": '
+    return prefix
+
+
+def _json_value(value: object) -> str:
+    # exact types only: a bool is an int, a str subclass may write itself differently
+    kind = type(value)
+    if kind is str:
+        return _quote(typing.cast(str, value))
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(typing.cast(int, value))
+    if kind is list:
+        items = typing.cast(list[object], value)
+        if all(type(v) is str for v in items):
+            return "[" + ", ".join([_quote(typing.cast(str, v)) for v in items]) + "]"
+    return json.dumps(value)
 
 
 def audit_entry(row: Mapping[Any, Any]) -> AuditEntry:

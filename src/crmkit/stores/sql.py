@@ -50,6 +50,7 @@ from crmkit.stores.schema import (
     TABLES,
     EntityCodec,
     UtcDateTime,
+    audit_changes_json,
     audit_entry,
     audit_row,
     audit_table,
@@ -330,7 +331,10 @@ class _Compiled:
         index = {name: i for i, name in enumerate(self.insert_names)}
         self.insert_order = [index[name] for name in order]
         self.binds = [_bind_processor(c, dialect) for c in inserted]
+        self._json_columns = frozenset(c.name for c in inserted if isinstance(c.type, sa.JSON))
+        self._sqlite = dialect.name == "sqlite"
         self._readers: dict[type[Entity], Callable[[Sequence[Any]], Entity]] = {}
+        self._writers: dict[type[Entity], Callable[[Entity], Any]] = {}
         key = table.primary_key.columns.values()[0]
         select = sa.select(table).where(key == sa.bindparam("id"))
         self.select_sql = select.compile(dialect=dialect).string
@@ -345,6 +349,32 @@ class _Compiled:
         if self.named:
             return dict(zip(self.insert_names, bound, strict=True))
         return tuple(bound[i] for i in self.insert_order)
+
+    def writer(self, codec: EntityCodec) -> Callable[[Entity], Any]:
+        """A function giving the driver parameters of an entity's insert row.
+
+        The same values as ``params(codec.to_row(entity))``, built in one pass:
+        no row dict, and collections of text written to JSON directly on SQLite.
+        """
+        writer = self._writers.get(codec.cls)
+        if writer is None:
+            order = [self.insert_names[i] for i in self.insert_order]
+            binds = dict(zip(self.insert_names, self.binds, strict=True))
+            fields = {f.name for f in codec.fields}
+            steps: dict[str, Callable[[Any], Any] | None] = {}
+            for name in order:
+                text = codec.json_text(name) if name in fields else None
+                if self._sqlite and name in self._json_columns and text is not None:
+                    steps[name] = text  # the JSON bind would write the same text
+                    continue
+                encode = codec.encoder(name) if name in fields else None
+                bind = binds[name]
+                if encode is not None and bind is not None:
+                    steps[name] = _compose(encode, bind)
+                else:
+                    steps[name] = encode or bind
+            writer = self._writers[codec.cls] = codec.writer(order, steps, named=self.named)
+        return writer
 
     def id_param(self, id: UUID) -> Any:
         value = self.id_bind(id) if self.id_bind is not None else id
@@ -397,6 +427,8 @@ def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[An
     phones, addresses) are empty, and ``"[]"`` needs no encoder.
     """
     processor: Callable[[Any], Any] | None = column.type._cached_bind_processor(dialect)
+    if processor is not None and isinstance(column.type, UtcDateTime):
+        return _last_value_cached(processor)
     if processor is None or dialect.name != "sqlite" or not isinstance(column.type, sa.JSON):
         return processor
     encode = processor
@@ -405,6 +437,30 @@ def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[An
         return "[]" if value == [] else encode(value)
 
     return json_text
+
+
+def _last_value_cached(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` remembering its last value: the rows of one bulk insert share
+    their timestamps, which then convert once.  Values are compared by identity
+    (the pair held keeps the value alive, so its id is not reused)."""
+    last: list[tuple[object, Any]] = [(object(), None)]
+
+    def cached(value: Any) -> Any:
+        seen, result = last[0]  # one read: threads may replace the pair meanwhile
+        if seen is value:
+            return result
+        result = process(value)
+        last[0] = (value, result)
+        return result
+
+    return cached
+
+
+def _compose(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def both(value: Any) -> Any:
+        return then(first(value))
+
+    return both
 
 
 _compiled_cache: dict[tuple[str, str], _Compiled] = {}
@@ -460,7 +516,8 @@ class _SqlRepository(Generic[E]):
         compiled = _compiled(self._table, self._conn.dialect)
         with _translating(self._cls):
             self._check_references(entities)
-            params = [compiled.params(self._codec.to_row(e)) for e in entities]
+            write = compiled.writer(self._codec)
+            params = [write(e) for e in entities]
             cursor = self._uow.cursor()
             try:
                 for start in range(0, len(params), BATCH_SIZE):
@@ -548,9 +605,91 @@ class _SqlRepository(Generic[E]):
             return int(self._conn.scalar(stmt) or 0)
 
 
+#: audit_log's insert columns, in the order the SQLite writer gives them
+_AUDIT_COLUMNS: Final = ("entity", "entity_id", "version", "action", "changes", "actor", "at")
+
+
+#: what turns one audit entry (``_SqlAudit.append``'s arguments, in order) into driver parameters
+_AuditWriter = Callable[
+    [str, UUID, int, AuditAction, Sequence[AuditChange], str | None, datetime], Any
+]
+
+
+def _audit_writer(dialect: sa.Dialect) -> _AuditWriter:
+    """A function giving the driver parameters of one audit_log insert.
+
+    On SQLite it builds the parameter tuple directly and writes the
+    ``changes`` JSON text itself (:func:`~crmkit.stores.schema.audit_changes_json`);
+    elsewhere it goes through the row dict and SQLAlchemy's bind processors.
+    """
+    compiled = _compiled(audit_table, dialect)
+    if dialect.name != "sqlite" or compiled.named:
+
+        def generic(
+            entity: str,
+            entity_id: UUID,
+            version: int,
+            action: AuditAction,
+            changes: Sequence[AuditChange],
+            actor: str | None,
+            at: datetime,
+        ) -> Any:
+            row = audit_row(
+                entity=entity,
+                entity_id=entity_id,
+                version=version,
+                action=action,
+                changes=changes,
+                actor=actor,
+                at=at,
+            )
+            return compiled.params(row)
+
+        return generic
+    order = tuple(compiled.insert_names[i] for i in compiled.insert_order)
+    if order != _AUDIT_COLUMNS:  # pragma: no cover - the table changed: update this writer
+        raise AssertionError(f"audit_log insert columns are {order}")
+    binds = dict(zip(compiled.insert_names, compiled.binds, strict=True))
+    bind_id = binds["entity_id"] or _same
+    bind_at = binds["at"] or _same
+
+    def sqlite(
+        entity: str,
+        entity_id: UUID,
+        version: int,
+        action: AuditAction,
+        changes: Sequence[AuditChange],
+        actor: str | None,
+        at: datetime,
+    ) -> Any:
+        return (
+            entity,
+            bind_id(entity_id),
+            version,
+            action.value,
+            audit_changes_json(changes),
+            actor,
+            bind_at(at),
+        )
+
+    return sqlite
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_audit_writers: dict[str, _AuditWriter] = {}
+
+
 class _SqlAudit:
     def __init__(self, uow: _SqlUnitOfWork):
         self._uow = uow
+        dialect = uow.connection.dialect
+        found = _audit_writers.get(dialect.name)
+        if found is None:
+            found = _audit_writers[dialect.name] = _audit_writer(dialect)
+        self._write = found
 
     def append(
         self,
@@ -563,16 +702,9 @@ class _SqlAudit:
         actor: str | None,
         at: datetime,
     ) -> None:
-        row = audit_row(
-            entity=entity,
-            entity_id=entity_id,
-            version=version,
-            action=action,
-            changes=changes,
-            actor=actor,
-            at=at,
+        self._uow.pending_audit.append(
+            self._write(entity, entity_id, version, action, changes, actor, at)
         )
-        self._uow.pending_audit.append(row)
 
     def flush(self) -> None:
         rows = self._uow.pending_audit
@@ -581,7 +713,7 @@ class _SqlAudit:
             with _translating():
                 cursor = self._uow.cursor()
                 try:
-                    cursor.executemany(compiled.insert_sql, [compiled.params(r) for r in rows])
+                    cursor.executemany(compiled.insert_sql, rows)
                 finally:
                     cursor.close()
             self._uow.pending_audit = []
@@ -602,7 +734,7 @@ class _SqlUnitOfWork:
         self.connection = connection
         self.dialect = connection.dialect.name
         self._transaction = transaction
-        self.pending_audit: list[dict[str, Any]] = []
+        self.pending_audit: list[Any] = []  # driver parameters of audit_log inserts
         self._audit = _SqlAudit(self)
 
     @property

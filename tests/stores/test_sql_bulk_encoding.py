@@ -1,0 +1,161 @@
+"""The fast insert paths write exactly what the general codecs write.
+
+``add_many`` builds each row's driver parameters in one generated pass, the
+audit log writes its ``changes`` JSON text itself on SQLite, and timestamp
+binds remember their last value.  Each is checked against the general path it
+replaces: the row codec + SQLAlchemy's bind processors, and ``json.dumps``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql, sqlite
+
+from crmkit.core.audit import AuditAction, AuditChange, CreatedChanges
+from crmkit.core.entities import Entity
+from crmkit.stores.schema import (
+    TABLES,
+    audit_changes_json,
+    audit_row,
+    audit_table,
+    codec,
+)
+from crmkit.stores.sql import _audit_writer, _bind_processor, _Compiled
+from tests.strategies import entities
+
+DIALECTS = {
+    "sqlite": sqlite.pysqlite.dialect(),
+    "postgresql": postgresql.psycopg.dialect(),  # type: ignore[no-untyped-call]
+}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+changes = st.lists(st.builds(AuditChange, st.text(), json_values, json_values), max_size=8)
+created = st.lists(st.tuples(st.text(), json_values), max_size=8)
+
+
+def _comparable(params: Any) -> Any:
+    """Driver parameters with psycopg's JSON wrappers replaced by what they wrap."""
+    if isinstance(params, dict):
+        return {k: getattr(v, "obj", v) for k, v in params.items()}
+    return params
+
+
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+@given(entity=entities)
+def test_insert_writer_gives_the_row_codec_parameters(dialect: str, entity: Entity) -> None:
+    """The generated writer's parameters equal the row codec's through the bind processors."""
+    entity_codec = codec(type(entity))
+    compiled = _Compiled(TABLES[type(entity)], DIALECTS[dialect])
+
+    expected = compiled.params(entity_codec.to_row(entity))
+    actual = compiled.writer(entity_codec)(entity)
+
+    assert _comparable(expected) == _comparable(actual)
+
+
+@given(entity=entities)
+def test_sqlite_json_columns_are_the_text_json_dumps_writes(entity: Entity) -> None:
+    """On SQLite the writer's JSON columns are exactly json.dumps of the converter's form."""
+    entity_codec = codec(type(entity))
+    compiled = _Compiled(TABLES[type(entity)], DIALECTS["sqlite"])
+    row = entity_codec.to_row(entity)
+    values = dict(zip(compiled.insert_names, compiled.writer(entity_codec)(entity), strict=True))
+    json_columns = [c.name for c in TABLES[type(entity)].c if isinstance(c.type, sa.JSON)]
+
+    for name in json_columns:  # tags, phones, e-mails, kinds, addresses... (none for users)
+        assert json.dumps(row[name]) == values[name]
+
+
+@given(changes=changes)
+def test_audit_changes_text_is_what_json_dumps_writes(changes: list[AuditChange]) -> None:
+    """The audit log's own JSON text is byte for byte json.dumps of the stored row value."""
+    expected = json.dumps(
+        audit_row(
+            entity="organization",
+            entity_id=_ID,
+            version=1,
+            action=AuditAction.UPDATE,
+            changes=changes,
+            actor=None,
+            at=_AT,
+        )["changes"]
+    )
+    assert expected == audit_changes_json(changes)
+
+
+@given(pairs=created)
+def test_created_changes_text_is_that_of_the_same_changes(pairs: list[tuple[str, object]]) -> None:
+    """A creation's compact changes write the same JSON text as the change objects."""
+    compact = CreatedChanges(pairs)
+
+    assert [AuditChange(field, None, new) for field, new in pairs] == list(compact)
+    assert audit_changes_json(tuple(compact)) == audit_changes_json(compact)
+
+
+def test_created_changes_read_like_a_tuple_of_changes() -> None:
+    """Indexing, slicing and len of a creation's changes give AuditChange values."""
+    compact = CreatedChanges([("name", "Acme"), ("tags", ["vip"]), ("emails", [])])
+
+    assert 3 == len(compact)
+    assert AuditChange("tags", None, ["vip"]) == compact[1]
+    assert AuditChange("emails", None, []) == compact[-1]
+    assert (AuditChange("name", None, "Acme"), AuditChange("tags", None, ["vip"])) == compact[:2]
+    assert AuditChange("name", None, "Acme") in compact
+
+
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+@given(changes=changes)
+def test_audit_writer_gives_the_audit_row_parameters(
+    dialect: str, changes: list[AuditChange]
+) -> None:
+    """The audit writer's parameters decode to those of the audit row codec."""
+    compiled = _Compiled(audit_table, DIALECTS[dialect])
+    entry: dict[str, Any] = {
+        "entity": "contact",
+        "entity_id": _ID,
+        "version": 3,
+        "action": AuditAction.UPDATE,
+        "changes": changes,
+        "actor": "ana",
+        "at": _AT,
+    }
+    expected = _comparable(compiled.params(audit_row(**entry)))
+
+    actual = _comparable(_audit_writer(DIALECTS[dialect])(*entry.values()))
+
+    if dialect == "sqlite":  # the JSON column is text: compare what it decodes to
+        expected, actual = list(expected), list(actual)
+        expected[4], actual[4] = json.loads(expected[4]), json.loads(actual[4])
+    assert expected == actual
+
+
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+def test_timestamp_binds_remember_only_the_very_same_value(dialect: str) -> None:
+    """A remembered timestamp is reused for the same object, never for an equal-looking other."""
+    column = TABLES[next(iter(TABLES))].c.created_at
+    plain = column.type._cached_bind_processor(DIALECTS[dialect])
+    cached = _bind_processor(column, DIALECTS[dialect])
+    assert plain is not None
+    assert cached is not None
+    first = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    same_instant_elsewhere = first.astimezone(timezone(timedelta(hours=2)))
+    later = first + timedelta(microseconds=1)
+    values = [first, first, same_instant_elsewhere, later, first, later, later]
+
+    assert [plain(v) for v in values] == [cached(v) for v in values]
+
+
+_ID = UUID(int=7)
+_AT = datetime(2026, 1, 5, 9, 0, 0, 123456, tzinfo=UTC)

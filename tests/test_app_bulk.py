@@ -1,0 +1,233 @@
+"""bulk_create's fast paths change nothing a caller can see.
+
+Items are validated stage by stage (arguments, e-mail addresses, entities)
+with the garbage collector paused, and creations are audited from compact
+(field, value) pairs.  These tests pin what must stay as it was: the first
+invalid item is the one reported, nothing is written on failure, the audit
+trail and ``history()`` hold the same entries as for records created one by
+one, and the caller's items and the collector are left as they were.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import crmkit
+from crmkit import AuditAction, AuditChange, EmailAddress, ValidationError
+from crmkit.app import _created_changes, _json
+from crmkit.core.entities import Entity
+from crmkit.serialization import converter
+from tests.conftest import FixedClock
+from tests.conftest import record_counts as counts
+from tests.strategies import entities
+
+# ------------------------------------------------------------- audit values
+
+
+@given(entity=entities)
+def test_json_form_of_every_field_is_the_converters(entity: Entity) -> None:
+    """The audit's JSON form of each field value is converter.unstructure's."""
+    for field in attrs.fields(type(entity)):
+        value = getattr(entity, field.name)
+        assert converter.unstructure(value) == _json(value)
+
+
+def _reference_created_changes(entity: Entity) -> list[AuditChange]:
+    """A creation's audit changes as crmkit 0.1 computed them."""
+    changes = []
+    for field in attrs.fields(type(entity)):
+        if not field.init or field.name in Entity.SYSTEM_FIELDS:
+            continue
+        value = getattr(entity, field.name)
+        if value is None or value is False or value in ((), frozenset()):
+            continue
+        json_value = value if type(value) in (str, int) else converter.unstructure(value)
+        changes.append(AuditChange(field.name, None, json_value))
+    return changes
+
+
+@given(entity=entities)
+def test_creation_changes_are_every_field_that_holds_a_value(entity: Entity) -> None:
+    """A creation audits each field with a value, in field order, as it always did."""
+    assert _reference_created_changes(entity) == list(_created_changes(entity))
+
+
+def _acme(**extra: Any) -> dict[str, Any]:
+    return {
+        "name": "Acme S.L.",
+        "tax_id": "B12345678",
+        "market": "retail",
+        "kinds": ["partner", "customer"],
+        "emails": ["Ventas@ACME.es"],
+        "phones": ["911 234 567"],
+        "tags": ["vip"],
+        **extra,
+    }
+
+
+def _setup(crm: crmkit.CRM) -> None:
+    if not crm.markets.find(key="retail"):
+        crm.markets.create(name="Retail", key="retail")
+
+
+def test_bulk_created_records_have_the_history_of_records_created_one_by_one(
+    any_crm: crmkit.CRM,
+) -> None:
+    """history() of a bulk-created organization equals that of one created alone."""
+    _setup(any_crm)
+    alone = any_crm.organizations.create(**_acme())
+    (bulk,) = any_crm.organizations.bulk_create([_acme()])
+
+    def entries(id: Any) -> list[tuple[object, ...]]:
+        return [
+            (e.entity, e.version, e.action, e.changes, e.actor, e.at) for e in any_crm.history(id)
+        ]
+
+    assert 1 == len(entries(bulk.id))
+    assert entries(alone.id) == entries(bulk.id)
+    assert AuditChange("emails", None, ["Ventas@acme.es"]) in any_crm.history(bulk.id)[0].changes
+
+
+def test_history_of_a_bulk_created_record_keeps_its_creation_after_updates(
+    any_crm: crmkit.CRM, clock: FixedClock
+) -> None:
+    """Later updates add entries; the creation entry keeps the values it was created with."""
+    _setup(any_crm)
+    (acme,) = any_crm.organizations.bulk_create([_acme()])
+    clock.advance(hours=1)
+    any_crm.organizations.update(acme.id, expected_version=1, name="Acme Iberia", tags=[])
+
+    created, updated = any_crm.history(acme.id)
+
+    assert (AuditAction.CREATE, 1) == (created.action, created.version)
+    assert AuditChange("name", None, "Acme S.L.") == created.changes[0]
+    assert AuditChange("tags", None, ["vip"]) in created.changes
+    assert (AuditAction.UPDATE, 2) == (updated.action, updated.version)
+    assert (
+        AuditChange("name", "Acme S.L.", "Acme Iberia"),
+        AuditChange("tags", ["vip"], []),
+    ) == updated.changes
+
+
+# --------------------------------------------------------- invalid items
+
+_ITEM_KINDS: dict[str, dict[str, Any]] = {
+    "valid": {},
+    "bad e-mail": {"emails": ["not an address"]},
+    "bad phone": {"phones": ["12"]},
+    "bad e-mail and phone": {"emails": ["@"], "phones": ["+34 1"]},
+    "no name": {"name": " "},
+    "bad tag": {"tags": ["ok", ""]},
+    "unknown argument": {"colour": "red"},
+    "unknown market": {"market": "nope"},
+}
+
+
+@pytest.fixture
+def memory_crm(clock: FixedClock) -> Iterator[crmkit.CRM]:
+    with crmkit.open(":memory:", clock=clock, default_region="ES") as crm:
+        _setup(crm)
+        yield crm
+
+
+def test_bulk_names_the_first_invalid_item_as_create_would(memory_crm: crmkit.CRM) -> None:
+    """Whatever is wrong and wherever, the error is the first bad item's, as create reports it."""
+    crm = memory_crm
+    before = counts(crm)
+
+    @settings(max_examples=150)
+    @given(kinds=st.lists(st.sampled_from(sorted(_ITEM_KINDS)), min_size=1, max_size=6))
+    def check(kinds: list[str]) -> None:
+        items = [{**_acme(name=f"Org {i}"), **_ITEM_KINDS[kind]} for i, kind in enumerate(kinds)]
+        first_bad = next((i for i, kind in enumerate(kinds) if kind != "valid"), None)
+        if first_bad is None:
+            return
+        if kinds[first_bad] == "unknown argument":  # create() itself would be a TypeError
+            expected = ("colour", "unknown_field")
+        else:
+            with pytest.raises(ValidationError) as alone:
+                crm.organizations.create(**items[first_bad])
+            expected = (alone.value.field, alone.value.code)
+
+        with pytest.raises(ValidationError) as bulk:
+            crm.organizations.bulk_create(items)
+
+        assert (f"[{first_bad}].{expected[0]}", expected[1]) == (bulk.value.field, bulk.value.code)
+        assert before == counts(crm)
+
+    check()
+
+
+def test_bulk_reports_an_earlier_bad_e_mail_before_a_later_bad_phone(
+    memory_crm: crmkit.CRM,
+) -> None:
+    """Phones are parsed before e-mails, yet item 1's e-mail is reported, not item 2's phone."""
+    items = [_acme(), _acme(emails=["nope"]), _acme(phones=["12"])]
+
+    with pytest.raises(ValidationError) as info:
+        memory_crm.organizations.bulk_create(items)
+
+    assert ("[1].emails[0]", "invalid_email") == (info.value.field, info.value.code)
+    assert 0 == memory_crm.organizations.count()
+
+
+# ------------------------------------------------------- what it leaves
+
+
+def test_bulk_accepts_a_generator_of_items(memory_crm: crmkit.CRM) -> None:
+    """Items may be any iterable, read once."""
+    created = memory_crm.organizations.bulk_create(_acme(name=f"Org {i}") for i in range(3))
+
+    assert ["Org 0", "Org 1", "Org 2"] == [o.name for o in created]
+    assert 3 == memory_crm.organizations.count()
+
+
+def test_bulk_leaves_the_callers_items_unchanged(memory_crm: crmkit.CRM) -> None:
+    """The e-mail and phone lists given are read, never rewritten."""
+    item = _acme()
+    emails, phones = item["emails"], item["phones"]
+
+    (acme,) = memory_crm.organizations.bulk_create([item])
+
+    assert ["Ventas@ACME.es"] == emails
+    assert ["911 234 567"] == phones
+    assert emails is item["emails"]
+    assert (EmailAddress("Ventas@acme.es"),) == acme.emails
+
+
+def test_contacts_bulk_parses_their_single_e_mail(memory_crm: crmkit.CRM) -> None:
+    """A contact's e-mail text becomes an EmailAddress; an empty one means none."""
+    ana, luis = memory_crm.contacts.bulk_create(
+        [{"first_name": "Ana", "email": " Ana@Example.ES"}, {"first_name": "Luis", "email": ""}]
+    )
+
+    assert EmailAddress("Ana@example.es") == ana.email
+    assert luis.email is None
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_bulk_leaves_the_garbage_collector_as_it_was(memory_crm: crmkit.CRM, enabled: bool) -> None:
+    """The collector is paused only while items are validated, also when one is invalid."""
+    was = gc.isenabled()
+    try:
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()
+        memory_crm.organizations.bulk_create([_acme()])
+        assert enabled == gc.isenabled()
+        with pytest.raises(ValidationError):
+            memory_crm.organizations.bulk_create([_acme(phones=["12"])])
+        assert enabled == gc.isenabled()
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
