@@ -30,6 +30,7 @@ from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
 from crmkit.core.bridge import ContactDraft, OrganizationDraft, SyncResult
 from crmkit.core.cases import Case, CasePriority, CaseStatus, CaseType, SlaTarget
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
+from crmkit.core.custom_fields import CustomField, CustomFieldType, CustomValues
 from crmkit.core.entities import (
     Channel,
     Contact,
@@ -131,6 +132,9 @@ __all__ = [
     "Contains",
     "CrmkitError",
     "CurrencyMismatchError",
+    "CustomField",
+    "CustomFieldType",
+    "CustomValues",
     "DeliveryFailure",
     "DeliveryReport",
     "DuplicateError",

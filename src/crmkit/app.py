@@ -42,6 +42,7 @@ from crmkit.core.contact_points import (
     is_country,
     normalize_text,
 )
+from crmkit.core.custom_fields import CustomValues
 from crmkit.core.entities import (
     MASTER_TYPES,
     Channel,
@@ -116,6 +117,7 @@ from crmkit.services.base import (
     _Service,
 )
 from crmkit.services.cases import CaseService
+from crmkit.services.custom_fields import CustomFieldRegistry
 from crmkit.services.interactions import AgendaService, InteractionService
 from crmkit.services.leads import LeadService
 from crmkit.services.timeline import TimelineEntry, timeline
@@ -222,6 +224,8 @@ class CRM:
         loss_reasons: why opportunities are lost (motivos de pérdida).
         outcomes: what interactions achieve (resultados).
         pipelines: the registered sales pipelines (:class:`PipelineRegistry`).
+        custom_fields: the custom field definitions
+            (:class:`~crmkit.services.custom_fields.CustomFieldRegistry`).
         opportunities: opportunities and their stage changes
             (:class:`OpportunityService`).
         interactions: calls, e-mails, meetings, visits... logged or planned
@@ -285,6 +289,7 @@ class CRM:
         self.products: MasterService[Product, ProductId] = MasterService(self, Product)
         self.loss_reasons: MasterService[LossReason, LossReasonId] = MasterService(self, LossReason)
         self.pipelines = PipelineRegistry()
+        self.custom_fields = CustomFieldRegistry()
         self.opportunities = OpportunityService(self)
         self.outcomes: MasterService[Outcome, OutcomeId] = MasterService(self, Outcome)
         self.interactions = InteractionService(self)
@@ -294,6 +299,7 @@ class CRM:
         self.pipelines.load(plugins.register_pipelines(self))
         self.interactions.kinds.load(plugins.register_interaction_kinds(self))
         self.cases.types.load(plugins.register_case_types(self))
+        self.custom_fields.load(plugins.register_custom_fields(self))
 
     # ------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -727,7 +733,7 @@ def _created_changes(entity: Entity) -> CreatedChanges:
 
 
 #: collections a creation audits only when they hold something
-_COLLECTIONS: Final = (tuple, frozenset, set)
+_COLLECTIONS: Final = (tuple, frozenset, set, CustomValues)
 
 
 _AUDITED: dict[type[Entity], tuple[tuple[str, ...], Callable[[Entity], tuple[Any, ...]]]] = {}
@@ -933,6 +939,7 @@ class OrganizationService(_Service[Organization, OrganizationId]):
         tags: Iterable[str] = (),
         notes: str | None = None,
         external_ref: str | None = None,
+        custom: Mapping[str, object] | None = None,
     ) -> Organization:
         """Create an organization.
 
@@ -965,6 +972,7 @@ class OrganizationService(_Service[Organization, OrganizationId]):
                 "tags": tags,
                 "notes": notes,
                 "external_ref": external_ref,
+                "custom": custom,
             }
         )
 
@@ -991,6 +999,7 @@ class OrganizationService(_Service[Organization, OrganizationId]):
         tags: Iterable[str] | Unset = UNSET,
         notes: str | Unset | None = UNSET,
         external_ref: str | Unset | None = UNSET,
+        custom: Mapping[str, object] | Unset | None = UNSET,
     ) -> Organization:
         """Change an organization; arguments left out keep their value.
 
@@ -1021,6 +1030,7 @@ class OrganizationService(_Service[Organization, OrganizationId]):
                 "tags": tags,
                 "notes": notes,
                 "external_ref": external_ref,
+                "custom": custom,
             },
         )
 
@@ -1057,6 +1067,7 @@ class ContactService(_Service[Contact, ContactId]):
         tags: Iterable[str] = (),
         notes: str | None = None,
         external_ref: str | None = None,
+        custom: Mapping[str, object] | None = None,
     ) -> Contact:
         """Create a contact, optionally at an organization.
 
@@ -1082,6 +1093,7 @@ class ContactService(_Service[Contact, ContactId]):
                 "tags": tags,
                 "notes": notes,
                 "external_ref": external_ref,
+                "custom": custom,
             }
         )
 
@@ -1106,6 +1118,7 @@ class ContactService(_Service[Contact, ContactId]):
         tags: Iterable[str] | Unset = UNSET,
         notes: str | Unset | None = UNSET,
         external_ref: str | Unset | None = UNSET,
+        custom: Mapping[str, object] | Unset | None = UNSET,
     ) -> Contact:
         """Change a contact; arguments left out keep their value.
 
@@ -1134,6 +1147,7 @@ class ContactService(_Service[Contact, ContactId]):
                 "tags": tags,
                 "notes": notes,
                 "external_ref": external_ref,
+                "custom": custom,
             },
         )
 
@@ -1235,6 +1249,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
         tags: Iterable[str] = (),
         notes: str | None = None,
         external_ref: str | None = None,
+        custom: Mapping[str, object] | None = None,
     ) -> Opportunity:
         """Open an opportunity in a pipeline (its first open stage unless ``stage``).
 
@@ -1265,6 +1280,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
                 "tags": tags,
                 "notes": notes,
                 "external_ref": external_ref,
+                "custom": custom,
             }
         )
 
@@ -1328,6 +1344,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
         tags: Iterable[str] | Unset = UNSET,
         notes: str | Unset | None = UNSET,
         external_ref: str | Unset | None = UNSET,
+        custom: Mapping[str, object] | Unset | None = UNSET,
     ) -> Opportunity:
         """Change an opportunity's details; its stage changes only through the transitions.
 
@@ -1354,6 +1371,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
                 "tags": tags,
                 "notes": notes,
                 "external_ref": external_ref,
+                "custom": custom,
             },
         )
 

@@ -78,6 +78,7 @@ TESTED_IN = {
         "crmkit_validate_organization",
     ],
     "test_bridge_hooks.py": ["crmkit_organization_from_customer"],
+    "test_custom_field_hooks.py": ["crmkit_register_custom_fields"],
     "test_lookup_hooks.py": ["crmkit_exchange_rate"],
 }
 
@@ -750,6 +751,7 @@ def test_recording_plugin_records_every_call_in_order(clock: FixedClock) -> None
             "crmkit_register_pipelines",
             "crmkit_register_interaction_kinds",
             "crmkit_register_case_types",
+            "crmkit_register_custom_fields",
             "crmkit_register_masters",
             "crmkit_validate_organization",
             "crmkit_organization_created",

@@ -298,6 +298,7 @@ def test_load_entry_points_registers_installed_plugins(clock: FixedClock) -> Non
             "crmkit_register_pipelines",
             "crmkit_register_interaction_kinds",
             "crmkit_register_case_types",
+            "crmkit_register_custom_fields",
             "crmkit_register_masters",
         ] == ENTRY_POINT_PLUGIN.names()
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Final
 from attrs import field, frozen
 
 from crmkit.core import changes
+from crmkit.core.custom_fields import CustomValues, custom_field
 from crmkit.core.entities import _BASE_FIELDS, Contact, Entity, FieldKind, Organization, User
 from crmkit.core.errors import InvalidTransition, ValidationError
 from crmkit.core.events import Updated
@@ -280,6 +281,8 @@ class Case(Entity):
     closed_at: datetime | None = optional_datetime()
     resolution: str | None = text("resolution", max_length=10_000)
     tags: tuple[str, ...] = tuple_field(tag_item, "tags")
+    #: custom field values (campos personalizados) by key
+    custom: CustomValues = custom_field()
 
     def __attrs_post_init__(self) -> None:
         if self.organization_id is None and self.contact_id is None:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Final
 from attrs import field, frozen
 
 from crmkit.core.contact_points import Address, EmailAddress, PhoneNumber
+from crmkit.core.custom_fields import CustomValues, custom_field
 from crmkit.core.errors import ValidationError
 from crmkit.core.fields import (
     address_item,
@@ -339,6 +340,8 @@ class Organization(Entity):
     parent_id: OrganizationId | None = optional_id()
     tags: tuple[str, ...] = tuple_field(tag_item, "tags")
     notes: str | None = text("notes", max_length=10_000)
+    #: custom field values (campos personalizados) by key
+    custom: CustomValues = custom_field()
     #: the normalized name (:func:`crmkit.core.matching.name_key`), kept for matching
     name_key: str = field(init=False, eq=False)
 
@@ -387,6 +390,8 @@ class Contact(Entity):
     owner_id: UserId | None = optional_id()
     tags: tuple[str, ...] = tuple_field(tag_item, "tags")
     notes: str | None = text("notes", max_length=10_000)
+    #: custom field values (campos personalizados) by key
+    custom: CustomValues = custom_field()
 
     @property
     def display_name(self) -> str:

@@ -27,6 +27,7 @@ from attrs import field, frozen
 
 from crmkit.core import changes
 from crmkit.core.cases import Case
+from crmkit.core.custom_fields import CustomValues, custom_field
 from crmkit.core.entities import (
     _BASE_FIELDS,
     Contact,
@@ -169,6 +170,8 @@ class Interaction(Entity):
     next_step: str | None = text("next_step", max_length=500)
     follow_up_of: InteractionId | None = optional_id()
     tags: tuple[str, ...] = tuple_field(tag_item, "tags")
+    #: custom field values (campos personalizados) by key
+    custom: CustomValues = custom_field()
 
     def __attrs_post_init__(self) -> None:
         if self.organization_id is None and self.contact_id is None:

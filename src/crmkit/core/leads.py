@@ -23,6 +23,7 @@ from attrs import field, frozen
 
 from crmkit.core import changes
 from crmkit.core.contact_points import EmailAddress, PhoneNumber, normalize_text
+from crmkit.core.custom_fields import CustomValues, custom_field
 from crmkit.core.entities import (
     _BASE_FIELDS,
     Contact,
@@ -149,6 +150,8 @@ class Lead(Entity):
     opportunity_id: OpportunityId | None = optional_id()
     converted_at: datetime | None = optional_datetime()
     tags: tuple[str, ...] = tuple_field(tag_item, "tags")
+    #: custom field values (campos personalizados) by key
+    custom: CustomValues = custom_field()
 
     def __attrs_post_init__(self) -> None:
         if not (self.first_name or self.last_name or self.company or self.email or self.phone):

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import attrs
 from attrs import field, frozen
 
+from crmkit.core.custom_fields import CustomValues, custom_field
 from crmkit.core.entities import (
     _BASE_FIELDS,
     Contact,
@@ -203,6 +204,8 @@ class Opportunity(Entity):
     history: tuple[StageChange, ...] = tuple_field(_stage_change, "history", max_items=100_000)
     tags: tuple[str, ...] = tuple_field(tag_item, "tags")
     notes: str | None = text("notes", max_length=10_000)
+    #: custom field values (campos personalizados) by key
+    custom: CustomValues = custom_field()
 
     @property
     def is_closed(self) -> bool:

@@ -133,6 +133,21 @@ class CustomFieldRegistry:
             if e == entity
         }
 
+    def applies(self, entity: str, values: object) -> bool:
+        """Whether a write of ``entity`` passing ``custom=values`` has anything to check.
+
+        ``False`` for entity types without custom fields and for an empty or
+        ``None`` value when no definition has a default or is required (the
+        record's values stay as they are).
+        """
+        if entity not in CUSTOM_ENTITIES:
+            return False
+        if values is not None and not (isinstance(values, Mapping) and not values):
+            return True
+        return any(
+            f.default is not None or f.required for (e, _), f in self._fields.items() if e == entity
+        )
+
     def patch(
         self, uow: UnitOfWork, entity: str, values: Mapping[str, object] | None
     ) -> CustomPatch:

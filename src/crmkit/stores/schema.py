@@ -46,12 +46,14 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
 from crmkit.core.cases import Case
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
+from crmkit.core.custom_fields import CustomValues, custom_from_json, custom_to_json
 from crmkit.core.entities import (
     Contact,
     Entity,
@@ -181,6 +183,7 @@ class _Kind(enum.Enum):
     MONEY = "money"  #: two columns: <name>_minor (integer minor units) and <name>_currency
     DATE = "date"
     DECIMAL = "decimal"  #: exact: kept as its decimal text
+    CUSTOM = "custom"  #: custom field values: their JSON form, NOT NULL, default {}
 
 
 @attrs.frozen
@@ -215,6 +218,7 @@ _SCALAR_KINDS: Final[dict[Any, _Kind]] = {
     EmailAddress: _Kind.EMAIL,
     PhoneNumber: _Kind.PHONE,
     Money: _Kind.MONEY,
+    CustomValues: _Kind.CUSTOM,
 }
 
 
@@ -281,11 +285,14 @@ def _column(cls: type[Entity], f: FieldCodec) -> Column[Any]:
         _Kind.JSON: JsonType,
         _Kind.DATE: Date(),
         _Kind.DECIMAL: DecimalText(),
+        _Kind.CUSTOM: JsonType,
     }[f.kind]
     args: list[Any] = []
     target = cls.REFERENCES.get(f.name)
     if target is not None:
         args.append(ForeignKey(f"{table_name(target)}.id"))
+    if f.kind is _Kind.CUSTOM:
+        return Column(f.name, sql_type, nullable=False, server_default=text("'{}'"))
     return Column(f.name, sql_type, *args, primary_key=f.name == "id", nullable=f.nullable)
 
 
@@ -418,6 +425,8 @@ class EntityCodec:
                 enc, dec = _email_value, _email
             elif f.kind is _Kind.PHONE:
                 enc, dec = _phone_value, _phone
+            elif f.kind is _Kind.CUSTOM:
+                enc, dec = custom_to_json, custom_from_json
             elif f.kind is _Kind.JSON:
                 enc, dec = converter.unstructure, _json_decoder(f.python_type)
             else:

@@ -24,7 +24,8 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Final, Generic, TypeVar, cast
 from uuid import UUID
 
@@ -35,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
 from crmkit.core.contact_points import PhoneNumber
+from crmkit.core.custom_fields import CUSTOM_PREFIX, TYPES_KEY
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.errors import (
     ConcurrencyError,
@@ -45,7 +47,7 @@ from crmkit.core.errors import (
     ValidationError,
 )
 from crmkit.core.money import Money
-from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold
+from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold, is_custom
 from crmkit.stores.schema import (
     TABLES,
     EntityCodec,
@@ -300,10 +302,172 @@ def _condition(table: sa.Table, cls: type[Entity], f: Filter, dialect: str) -> A
 
 
 def _where(table: sa.Table, cls: type[Entity], query: Query, dialect: str) -> list[Any]:
-    conds = [_condition(table, cls, f, dialect) for f in query.filters]
+    conds = [
+        _custom_condition(table, f, _custom_kind(query, f.field), dialect)
+        if is_custom(f.field)
+        else _condition(table, cls, f, dialect)
+        for f in query.filters
+    ]
     if query.archived is not None:
         conds.append(table.c.archived.is_(query.archived))
     return conds
+
+
+# ------------------------------------------------------- custom field queries
+# A custom value counts only when its JSON has the type of the field's kind
+# (``$types`` names the non-text strings); anything else reads as NULL, as
+# :func:`crmkit.core.query.custom_value` does in memory.
+
+#: the ``$types`` tag of kinds whose values are stored as non-text strings
+_CUSTOM_TAGS: Final = {
+    FieldKind.DECIMAL: "decimal",
+    FieldKind.DATE: "date",
+    FieldKind.DATETIME: "datetime",
+    FieldKind.ID: "reference",
+}
+
+
+def _custom_kind(query: Query, name: str) -> FieldKind:
+    kind = dict(query.custom_kinds).get(name)
+    if kind is None:
+        raise ValidationError(name, "is not a custom field of this record", code="unknown_field")
+    return kind
+
+
+def _custom_parts(table: sa.Table, name: str, kind: FieldKind, dialect: str) -> list[Any]:
+    """The SQL expressions of custom field ``name``: one, or (currency, amount) for money.
+
+    Each is NULL when the record has no value of the kind.
+    """
+    key = name[len(CUSTOM_PREFIX) :]
+    doc: Any
+    elem: Any
+    if dialect == "postgresql":
+        doc = sa.type_coerce(table.c.custom, JSONB())
+        elem = doc[key]
+        jtype = sa.func.jsonb_typeof(elem)
+        tag = doc[TYPES_KEY][key].astext
+        text = elem.astext
+        numeric: Any = sa.Numeric()
+    else:
+        doc = table.c.custom
+        path = f"$.{key}"
+        elem = None
+        jtype = sa.func.json_type(doc, path)
+        tag = sa.func.json_extract(doc, f'$."{TYPES_KEY}".{key}')
+        text = sa.func.json_extract(doc, path)
+        numeric = sa.Float()
+
+    def when(cond: Any, expr: Any) -> Any:
+        return sa.case((cond, expr), else_=sa.null())
+
+    string = "string" if dialect == "postgresql" else "text"
+    if kind is FieldKind.MONEY:
+        is_money = jtype == "object"
+        if dialect == "postgresql":
+            currency = doc[key]["currency"].astext.collate("C")
+            amount = sa.cast(doc[key]["amount"].astext, numeric)
+        else:
+            currency = sa.func.json_extract(doc, f"$.{key}.currency")
+            amount = sa.cast(sa.func.json_extract(doc, f"$.{key}.amount"), numeric)
+        return [when(is_money, currency), when(is_money, amount)]
+    if kind is FieldKind.TEXT:
+        value = text.collate("C") if dialect == "postgresql" else text
+        return [when(sa.and_(jtype == string, tag.is_(None)), value)]
+    if kind is FieldKind.INT:
+        if dialect == "postgresql":
+            return [when(jtype == "number", sa.cast(text, numeric))]
+        return [when(jtype == "integer", text)]
+    if kind is FieldKind.BOOL:
+        if dialect == "postgresql":
+            return [when(jtype == "boolean", sa.cast(text, sa.Boolean()))]
+        return [when(jtype.in_(["true", "false"]), text)]
+    if kind is FieldKind.SET:
+        return [when(jtype == "array", elem if elem is not None else text)]
+    expected = _CUSTOM_TAGS[kind]
+    value = sa.cast(text, numeric) if kind is FieldKind.DECIMAL else text
+    if dialect == "postgresql" and kind is not FieldKind.DECIMAL:
+        value = value.collate("C")
+    return [when(sa.and_(jtype == string, tag == expected), value)]
+
+
+def _custom_bind(kind: FieldKind, value: object, dialect: str) -> object:
+    """A filter value as the custom field's SQL expression compares it."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if kind is FieldKind.DECIMAL and isinstance(value, Decimal | int) and dialect == "sqlite":
+        return float(value)
+    return value
+
+
+def _custom_condition(table: sa.Table, f: Filter, kind: FieldKind, dialect: str) -> Any:
+    parts = _custom_parts(table, f.field, kind, dialect)
+    if kind is FieldKind.MONEY:
+        currency, amount = parts
+
+        def number(money: Money) -> object:
+            return float(money.amount) if dialect == "sqlite" else money.amount
+
+        def equal(value: object) -> Any:
+            if value is None:
+                return currency.is_(None)
+            assert isinstance(value, Money)
+            return sa.and_(currency == value.currency, amount == number(value))
+
+        if isinstance(f, Eq):
+            return equal(f.value)
+        if isinstance(f, In):
+            return sa.or_(sa.false(), *(equal(v) for v in f.values))
+        assert isinstance(f, Range)
+        conds: list[Any] = [currency.is_not(None)]
+        for bound in (f.low, f.high):
+            if isinstance(bound, Money):
+                conds.append(currency == bound.currency)
+        if isinstance(f.low, Money):
+            conds.append(amount >= number(f.low))
+        if isinstance(f.high, Money):
+            high = number(f.high)
+            conds.append(amount <= high if f.include_high else amount < high)
+        return sa.and_(*conds)
+    (expr,) = parts
+    if isinstance(f, Has):
+        value = _custom_bind(kind, f.value, dialect)
+        if dialect == "postgresql":
+            return sa.and_(expr.is_not(None), expr.contains([value]))
+        key = f.field[len(CUSTOM_PREFIX) :]
+        each = sa.func.json_each(table.c.custom, f"$.{key}").table_valued("value")
+        found = sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
+        return sa.and_(expr.is_not(None), found)
+    if isinstance(f, Contains):
+        # fold the uncollated text: lower() under COLLATE "C" leaves non-ASCII as is
+        key = f.field[len(CUSTOM_PREFIX) :]
+        if dialect == "postgresql":
+            raw = sa.type_coerce(table.c.custom, JSONB())[key].astext
+            folded = sa.func.lower(raw)
+        else:
+            folded = sa.func.crmkit_fold(sa.func.json_extract(table.c.custom, f"$.{key}"))
+        return sa.and_(expr.is_not(None), folded.contains(fold(f.text), autoescape=True))
+    if isinstance(f, Eq):
+        if f.value is None:
+            return expr.is_(None)
+        return expr == _custom_bind(kind, f.value, dialect)
+    if isinstance(f, In):
+        values = [_custom_bind(kind, v, dialect) for v in f.values]
+        present = [v for v in values if v is not None]
+        cond = expr.in_(present) if present else sa.false()
+        return sa.or_(cond, expr.is_(None)) if None in values else cond
+    assert isinstance(f, Range)
+    conds = [expr.is_not(None)]
+    if f.low is not None:
+        conds.append(expr >= _custom_bind(kind, f.low, dialect))
+    if f.high is not None:
+        high = _custom_bind(kind, f.high, dialect)
+        conds.append(expr <= high if f.include_high else expr < high)
+    return sa.and_(*conds)
 
 
 # ------------------------------------------------------- compiled statements
@@ -586,7 +750,12 @@ class _SqlRepository(Generic[E]):
         stmt = sa.select(table).where(*_where(table, self._cls, query, dialect))
         order: list[Any] = []
         for o in query.order:
-            for col in _order_columns(table, self._cls, o.field, dialect):
+            columns = (
+                _custom_parts(table, o.field, _custom_kind(query, o.field), dialect)
+                if is_custom(o.field)
+                else _order_columns(table, self._cls, o.field, dialect)
+            )
+            for col in columns:
                 order.append((col.desc() if o.descending else col.asc()).nulls_last())
         order.append(table.c.id.asc())
         stmt = stmt.order_by(*order).offset(query.offset or None).limit(query.limit)
