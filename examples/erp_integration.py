@@ -90,7 +90,8 @@ class ErpBridge:
     def crmkit_create_sales_order(
         self, crm: crmkit.CRM, opportunity: crmkit.Opportunity
     ) -> str | None:
-        assert opportunity.organization_id is not None and opportunity.amount is not None
+        assert opportunity.organization_id is not None
+        assert opportunity.amount is not None
         organization = crm.organizations.get(opportunity.organization_id)
         if organization.external_ref is None:  # not an ERP customer: no order
             return None
@@ -109,17 +110,13 @@ def main() -> None:
     erp.on_customer_saved.append(crm.sync_customer)
 
     # a customer saved in the ERP appears in the CRM, with its people
-    erp.save_customer(
-        Customer("C-001", "Acme S.A.", "A12345674", [("Ana Pérez", "ana@acme.es")])
-    )
+    erp.save_customer(Customer("C-001", "Acme S.A.", "A12345674", [("Ana Pérez", "ana@acme.es")]))
     acme = crm.organizations.get_by_external_ref("erp:C-001")
     print("organization:", acme.name, "| tax id:", acme.tax_id, "| version:", acme.version)
     print("contacts:", [c.full_name for c in crm.contacts.at(acme)])
 
     # saving it again changes nothing; renaming it updates the organization
-    erp.save_customer(
-        Customer("C-001", "Acme S.A.", "A12345674", [("Ana Pérez", "ana@acme.es")])
-    )
+    erp.save_customer(Customer("C-001", "Acme S.A.", "A12345674", [("Ana Pérez", "ana@acme.es")]))
     print("after an identical save, version:", crm.organizations.get(acme.id).version)
     erp.save_customer(
         Customer("C-001", "Acme Iberia S.A.", "A12345674", [("Ana Pérez", "ana@acme.es")])
