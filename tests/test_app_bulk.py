@@ -1,7 +1,8 @@
 """bulk_create's fast paths change nothing a caller can see.
 
 Items are validated stage by stage (arguments, e-mail addresses, entities)
-with the garbage collector paused, and creations are audited from compact
+with the garbage collector paused, records are made by generated builders that
+skip re-converting defaults, and creations are audited from compact
 (field, value) pairs.  These tests pin what must stay as it was: the first
 invalid item is the one reported, nothing is written on failure, the audit
 trail and ``history()`` hold the same entries as for records created one by
@@ -11,7 +12,8 @@ one, and the caller's items and the collector are left as they were.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -20,13 +22,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crmkit
-from crmkit import AuditAction, AuditChange, EmailAddress, ValidationError
+from crmkit import AuditAction, AuditChange, EmailAddress, Organization, ValidationError
 from crmkit.app import _created_changes, _json
+from crmkit.core import changes
 from crmkit.core.entities import Entity
+from crmkit.core.ids import uuid7
 from crmkit.serialization import converter
+from crmkit.services.base import _builder, _checked_builder
 from tests.conftest import FixedClock
 from tests.conftest import record_counts as counts
-from tests.strategies import entities
+from tests.strategies import any_garbage, entities
 
 # ------------------------------------------------------------- audit values
 
@@ -114,6 +119,87 @@ def test_history_of_a_bulk_created_record_keeps_its_creation_after_updates(
         AuditChange("name", "Acme S.L.", "Acme Iberia"),
         AuditChange("tags", ["vip"], []),
     ) == updated.changes
+
+
+# ------------------------------------------------------------- builders
+
+
+def _outcome(call: Callable[[], Entity]) -> object:
+    """What ``call`` gives: every field of the record, or the error it raises."""
+    try:
+        entity = call()
+    except ValidationError as error:
+        return ("error", error.field, error.code, error.reason)
+    return [(a.name, getattr(entity, a.name)) for a in attrs.fields(type(entity))]
+
+
+@settings(max_examples=400)
+@given(data=st.data(), entity=entities)
+def test_builders_make_what_changes_create_makes(data: st.DataObject, entity: Entity) -> None:
+    """Any field subset, valid values or garbage: the same record or the same error."""
+    cls = type(entity)
+    settable = [
+        a for a in attrs.fields(cls) if a.init and a.name not in {*cls.SYSTEM_FIELDS, "custom"}
+    ]
+    required = [a.name for a in settable if a.default is attrs.NOTHING]
+    optional = [a.name for a in settable if a.default is not attrs.NOTHING]
+    names = required + data.draw(st.lists(st.sampled_from(optional), unique=True), label="names")
+    values: dict[str, Any] = {name: getattr(entity, name) for name in names}
+    spoil: bool = data.draw(st.booleans(), label="garbage")
+    if spoil:
+        spoiled = data.draw(st.sampled_from(names), label="spoiled")
+        values[spoiled] = data.draw(any_garbage(spoiled), label="value")
+    id, now = uuid7(), datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    build = _builder(cls, tuple(values))
+    assert build is not None
+
+    expected = _outcome(lambda: changes.create(cls, id=id, now=now, **values)[0])
+
+    assert expected == _outcome(lambda: build(values, id, now))
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("name", "version"), ("name", "colour"), ("tax_id",), ("name", "custom")],
+    ids=["system field", "unknown field", "required field missing", "custom values"],
+)
+def test_no_builder_where_changes_create_does_more(names: tuple[str, ...]) -> None:
+    """System, unknown or missing fields and custom values are left to changes.create."""
+    assert _builder(Organization, names) is None
+
+
+def test_a_builder_that_disagrees_with_changes_create_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If changes.create makes something else of the first record, every record uses it."""
+    original = changes.create
+
+    def shouting(cls: type[Entity], **values: Any) -> Any:
+        return original(cls, **{**values, "name": values["name"].upper()})
+
+    monkeypatch.setattr(changes, "create", shouting)
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    entity, build = _checked_builder(Organization, {"name": "Acme", "tax_id": "B1"}, now)
+
+    assert "ACME" == entity.name
+    assert build is None
+
+
+def test_bulk_created_records_equal_those_created_one_by_one(memory_crm: crmkit.CRM) -> None:
+    """Records from builders equal create()'s, derived name key included."""
+    bulk = memory_crm.organizations.bulk_create([_acme(), _acme(name="Beta S.A.", tags=[])])
+    alone = memory_crm.organizations.create(**_acme())
+
+    def fields(record: Entity) -> list[tuple[str, object]]:
+        return [
+            (a.name, getattr(record, a.name))
+            for a in attrs.fields(type(record))
+            if a.name not in ("id",)
+        ]
+
+    assert fields(alone) == fields(bulk[0])
+    assert ("beta", ()) == (bulk[1].name_key, bulk[1].tags)
 
 
 # --------------------------------------------------------- invalid items

@@ -242,12 +242,7 @@ class _Service(Generic[E, I]):
             attrs.evolve(o, field=self._aliases[o.field][0]) if o.field in self._aliases else o
             for o in query.order
         )
-        resolved = attrs.evolve(
-            query,
-            filters=tuple(filters),
-            order=order,
-            custom_kinds=self._crm.custom_fields.kinds(self._cls.ENTITY),
-        )
+        resolved = attrs.evolve(query, filters=tuple(filters), order=order)
         try:
             check_query(self._cls, resolved)
         except ValidationError as error:
@@ -328,9 +323,6 @@ class _Service(Generic[E, I]):
             if alias is not None:
                 target, cls = alias
                 fields[target] = None if value is None else resolve(uow, cls, value, name)
-            elif name == "custom":  # checked against the definitions; applied by changes
-                if self._crm.custom_fields.applies(self._cls.ENTITY, value):
-                    fields[name] = self._crm.custom_fields.patch(uow, self._cls.ENTITY, value)
             elif name == "phones":
                 fields[name] = _phones(value, self._crm.default_region, name)
             else:
@@ -378,8 +370,6 @@ class _Service(Generic[E, I]):
                         f"is not an argument of {self._cls.ENTITY} creation",
                         code="unknown_field",
                     )
-            if "custom" in allowed and "custom" not in item:  # defaults, required fields
-                item = {**item, "custom": None}
             return self._prepare(uow, self._creating(item), resolve)
 
         def one_by_one(uow: UnitOfWork) -> list[E]:
@@ -402,7 +392,9 @@ class _Service(Generic[E, I]):
             now = self._crm.now()
             prepared = [fields_of(uow, item) for item in items]
             _parse_emails(self._cls, prepared)
-            return [self._new(fields, now)[0] for fields in prepared]
+            if type(self)._new is not _Service._new:  # the service makes its records itself
+                return [self._new(fields, now)[0] for fields in prepared]
+            return [_new_record(self._cls, fields, now) for fields in prepared]
 
         def validate(uow: UnitOfWork) -> list[E]:
             try:
@@ -599,6 +591,147 @@ def _email_fields(cls: type[Entity]) -> tuple[tuple[str, bool], ...]:
                 fields.append((name, False))
         found = _EMAIL_FIELDS[cls] = tuple(fields)
     return found
+
+
+def _new_record(cls: type[E], fields: dict[str, Any], now: datetime) -> E:
+    """``changes.create(cls, id=uuid7(), now=now, **fields)``'s record, built by a
+    :func:`_builder` when there is one for these field names."""
+    key = (cls, tuple(fields))
+    try:
+        build = _BUILDERS[key]
+    except KeyError:
+        if len(_BUILDERS) >= 1000:  # items with ever new key orders: start over
+            _BUILDERS.clear()
+        entity, _BUILDERS[key] = _checked_builder(cls, fields, now)
+        return entity
+    if build is None:
+        return changes.create(cls, id=uuid7(), now=now, **fields)[0]
+    return typing.cast(E, build(fields, uuid7(), now))
+
+
+_Builder = Callable[[dict[str, Any], UUID, datetime], Entity]
+_BUILDERS: dict[tuple[type[Entity], tuple[str, ...]], _Builder | None] = {}
+_UNKNOWN: Final = object()
+
+#: the system fields of a new record as ``changes.create`` sets them (builder code)
+_NEW_RECORD: Final = {
+    "id": "id",
+    "version": "1",
+    "created_at": "now",
+    "updated_at": "now",
+    "archived": "False",
+}
+
+
+def _checked_builder(
+    cls: type[E], fields: dict[str, Any], now: datetime
+) -> tuple[E, _Builder | None]:
+    """The record ``changes.create`` makes of ``fields``, and a builder making the
+    same from values under the same names, or ``None`` if its first record differs.
+
+    Raises:
+        ValidationError: ``fields`` are invalid (nothing is decided then).
+    """
+    id = uuid7()
+    entity, _ = changes.create(cls, id=id, now=now, **fields)
+    build = _builder(cls, tuple(fields))
+    if build is None:
+        return entity, None
+    try:
+        built = build(fields, id, now)
+    except Exception:  # not what changes.create does: do not use it
+        return entity, None
+    same = type(built) is type(entity) and all(
+        getattr(built, a.name) == getattr(entity, a.name) for a in attrs.fields(cls)
+    )
+    return entity, build if same else None
+
+
+def _builder(cls: type[Entity], names: tuple[str, ...]) -> _Builder | None:
+    """A function doing what ``changes.create`` does for values given under ``names``.
+
+    attrs' ``__init__`` runs every field's converter, also on defaults, which
+    for an organization is half its cost.  This generated function runs the
+    converters of the values given, takes each other field's default as its
+    converter made it (computed once: converters are pure, the defaults they
+    give immutable), then runs every validator and ``__attrs_post_init__``, as
+    ``__init__`` does.  ``None`` when ``cls`` or ``names`` need an attrs
+    feature or a ``changes.create`` step this does not reproduce.
+    ``bulk_create`` also checks that the first record it builds equals the one
+    ``changes.create`` makes.
+    """
+    given = set(names)
+    if (
+        len(given) != len(names)
+        or given & cls.SYSTEM_FIELDS
+        or "custom" in given  # changes.create turns a custom-field patch into values
+        or hasattr(cls, "__attrs_pre_init__")
+        or any("_attrs_cached_hash" in getattr(c, "__slots__", ()) for c in cls.__mro__)
+    ):
+        return None
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_set": object.__setattr__,
+        "_cls": cls,
+        "_validators_disabled": attrs.validators.get_disabled,
+    }
+    lines = ["def build(values, id, now):", "    o = _new(_cls)"]
+    checks = []
+    used = set()
+    for n, a in enumerate(attrs.fields(cls)):
+        if not a.init:
+            if a.default is not attrs.NOTHING or a.validator is not None:
+                return None
+            continue  # set by __attrs_post_init__
+        if isinstance(a.converter, attrs.Converter):  # it takes the instance or the field
+            return None
+        if a.alias in _NEW_RECORD or a.alias in given:
+            value = _NEW_RECORD.get(a.alias) or f"values[{a.alias!r}]"
+            used.add(a.alias)
+            if a.converter is not None:
+                namespace[f"_convert{n}"] = a.converter
+                value = f"_convert{n}({value})"
+        else:
+            default = _converted_default(a)
+            if default is _UNKNOWN:
+                return None
+            namespace[f"_default{n}"] = default
+            value = f"_default{n}"
+        lines.append(f"    _set(o, {a.name!r}, {value})")
+        if a.validator is not None:
+            namespace[f"_validate{n}"] = a.validator
+            namespace[f"_field{n}"] = a
+            checks.append(f"        _validate{n}(o, _field{n}, o.{a.name})")
+    if used != given | _NEW_RECORD.keys():
+        return None
+    if checks:
+        lines.append("    if not _validators_disabled():")
+        lines += checks
+    if hasattr(cls, "__attrs_post_init__"):
+        lines.append("    o.__attrs_post_init__()")
+    lines.append("    return o")
+    exec("\n".join(lines), namespace)
+    build: _Builder = namespace["build"]
+    return build
+
+
+def _converted_default(a: attrs.Attribute[Any]) -> object:
+    """The field's default as its converter makes it, if that can be shared (or ``_UNKNOWN``)."""
+    default: Any = a.default
+    if default is attrs.NOTHING:
+        return _UNKNOWN
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if default.takes_self:
+            return _UNKNOWN
+        default = default.factory()
+    convert = typing.cast(Callable[[Any], Any] | None, a.converter)  # no attrs.Converter here
+    try:
+        if convert is not None:
+            default = convert(default)
+        hash(default)  # immutable: shared by every record
+    except Exception:  # then attrs' own __init__ decides
+        return _UNKNOWN
+    return default
 
 
 class _CollectorPause:
