@@ -28,7 +28,7 @@ from crmkit.stores.schema import (
     audit_table,
     codec,
 )
-from crmkit.stores.sql import _audit_writer, _bind_processor, _Compiled
+from crmkit.stores.sql import _audit_writer, _bind_processor, _Compiled, _result_processor
 from tests.strategies import entities
 
 DIALECTS = {
@@ -155,6 +155,22 @@ def test_timestamp_binds_remember_only_the_very_same_value(dialect: str) -> None
     values = [first, first, same_instant_elsewhere, later, first, later, later]
 
     assert [plain(v) for v in values] == [cached(v) for v in values]
+
+
+@pytest.mark.parametrize("value", [[], {}, ["a"], {"a": [1, {}]}, "{}", 0])
+def test_sqlite_json_shortcuts_write_and_read_what_json_does(value: object) -> None:
+    """Empty lists and objects skip the JSON encoder and decoder with the same result."""
+    column, dialect = audit_table.c.changes, DIALECTS["sqlite"]
+    plain_bind = column.type._cached_bind_processor(dialect)
+    plain_result = column.type._cached_result_processor(dialect, None)
+    bind, result = _bind_processor(column, dialect), _result_processor(column, dialect)
+    assert plain_bind is not None
+    assert plain_result is not None
+    assert bind is not None
+    assert result is not None
+
+    assert plain_bind(value) == bind(value)
+    assert plain_result(plain_bind(value)) == result(bind(value))
 
 
 _ID = UUID(int=7)

@@ -563,7 +563,7 @@ def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[
     """SQLAlchemy's result processor for ``column``, with SQLite shortcuts.
 
     SQLite returns datetimes as ISO text in UTC (``datetime.fromisoformat``
-    reads it directly) and JSON as text (an empty list needs no decoder).
+    reads it directly) and JSON as text (an empty list or object needs no decoder).
     """
     processor: Callable[[Any], Any] | None = column.type._cached_result_processor(dialect, None)
     if dialect.name != "sqlite" or processor is None:
@@ -574,7 +574,9 @@ def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[
         decode = processor
 
         def json_value(value: Any) -> Any:
-            return [] if value == "[]" else decode(value)
+            if value == "[]":
+                return []
+            return {} if value == "{}" else decode(value)  # no custom values
 
         return json_value
     return processor
@@ -588,7 +590,8 @@ def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[An
     """SQLAlchemy's bind processor for ``column``, with a shortcut for empty JSON lists.
 
     On SQLite the JSON processor is ``json.dumps``; most collections (tags,
-    phones, addresses) are empty, and ``"[]"`` needs no encoder.
+    phones, addresses) and custom values are empty, and ``"[]"`` and ``"{}"``
+    need no encoder.
     """
     processor: Callable[[Any], Any] | None = column.type._cached_bind_processor(dialect)
     if processor is not None and isinstance(column.type, UtcDateTime):
@@ -598,7 +601,9 @@ def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[An
     encode = processor
 
     def json_text(value: Any) -> Any:
-        return "[]" if value == [] else encode(value)
+        if value == []:
+            return "[]"
+        return "{}" if value == {} else encode(value)  # no custom values
 
     return json_text
 
