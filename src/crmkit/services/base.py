@@ -242,7 +242,12 @@ class _Service(Generic[E, I]):
             attrs.evolve(o, field=self._aliases[o.field][0]) if o.field in self._aliases else o
             for o in query.order
         )
-        resolved = attrs.evolve(query, filters=tuple(filters), order=order)
+        resolved = attrs.evolve(
+            query,
+            filters=tuple(filters),
+            order=order,
+            custom_kinds=self._crm.custom_fields.kinds(self._cls.ENTITY),
+        )
         try:
             check_query(self._cls, resolved)
         except ValidationError as error:
@@ -323,6 +328,9 @@ class _Service(Generic[E, I]):
             if alias is not None:
                 target, cls = alias
                 fields[target] = None if value is None else resolve(uow, cls, value, name)
+            elif name == "custom":  # checked against the definitions; applied by changes
+                if self._crm.custom_fields.applies(self._cls.ENTITY, value):
+                    fields[name] = self._crm.custom_fields.patch(uow, self._cls.ENTITY, value)
             elif name == "phones":
                 fields[name] = _phones(value, self._crm.default_region, name)
             else:
@@ -370,6 +378,8 @@ class _Service(Generic[E, I]):
                         f"is not an argument of {self._cls.ENTITY} creation",
                         code="unknown_field",
                     )
+            if "custom" in allowed and "custom" not in item:  # defaults, required fields
+                item = {**item, "custom": None}
             return self._prepare(uow, self._creating(item), resolve)
 
         def one_by_one(uow: UnitOfWork) -> list[E]:
