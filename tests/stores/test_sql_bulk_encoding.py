@@ -1,9 +1,10 @@
-"""The fast insert paths write exactly what the general codecs write.
+"""The fast SQL paths write and read exactly what the general codecs do.
 
 ``add_many`` builds each row's driver parameters in one generated pass, the
-audit log writes its ``changes`` JSON text itself on SQLite, and timestamp
-binds remember their last value.  Each is checked against the general path it
-replaces: the row codec + SQLAlchemy's bind processors, and ``json.dumps``.
+audit log writes its ``changes`` JSON text itself on SQLite, timestamp binds
+remember their last value, and point reads share the decoded value of empty
+JSON collections.  Each is checked against the general path it replaces: the
+row codec + SQLAlchemy's bind processors, ``json.dumps``, the plain reader.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+import attrs
 import pytest
 import sqlalchemy as sa
 from hypothesis import given
@@ -63,6 +65,22 @@ def test_insert_writer_gives_the_row_codec_parameters(dialect: str, entity: Enti
     actual = compiled.writer(entity_codec)(entity)
 
     assert _comparable(expected) == _comparable(actual)
+
+
+@given(entity=entities)
+def test_sqlite_reader_reads_back_what_the_writer_wrote(entity: Entity) -> None:
+    """A row as SQLite returns it reads back as the entity, empty collections shared or not."""
+    entity_codec = codec(type(entity))
+    compiled = _Compiled(TABLES[type(entity)], DIALECTS["sqlite"])
+    written = dict(zip(compiled.insert_names, compiled.writer(entity_codec)(entity), strict=True))
+    raw = [written[name] for name in compiled.names]
+    plain = entity_codec.reader(compiled.names, compiled.results)
+    sharing = entity_codec.reader(compiled.names, compiled.results, common=("[]", "{}"))
+
+    for read in (plain, sharing):
+        back = read(raw)
+        for field in attrs.fields(type(entity)):
+            assert getattr(entity, field.name) == getattr(back, field.name), field.name
 
 
 @given(entity=entities)

@@ -445,7 +445,11 @@ class EntityCodec:
         return row
 
     def reader(
-        self, names: Sequence[str], processors: Sequence[Callable[[Any], Any] | None]
+        self,
+        names: Sequence[str],
+        processors: Sequence[Callable[[Any], Any] | None],
+        *,
+        common: Sequence[str] = (),
     ) -> Callable[[Sequence[Any]], Entity]:
         """A function building the entity from a raw driver row in one pass.
 
@@ -456,6 +460,9 @@ class EntityCodec:
         Args:
             names: the column name of each position of the raw row.
             processors: the result processor of each column (or None).
+            common: raw text values frequent in the row (SQLite's ``"[]"`` of an
+                empty collection): where a column decodes one to an immutable
+                value, that value is computed once and shared.
         """
         index = {name: i for i, name in enumerate(names)}
         namespace: dict[str, Any] = {
@@ -476,9 +483,18 @@ class EntityCodec:
             if not steps:
                 lines.append(f"    _set(o, {name!r}, raw[{i}])")
                 continue
-            namespace[f"_f{n}"] = steps[0] if len(steps) == 1 else _compose(steps[0], steps[1])
+            decode = steps[0] if len(steps) == 1 else _compose(steps[0], steps[1])
+            namespace[f"_f{n}"] = decode
             lines.append(f"    v = raw[{i}]")
-            lines.append(f"    _set(o, {name!r}, None if v is None else _f{n}(v))")
+            known = _decoded_once(decode, common)
+            if known:
+                namespace[f"_known{n}"] = known
+                lines.append(
+                    f"    _set(o, {name!r}, _known{n}[v] if v in _known{n} "
+                    f"else None if v is None else _f{n}(v))"
+                )
+            else:
+                lines.append(f"    _set(o, {name!r}, None if v is None else _f{n}(v))")
         lines.append("    return o")
         exec("\n".join(lines), namespace)
         reader: Callable[[Sequence[Any]], Entity] = namespace["read"]
@@ -556,6 +572,19 @@ class EntityCodec:
             value = row[name]
             values[name] = value if dec is None or value is None else dec(value)
         return typing.cast(Entity, _trusted(self.cls, values))
+
+
+def _decoded_once(decode: Callable[[Any], Any], raws: Sequence[str]) -> dict[str, Any]:
+    """The raw values ``decode`` turns into immutable values, with those values."""
+    known = {}
+    for raw in raws:
+        try:
+            value = decode(raw)
+            hash(value)  # immutable: shared by every record read
+        except Exception:  # not a value of this column
+            continue
+        known[raw] = value
+    return known
 
 
 def _compose(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:

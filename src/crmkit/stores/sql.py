@@ -548,7 +548,9 @@ class _Compiled:
         """The entity a raw driver row of this table stores."""
         reader = self._readers.get(codec.cls)
         if reader is None:
-            reader = self._readers[codec.cls] = codec.reader(self.names, self.results)
+            common = ("[]", "{}") if self._sqlite else ()  # empty collections, custom values
+            reader = codec.reader(self.names, self.results, common=common)
+            self._readers[codec.cls] = reader
         return reader(raw)
 
     def decode(self, raw: Sequence[Any]) -> dict[str, Any]:
