@@ -719,17 +719,23 @@ class CRM:
 
 
 def _created_changes(entity: Entity) -> CreatedChanges:
-    """The audit changes of a creation: every field that holds a value (JSON form)."""
+    """The audit changes of a creation: every field that holds a value (JSON form).
+
+    Computed when first read (:meth:`CreatedChanges.of`): ``SqlStore`` on
+    SQLite builds the same JSON from the stored row, checking it against this.
+    """
+    return CreatedChanges.of(entity, _created_pairs)
+
+
+def _created_pairs(entity: Entity) -> list[tuple[str, object]]:
     names, values = _audited_fields(type(entity))
-    return CreatedChanges(
-        [
-            (name, _json(value))
-            for name, value in zip(names, values(entity), strict=True)
-            if value is not None
-            and value is not False
-            and (value or not isinstance(value, _COLLECTIONS))  # nor empty collections
-        ]
-    )
+    return [
+        (name, _json(value))
+        for name, value in zip(names, values(entity), strict=True)
+        if value is not None
+        and value is not False
+        and (value or not isinstance(value, _COLLECTIONS))  # nor empty collections
+    ]
 
 
 #: collections a creation audits only when they hold something

@@ -11,12 +11,14 @@ survives schema changes of the entities themselves.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import final, overload
 from uuid import UUID
 
 from attrs import frozen
+
+from crmkit.core.entities import Entity
 
 __all__ = ["AuditAction", "AuditChange", "AuditEntry", "CreatedChanges"]
 
@@ -47,12 +49,38 @@ class CreatedChanges(Sequence[AuditChange]):
     kept as ``(field, new)`` pairs: a change object is made only when one is
     read, and stores that write JSON read :attr:`pairs` directly (creations
     are most of a bulk insert's audit).
+
+    Made with :meth:`of`, it keeps the new record and computes the pairs when
+    first read; a store may derive the same changes from the row it stored
+    instead (``SqlStore`` builds their JSON in SQL on SQLite).
     """
 
-    __slots__ = ("pairs",)
+    __slots__ = ("_pairs", "_snapshot", "entity")
 
     def __init__(self, pairs: Sequence[tuple[str, object]]) -> None:
-        self.pairs = pairs
+        self._pairs: Sequence[tuple[str, object]] | None = pairs
+        self._snapshot: Callable[[Entity], Sequence[tuple[str, object]]] | None = None
+        #: the record created, when made with :meth:`of`
+        self.entity: Entity | None = None
+
+    @classmethod
+    def of(
+        cls, entity: Entity, snapshot: Callable[[Entity], Sequence[tuple[str, object]]]
+    ) -> CreatedChanges:
+        """The changes of creating ``entity``: ``snapshot(entity)``, called when first read."""
+        changes = cls(())
+        changes._pairs, changes._snapshot, changes.entity = None, snapshot, entity
+        return changes
+
+    @property
+    def pairs(self) -> Sequence[tuple[str, object]]:
+        """``(field, new value in JSON form)`` of each change, in field order."""
+        pairs = self._pairs
+        if pairs is None:
+            assert self._snapshot is not None
+            assert self.entity is not None
+            pairs = self._pairs = self._snapshot(self.entity)
+        return pairs
 
     def __len__(self) -> int:
         return len(self.pairs)

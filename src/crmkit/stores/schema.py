@@ -80,6 +80,7 @@ __all__ = [
     "audit_changes_json",
     "audit_table",
     "codec",
+    "created_changes_sql",
     "metadata",
 ]
 
@@ -676,6 +677,52 @@ def audit_row(
         "actor": actor,
         "at": at,
     }
+
+
+def created_changes_sql(cls: type[Entity], row: str) -> str | None:
+    """SQLite: an expression giving the JSON text of the creation audit of the
+    record in table alias ``row``, or ``None`` if a field is of a kind it cannot write.
+
+    The changes are those ``crmkit.app`` audits on creation: each field but the
+    system ones that holds a value (not NULL, not false, not an empty
+    collection or empty custom values), new value in JSON form, in field order.
+    Every column kind handled stores that JSON form or its text: collections
+    and custom values as the converter's JSON, enums by value, ids as 32 hex
+    digits (written back with hyphens).  Text may escape differently from
+    ``json.dumps`` (UTF-8, not ``\\u`` escapes); it decodes the same.
+    """
+    kinds = {f.name: f.kind for f in field_codecs(cls)}
+    parts = []
+    for a in attrs.fields(cls):
+        if not a.init or a.name in Entity.SYSTEM_FIELDS:
+            continue
+        column = f'{row}."{a.name}"'
+        prefix = f'\'{{"field": {_quote(a.name)}, "old": null, "new": \''
+        kind = kinds[a.name]
+        if kind in (_Kind.TEXT, _Kind.INT, _Kind.ENUM, _Kind.EMAIL, _Kind.PHONE):
+            held, value = f"{column} IS NOT NULL", f"json_quote({column})"
+        elif kind is _Kind.BOOL:
+            held, value = column, "'true'"
+        elif kind is _Kind.UUID:
+            held = f"{column} IS NOT NULL"
+            value = (
+                "'\"' || "
+                + " || '-' || ".join(
+                    f"substr({column}, {start}, {length})"
+                    for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+                )
+                + " || '\"'"
+            )
+        elif kind is _Kind.JSON:
+            held, value = f"{column} IS NOT NULL AND {column} <> '[]'", column
+        elif kind is _Kind.CUSTOM:
+            held, value = f"{column} IS NOT NULL AND {column} <> '{{}}'", column
+        else:  # datetimes, dates, decimals, money: written by Python
+            return None
+        parts.append(f"CASE WHEN {held} THEN {prefix} || {value} || '}}, ' ELSE '' END")
+    if not parts:
+        return "'[]'"
+    return "'[' || rtrim(" + " || ".join(parts) + ", ', ') || ']'"
 
 
 def audit_changes_json(changes: typing.Sequence[AuditChange]) -> str:

@@ -18,6 +18,7 @@ locks and serialization failures a retryable :class:`~crmkit.StorageError`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -34,7 +35,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
-from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
 from crmkit.core.contact_points import PhoneNumber
 from crmkit.core.custom_fields import CUSTOM_PREFIX, TYPES_KEY
 from crmkit.core.entities import Entity, FieldKind
@@ -57,6 +58,7 @@ from crmkit.stores.schema import (
     audit_row,
     audit_table,
     codec,
+    created_changes_sql,
     table_name,
 )
 
@@ -857,6 +859,79 @@ def _same(value: Any) -> Any:
 
 _audit_writers: dict[str, _AuditWriter] = {}
 
+# ---------------------------------------------- creations audited in SQLite
+# A bulk insert's creation audit is most of its cost in Python: the JSON of
+# every field of every record.  SQLite builds the same JSON from the rows just
+# stored (created_changes_sql), with one INSERT ... SELECT per run of
+# creations; the first record of each run is checked against Python's JSON.
+
+#: runs of fewer creations are audited by Python (the check would cost more)
+SQL_AUDIT_MIN_RUN: Final = 16
+
+
+class _CreationPlan:
+    """How SQLite audits creations of one entity type from their stored rows."""
+
+    __slots__ = ("check_sql", "insert_sql")
+
+    def __init__(self, cls: type[Entity], changes: str):
+        table = table_name(cls)
+        # a record changed since (another version) gets NULL changes: the insert fails
+        self.insert_sql = (
+            "INSERT INTO audit_log (entity, entity_id, version, action, changes, actor, at) "
+            f"SELECT ?, j.value, ?, '{AuditAction.CREATE.value}', "
+            f"CASE WHEN t.id IS NULL THEN NULL ELSE {changes} END, ?, ? "
+            f'FROM json_each(?) AS j LEFT JOIN "{table}" AS t ON t.id = j.value AND t.version = ? '
+            "ORDER BY j.key"
+        )
+        self.check_sql = f'SELECT {changes} FROM "{table}" AS t WHERE t.id = ? AND t.version = ?'
+
+
+_creation_plans: dict[type[Entity], _CreationPlan | None] = {}
+
+
+def _creation_plan(cls: type[Entity]) -> _CreationPlan | None:
+    try:
+        return _creation_plans[cls]
+    except KeyError:
+        changes = created_changes_sql(cls, "t") if cls in TABLES else None
+        plan = _creation_plans[cls] = None if changes is None else _CreationPlan(cls, changes)
+        return plan
+
+
+def _id_bind(dialect: sa.Dialect) -> Callable[[Any], Any]:
+    """The bind processor of audit_log's ``entity_id``."""
+    found = _id_binds.get(dialect.name)
+    if found is None:
+        compiled = _compiled(audit_table, dialect)
+        binds = dict(zip(compiled.insert_names, compiled.binds, strict=True))
+        found = _id_binds[dialect.name] = binds["entity_id"] or _same
+    return found
+
+
+_id_binds: dict[str, Callable[[Any], Any]] = {}
+
+
+class _Creation:
+    """A pending creation audit entry (``_SqlAudit.append``'s arguments) SQLite may write."""
+
+    __slots__ = ("entry", "plan")
+
+    def __init__(self, plan: _CreationPlan, entry: tuple[Any, ...]):
+        self.plan = plan
+        self.entry = entry
+
+    def joins(self, other: object) -> bool:
+        """Whether ``other`` can be audited by the same INSERT: same type, version, actor, time."""
+        if type(other) is not _Creation or other.plan is not self.plan:
+            return False
+        mine, theirs = self.entry, other.entry
+        return (
+            mine[2] == theirs[2]
+            and mine[5] == theirs[5]
+            and (mine[6] is theirs[6] or mine[6] == theirs[6])
+        )
+
 
 class _SqlAudit:
     def __init__(self, uow: _SqlUnitOfWork):
@@ -866,6 +941,8 @@ class _SqlAudit:
         if found is None:
             found = _audit_writers[dialect.name] = _audit_writer(dialect)
         self._write = found
+        self._sqlite = dialect.name == "sqlite"
+        self._bind_id = _id_bind(dialect)
 
     def append(
         self,
@@ -878,21 +955,61 @@ class _SqlAudit:
         actor: str | None,
         at: datetime,
     ) -> None:
-        self._uow.pending_audit.append(
-            self._write(entity, entity_id, version, action, changes, actor, at)
-        )
+        entry = (entity, entity_id, version, action, changes, actor, at)
+        if self._sqlite and type(changes) is CreatedChanges and changes.entity is not None:
+            plan = _creation_plan(type(changes.entity))
+            if plan is not None and action is AuditAction.CREATE:
+                self._uow.pending_audit.append(_Creation(plan, entry))
+                return
+        self._uow.pending_audit.append(self._write(*entry))
 
     def flush(self) -> None:
         rows = self._uow.pending_audit
         if rows:
-            compiled = _compiled(audit_table, self._uow.connection.dialect)
             with _translating():
                 cursor = self._uow.cursor()
                 try:
-                    cursor.executemany(compiled.insert_sql, rows)
+                    self._insert(cursor, rows)
                 finally:
                     cursor.close()
             self._uow.pending_audit = []
+
+    def _insert(self, cursor: Any, rows: list[Any]) -> None:
+        """Insert pending entries in order; runs of like creations by SQL where it can."""
+        insert_sql = _compiled(audit_table, self._uow.connection.dialect).insert_sql
+        start = 0
+        while start < len(rows):
+            first, end = rows[start], start + 1
+            if type(first) is _Creation:
+                while end < len(rows) and first.joins(rows[end]):
+                    end += 1
+                run = rows[start:end]
+                if len(run) < SQL_AUDIT_MIN_RUN or not self._insert_by_sql(cursor, run):
+                    cursor.executemany(insert_sql, [self._write(*c.entry) for c in run])
+            else:
+                while end < len(rows) and type(rows[end]) is not _Creation:
+                    end += 1
+                cursor.executemany(insert_sql, rows[start:end])
+            start = end
+
+    def _insert_by_sql(self, cursor: Any, run: list[_Creation]) -> bool:
+        """Audit a run of creations with one INSERT ... SELECT; False if SQL cannot."""
+        plan = run[0].plan
+        entity, _, version, _, changes, actor, _ = run[0].entry
+        params = dict(zip(_AUDIT_COLUMNS, self._write(*run[0].entry), strict=True))
+        by_sql = cursor.execute(plan.check_sql, (params["entity_id"], version)).fetchone()
+        if by_sql is None:  # the record changed since: Python has its creation values
+            return False
+        if json.loads(by_sql[0]) != json.loads(params["changes"]):  # pragma: no cover - a bug
+            _creation_plans[type(changes.entity)] = None  # never again for this type
+            return False
+        bind_id = self._bind_id
+        ids = '["' + '", "'.join([bind_id(c.entry[1]) for c in run]) + '"]'  # hex digits
+        try:
+            cursor.execute(plan.insert_sql, (entity, version, actor, params["at"], ids, version))
+        except sqlite3.IntegrityError:  # a record changed since (NULL changes): nothing written
+            return False
+        return True
 
     def history(self, entity_id: UUID) -> list[AuditEntry]:
         self.flush()
