@@ -120,6 +120,7 @@ from crmkit.services.cases import CaseService
 from crmkit.services.custom_fields import CustomFieldRegistry
 from crmkit.services.interactions import AgendaService, InteractionService
 from crmkit.services.leads import LeadService
+from crmkit.services.registry import Registry
 from crmkit.services.timeline import TimelineEntry, timeline
 from crmkit.stores.base import Store, UnitOfWork
 
@@ -1165,16 +1166,11 @@ class ContactService(_Service[Contact, ContactId]):
 # ------------------------------------------------------------ pipelines
 
 
-class PipelineRegistry:
+class PipelineRegistry(Registry[Pipeline]):
     """The sales pipelines this CRM knows, by key (registered by plugins or the API)."""
 
     def __init__(self) -> None:
-        self._pipelines: dict[str, Pipeline] = {}
-
-    def load(self, pipelines: Iterable[Pipeline]) -> None:
-        """Add pipelines that plugins registered (already checked)."""
-        for pipeline in pipelines:
-            self._pipelines[pipeline.key] = pipeline
+        super().__init__(Pipeline, "pipeline", "pipeline")
 
     def register(self, pipeline: Pipeline) -> Pipeline:
         """Add a pipeline through the API.
@@ -1187,36 +1183,7 @@ class PipelineRegistry:
         if not isinstance(pipeline, Pipeline):
             raise ValidationError("pipeline", "must be a Pipeline", code="type", value=pipeline)
         check_pipeline(pipeline)
-        if pipeline.key in self._pipelines:
-            raise DuplicateError("pipeline", "key", pipeline.key)
-        self._pipelines[pipeline.key] = pipeline
-        return pipeline
-
-    def get(self, key: str) -> Pipeline:
-        """The pipeline with ``key``.
-
-        Raises:
-            ValidationError: no such pipeline (field ``pipeline``, code ``reference``).
-        """
-        found = self._pipelines.get(key) if isinstance(key, str) else None
-        if found is None:
-            raise ValidationError(
-                "pipeline", "there is no pipeline with that key", code="reference", value=key
-            )
-        return found
-
-    def keys(self) -> list[str]:
-        """The keys of every pipeline, in registration order."""
-        return list(self._pipelines)
-
-    def __iter__(self) -> Iterator[Pipeline]:
-        return iter(list(self._pipelines.values()))
-
-    def __len__(self) -> int:
-        return len(self._pipelines)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._pipelines
+        return super().register(pipeline)
 
 
 # --------------------------------------------------------- opportunities
