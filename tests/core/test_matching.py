@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Final
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crmkit.core import matching
 from crmkit.core.matching import LEGAL_SUFFIXES, name_key
 
 #: Legal forms as people write them after a name.
@@ -173,3 +175,9 @@ def test_a_key_is_lower_case_words_separated_by_single_spaces(name: str) -> None
     assert key == " ".join(key.split())
     assert all(c.isalnum() or c == " " for c in key)
     assert key == key.casefold()
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_the_ascii_fast_path_folds_as_the_full_unicode_fold(name: str) -> None:
+    full = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", name).casefold())
+    assert matching._fold(name) == "".join(c for c in full if not unicodedata.combining(c))

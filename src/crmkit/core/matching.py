@@ -60,19 +60,33 @@ LEGAL_SUFFIXES: Final = frozenset(
     }
 )
 
-#: Multi-word legal forms, as folded word tuples ("s. de r.l." -> s de rl).
-_MULTI_WORD: Final = (
-    ("sa", "de", "cv"),
-    ("s", "de", "rl"),
-    ("s", "de", "rl", "de", "cv"),
-    ("s", "coop"),  # "S. Coop." (sociedad cooperativa)
+#: Multi-word legal forms, as folded word tuples ("s. de r.l." -> s de rl),
+#: longest first so "s de rl de cv" is dropped whole.
+_MULTI_WORD: Final = tuple(
+    sorted(
+        (
+            ("sa", "de", "cv"),
+            ("s", "de", "rl"),
+            ("s", "de", "rl", "de", "cv"),
+            ("s", "coop"),  # "S. Coop." (sociedad cooperativa)
+        ),
+        key=len,
+        reverse=True,
+    )
 )
+#: the last word of every multi-word form: only these can end one
+_MULTI_WORD_ENDS: Final = frozenset(form[-1] for form in _MULTI_WORD)
+
+#: dotted initials to join: "s.a." -> "sa", "s. l." -> "sl"
+_INITIALS: Final = re.compile(r"\b([a-z])\.\s?(?=[a-z]\b\.?)")
 
 #: a word: letters and digits of any script (``\w`` without the underscore)
 _WORD: Final = re.compile(r"[^\W_]+")
 
 
 def _fold(text: str) -> str:
+    if text.isascii():  # the common case: NFKD is the identity, no marks to drop
+        return text.lower()
     # compatibility caseless matching (Unicode 3.13): decompose, case-fold,
     # decompose again; then drop the accents (combining marks)
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
@@ -88,19 +102,23 @@ def name_key(name: str) -> str:
     True
     """
     folded = _fold(name)
-    # join dotted initials first: "s.a." -> "sa", "s. l." -> "sl"
-    folded = re.sub(r"\b([a-z])\.\s?(?=[a-z]\b\.?)", r"\1", folded)
+    if "." in folded:  # join dotted initials first
+        folded = _INITIALS.sub(r"\1", folded)
     words = _WORD.findall(folded)
-    changed = True
-    while changed and len(words) > 1:
-        changed = False
-        for form in sorted(_MULTI_WORD, key=len, reverse=True):
-            if len(words) > len(form) and tuple(words[-len(form) :]) == form:
-                words = words[: -len(form)]
-                changed = True
-                break
-        else:
-            if words[-1] in LEGAL_SUFFIXES:
-                words = words[:-1]
-                changed = True
+    while len(words) > 1:
+        last = words[-1]
+        if last in _MULTI_WORD_ENDS and _drop_multi_word(words):
+            continue
+        if last not in LEGAL_SUFFIXES:
+            break
+        del words[-1]
     return " ".join(words)
+
+
+def _drop_multi_word(words: list[str]) -> bool:
+    """Drop a multi-word legal form ending ``words`` (in place); whether one was."""
+    for form in _MULTI_WORD:
+        if len(words) > len(form) and tuple(words[-len(form) :]) == form:
+            del words[-len(form) :]
+            return True
+    return False
