@@ -25,6 +25,8 @@ from crmkit import (
     NotFoundError,
     Organization,
     Range,
+    Sequence,
+    SequenceStep,
     ValidationError,
 )
 from crmkit.core import changes
@@ -215,6 +217,47 @@ def test_bulk_creation_checks_and_defaults_every_item(tiers: crmkit.CRM) -> None
     assert [{"tier": "bronze"}, {"tier": "bronze", "score": 1}] == [o.custom for o in created]
     assert ("[1].custom.score", "out_of_range") == (info.value.field, info.value.code)
     assert 2 == tiers.organizations.count()
+
+
+def test_records_crmkit_creates_itself_get_the_defaults(any_crm: crmkit.CRM) -> None:
+    """A converted lead's organization and contact, follow-ups and sequence steps."""
+    for entity in ("organization", "contact", "interaction"):
+        _define(any_crm, "tier", "choice", entity=entity, choices=["a", "b"], default="b")
+    lead = any_crm.leads.create(company="Foo S.L.", first_name="Ana", last_name="Ruiz")
+    conversion = any_crm.leads.convert(lead.id)
+    assert conversion.organization is not None
+    assert conversion.contact is not None
+
+    call = any_crm.interactions.log(
+        kind="call", organization=conversion.organization.id, next_step="Send the proposal"
+    )
+    follow_up = any_crm.interactions.follow_ups(call.id)
+    two_calls = Sequence(
+        key="two-calls",
+        name="Two calls",
+        steps=[SequenceStep(kind="call"), SequenceStep(kind="call", after=timedelta(days=2))],
+    )
+    steps = any_crm.interactions.apply_sequence(two_calls, contact=conversion.contact.id)
+
+    assert {"tier": "b"} == any_crm.organizations.get(conversion.organization.id).custom
+    assert {"tier": "b"} == any_crm.contacts.get(conversion.contact.id).custom
+    assert [{"tier": "b"}] == [i.custom for i in follow_up]
+    assert [{"tier": "b"}] * 2 == [i.custom for i in steps]
+
+
+def test_a_required_field_without_default_stops_an_implicit_creation(
+    any_crm: crmkit.CRM,
+) -> None:
+    """The conversion would create an organization that cannot be valid: nothing is written."""
+    _define(any_crm, "vat_regime", "text", required=True)
+    lead = any_crm.leads.create(company="Foo S.L.", first_name="Ana", last_name="Ruiz")
+
+    with pytest.raises(ValidationError) as info:
+        any_crm.leads.convert(lead.id)
+
+    assert ("custom.vat_regime", "required") == (info.value.field, info.value.code)
+    assert 0 == any_crm.organizations.count() == any_crm.contacts.count()
+    assert any_crm.leads.get(lead.id).status is crmkit.LeadStatus.NEW
 
 
 # -------------------------------------------------------- the definitions

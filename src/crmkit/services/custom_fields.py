@@ -10,7 +10,7 @@ them through this registry.  Values live in each record's ``custom``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Final
+from typing import Any, Final
 
 from crmkit.core.cases import Case
 from crmkit.core.custom_fields import (
@@ -147,6 +147,18 @@ class CustomFieldRegistry:
         return any(
             f.default is not None or f.required for (e, _), f in self._fields.items() if e == entity
         )
+
+    def implied(self, uow: UnitOfWork, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` of a record crmkit creates on its own (a lead's converted
+        organization, a follow-up call), with the custom defaults a creation gets.
+
+        Raises:
+            ValidationError: a required field has no default (``custom.<key>``,
+                code ``required``): the operation creating it writes nothing.
+        """
+        if "custom" in fields or not self.applies(entity, None):
+            return fields
+        return {**fields, "custom": self.patch(uow, entity, None)}
 
     def patch(
         self, uow: UnitOfWork, entity: str, values: Mapping[str, object] | None

@@ -431,7 +431,9 @@ class InteractionService(_Service[Interaction, InteractionId]):
 
         def run(uow: UnitOfWork, events: list[Event]) -> list[Interaction]:
             now = self._crm.now()
-            fields = self._prepare(uow, common)
+            fields = self._crm.custom_fields.implied(
+                uow, Interaction.ENTITY, self._prepare(uow, common)
+            )
             planned: list[Interaction] = []
             for step, at in core.plan_sequence(chosen, start or now, self._crm.timezone):
                 interaction, event = changes.create(
@@ -620,22 +622,21 @@ class InteractionService(_Service[Interaction, InteractionId]):
     ) -> Interaction:
         assert done.occurred_at is not None
         tz = self._crm.timezone
-        follow, event = changes.create(
-            Interaction,
-            id=uuid7(),
-            now=now,
-            kind=next_kind or done.kind,
-            status=InteractionStatus.PLANNED,
-            scheduled_at=next_due or core.shift(done.occurred_at, DEFAULT_FOLLOW_UP, tz),
-            subject=done.next_step,
-            organization_id=done.organization_id,
-            contact_id=done.contact_id,
-            opportunity_id=done.opportunity_id,
-            case_id=done.case_id,
-            campaign_id=done.campaign_id,
-            assignee_id=done.assignee_id,
-            follow_up_of=done.id,
-        )
+        fields = {
+            "kind": next_kind or done.kind,
+            "status": InteractionStatus.PLANNED,
+            "scheduled_at": next_due or core.shift(done.occurred_at, DEFAULT_FOLLOW_UP, tz),
+            "subject": done.next_step,
+            "organization_id": done.organization_id,
+            "contact_id": done.contact_id,
+            "opportunity_id": done.opportunity_id,
+            "case_id": done.case_id,
+            "campaign_id": done.campaign_id,
+            "assignee_id": done.assignee_id,
+            "follow_up_of": done.id,
+        }
+        fields = self._crm.custom_fields.implied(uow, Interaction.ENTITY, fields)
+        follow, event = changes.create(Interaction, id=uuid7(), now=now, **fields)
         self._repo(uow).add(self._validated(follow, None))
         self._crm._record(uow, events, event)
         return follow

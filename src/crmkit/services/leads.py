@@ -608,6 +608,7 @@ class LeadService(_Service[Lead, LeadId]):
         fields: dict[str, Any],
         now: datetime,
     ) -> E:
+        fields = self._crm.custom_fields.implied(uow, cls.ENTITY, fields)
         entity, event = changes.create(cls, id=uuid7(), now=now, **fields)
         uow.repository(cls).add(self._validated(entity, None))
         self._crm._record(uow, events, event)
