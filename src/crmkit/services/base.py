@@ -23,6 +23,7 @@ import attrs
 
 from crmkit.core import changes
 from crmkit.core.contact_points import EmailAddress, PhoneNumber
+from crmkit.core.custom_fields import CUSTOM_ENTITIES
 from crmkit.core.entities import (
     Contact,
     Entity,
@@ -49,6 +50,8 @@ from crmkit.core.query import Contains, Eq, Filter, Has, In, Order, Query, Range
 from crmkit.stores.base import Repository, UnitOfWork
 
 if TYPE_CHECKING:
+    import pandas
+
     from crmkit.app import CRM
     from crmkit.plugins.host import DeliveryReport
 
@@ -171,6 +174,36 @@ class _Service(Generic[E, I]):
         """
         query = self._query(where, equals, order_by, limit, offset, archived)
         return self._crm._read(lambda uow: self._repo(uow).find(self._resolved(uow, query)))
+
+    def to_pandas(
+        self,
+        *where: Filter,
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        archived: bool | None = False,
+        **equals: object,
+    ) -> pandas.DataFrame:
+        """The records :meth:`find` returns, as a :class:`pandas.DataFrame`.
+
+        One row per record, one column per field; money as an exact
+        ``Decimal`` column plus ``<field>_currency``; custom fields as
+        ``custom.<key>`` columns (see :mod:`crmkit.frames`).  Needs the
+        ``pandas`` extra.
+
+        Raises:
+            ValidationError: bad criteria, as for :meth:`find`.
+            ImportError: pandas is not installed.
+        """
+        from crmkit.frames import records_frame
+
+        records = self.find(
+            *where, order_by=order_by, limit=limit, offset=offset, archived=archived, **equals
+        )
+        entity = self._cls.ENTITY
+        fields = self._crm.custom_fields
+        keys = [f.key for f in fields.for_entity(entity)] if entity in CUSTOM_ENTITIES else []
+        return records_frame(self._cls, records, keys)
 
     def count(self, *where: Filter, archived: bool | None = False, **equals: object) -> int:
         """How many records match (same criteria as :meth:`find`)."""

@@ -1,0 +1,116 @@
+"""Records as a :class:`pandas.DataFrame`, for notebooks and analysis.
+
+One row per record and one column per field, with values an analyst can use
+directly: enums as their values, ids as strings, money as an exact
+:class:`~decimal.Decimal` column plus a ``<field>_currency`` column, e-mail
+addresses and phone numbers as strings, collections as tuples, datetimes in
+UTC.  Custom fields become ``custom.<key>`` columns: every definition of the
+entity type, then any stored key whose definition was removed (values are
+never dropped silently).
+
+pandas is an optional extra (``pip install "crmkit[pandas]"``); without it,
+:func:`records_frame` raises :class:`ImportError` saying so.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import attrs
+
+from crmkit.core.contact_points import EmailAddress, PhoneNumber
+from crmkit.core.custom_fields import CUSTOM_PREFIX, CustomValues
+from crmkit.core.entities import Entity
+from crmkit.core.money import Money
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["records_frame"]
+
+
+def records_frame(
+    cls: type[Entity], records: Sequence[Entity], custom_keys: Iterable[str] = ()
+) -> pandas.DataFrame:
+    """The ``records`` of type ``cls`` as a DataFrame (columns even when empty).
+
+    Args:
+        cls: the records' type; its fields are the columns, in order.
+        records: the records, as ``find`` returns them.
+        custom_keys: the custom fields defined for ``cls``, in order.
+
+    Raises:
+        ImportError: pandas is not installed.
+    """
+    try:
+        import pandas as pd
+    except ImportError as error:  # pragma: no cover - the dev install has pandas
+        raise ImportError(
+            'to_pandas() needs pandas: pip install "crmkit[pandas]"', name="pandas"
+        ) from error
+    columns: dict[str, list[Any]] = {}
+    for field in attrs.fields(cls):
+        values = [getattr(record, field.name) for record in records]
+        if field.name == "custom":
+            columns.update(_custom_columns(values, custom_keys))
+        elif any(isinstance(value, Money) for value in values):
+            columns.update(_money_columns(field.name, values))
+        else:
+            columns[field.name] = [_cell(value) for value in values]
+    frame = pd.DataFrame(columns)
+    for name in ("created_at", "updated_at"):
+        if name in frame and records:
+            frame[name] = pd.to_datetime(frame[name], utc=True)
+    return frame
+
+
+def _custom_columns(values: list[Any], defined: Iterable[str]) -> dict[str, list[Any]]:
+    keys = dict.fromkeys(defined)  # ordered: the definitions, then removed ones' keys
+    for custom in values:
+        assert isinstance(custom, CustomValues)
+        keys.update(dict.fromkeys(custom))
+    columns: dict[str, list[Any]] = {}
+    for key in keys:
+        cells = [custom.get(key) for custom in values]
+        if any(isinstance(cell, Money) for cell in cells):
+            columns.update(_money_columns(CUSTOM_PREFIX + key, cells))
+        else:
+            columns[CUSTOM_PREFIX + key] = [_cell(cell) for cell in cells]
+    return columns
+
+
+def _money_columns(name: str, values: list[Any]) -> dict[str, list[Any]]:
+    return {
+        name: [None if value is None else value.amount for value in values],
+        f"{name}_currency": [None if value is None else value.currency for value in values],
+    }
+
+
+def _cell(value: object) -> object:
+    convert = _CELLS.get(type(value))
+    if convert is not None:
+        return convert(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def _collection(values: Iterable[object]) -> tuple[object, ...]:
+    return tuple(_cell(value) for value in values)
+
+
+_CELLS: dict[type, Callable[[Any], object]] = {
+    UUID: str,
+    EmailAddress: str,
+    PhoneNumber: str,
+    Money: str,
+    tuple: _collection,
+    frozenset: lambda values: tuple(sorted(_collection(values), key=str)),
+}
