@@ -1,0 +1,28 @@
+"""The benchmark script keeps working (tiny sizes: the figures come from `make bench`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location(
+    "crmkit_benchmarks", Path(__file__).parent.parent / "benchmarks" / "run.py"
+)
+assert _SPEC is not None
+assert _SPEC.loader is not None
+run = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(run)
+
+
+def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert 0 == run.main(["--rows", "300", "--lookups", "50", "--repeat", "2"])
+
+    out = capsys.readouterr().out
+    for contender in ("raw sqlite3", "SQLAlchemy Core", "floor", "crmkit bulk_create"):
+        assert contender in out
+    assert re.search(r"^RESULT bulk_ratio=\d+\.\d\d get_ratio=\d+\.\d\d$", out, re.MULTILINE)
