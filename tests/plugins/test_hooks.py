@@ -80,6 +80,7 @@ TESTED_IN = {
     "test_bridge_hooks.py": ["crmkit_organization_from_customer"],
     "test_custom_field_hooks.py": ["crmkit_register_custom_fields"],
     "test_lookup_hooks.py": ["crmkit_exchange_rate"],
+    "test_store_backend_hooks.py": ["crmkit_register_store_backends"],
 }
 
 
@@ -748,6 +749,7 @@ def test_recording_plugin_records_every_call_in_order(clock: FixedClock) -> None
         ana = crm.contacts.create(first_name="Ana", organization=acme)
 
         assert [
+            "crmkit_register_store_backends",
             "crmkit_register_pipelines",
             "crmkit_register_interaction_kinds",
             "crmkit_register_case_types",
