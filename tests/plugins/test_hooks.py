@@ -138,6 +138,21 @@ def test_register_masters_receives_the_crm_being_opened(clock: FixedClock) -> No
         assert "retail" == crm.markets.get_by_key("retail").key
 
 
+def test_register_masters_seeds_loss_reasons_that_lose_accepts(clock: FixedClock) -> None:
+    """Loss reasons are a master kind: a seeded one is a reason ``lose`` takes by key."""
+    denied = MasterSeed(kind="loss_reason", key="permit-denied", name="Permit denied")
+
+    with open_crm(Seeds([denied]), clock=clock) as crm:
+        opp = crm.opportunities.create(
+            name="Roof", organization=crm.organizations.create(name="Acme")
+        )
+        lost = crm.opportunities.lose(opp.id, reason="permit-denied")
+
+        assert lost.close_reason_id is not None
+        assert "permit-denied" == crm.loss_reasons.get(lost.close_reason_id).key
+        assert "price" in [r.key for r in crm.loss_reasons.find()]  # built-ins kept
+
+
 def test_register_masters_creates_only_missing_entries(clock: FixedClock) -> None:
     """An entry that exists already (by kind and key) is left as the user made it."""
     store = MemoryStore()

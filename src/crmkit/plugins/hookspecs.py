@@ -67,7 +67,7 @@ def crmkit_register_store_backends() -> list[StoreBackend]:  # type: ignore[empt
 
 @hookspec
 def crmkit_register_masters(crm: CRM) -> list[MasterSeed]:  # type: ignore[empty-body]
-    """Seed master lists (sources, markets, positions, zones).
+    """Seed master lists (sources, markets, positions, zones, products, loss reasons, outcomes).
 
     Called when a CRM is opened with ``seed_masters=True`` (the default).
     Entries missing from the store (by kind and key) are created; existing

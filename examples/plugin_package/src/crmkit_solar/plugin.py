@@ -1,12 +1,13 @@
 """The hooks of crmkit-solar (entry point ``solar`` in the ``crmkit`` group).
 
 A module is a plugin: crmkit registers it and calls the functions below by
-name.  Each takes only the arguments it uses (here none), so hooks gaining
+name.  Each takes only the arguments it uses (here none), so a hook gaining
 arguments in a later crmkit keeps them working.
 """
 
 from __future__ import annotations
 
+# --8<-- [start:pipeline]
 from decimal import Decimal
 
 from crmkit import CustomField, InteractionKind, Pipeline, Stage, StageKind, hookimpl
@@ -15,7 +16,6 @@ from crmkit import CustomField, InteractionKind, Pipeline, Stage, StageKind, hoo
 PIPELINE = "solar-install"
 
 
-# --8<-- [start:pipeline]
 @hookimpl
 def crmkit_register_pipelines() -> list[Pipeline]:
     """From the technician's visit to a working installation."""
