@@ -95,7 +95,7 @@ from crmkit.core.opportunities import LineItem, Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, Stage, StageKind
 from crmkit.core.query import Contains, Eq, Has, In, Range
 from crmkit.plugins import hookimpl
-from crmkit.plugins.host import DeliveryFailure, DeliveryReport
+from crmkit.plugins.host import DeliveryFailure, DeliveryReport, StoreBackend
 from crmkit.services.interactions import Agenda, AgendaCounts
 from crmkit.services.registry import Registry
 from crmkit.services.timeline import TimelineEntry
@@ -196,6 +196,7 @@ __all__ = [
     "StageChange",
     "StageKind",
     "StorageError",
+    "StoreBackend",
     "SyncResult",
     "TimelineEntry",
     "Transaction",

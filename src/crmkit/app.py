@@ -66,6 +66,7 @@ from crmkit.core.entities import (
 )
 from crmkit.core.errors import (
     ConcurrencyError,
+    CrmkitError,
     DuplicateError,
     HookError,
     NotFoundError,
@@ -92,7 +93,13 @@ from crmkit.core.ids import (
 from crmkit.core.money import Money, currency_exponent, is_currency
 from crmkit.core.opportunities import LineItem, Opportunity
 from crmkit.core.pipelines import Pipeline, StageKind, check_pipeline
-from crmkit.plugins.host import DELIVERED, DeliveryFailure, DeliveryReport, PluginHost
+from crmkit.plugins.host import (
+    DELIVERED,
+    DeliveryFailure,
+    DeliveryReport,
+    PluginHost,
+    StoreBackend,
+)
 from crmkit.serialization import converter
 from crmkit.services.base import (
     UNSET,
@@ -150,6 +157,10 @@ WRITE_ATTEMPTS: Final = 5
 
 #: The database ``crmkit.open()`` uses when given no URL.
 DEFAULT_DATABASE: Final = "crm.db"
+
+#: The URL schemes crmkit's own stores serve (``sqlite+pysqlite`` counts as
+#: ``sqlite``); a plugin's :class:`~crmkit.StoreBackend` may not take them.
+BUILTIN_SCHEMES: Final = frozenset({"memory", "postgresql", "sqlite"})
 
 #: How many times ``sync_customer`` runs again after losing a race (another
 #: process created or changed the same records at the same moment).
@@ -1531,8 +1542,10 @@ def open(
     Args:
         url: where the data lives: a SQLite file path (``"crm.db"``, the
             default being ``./crm.db``), a ``sqlite:///...`` or
-            ``postgresql+psycopg://...`` URL, or ``":memory:"`` for a
-            :class:`~crmkit.stores.memory.MemoryStore`.
+            ``postgresql+psycopg://...`` URL, ``":memory:"`` for a
+            :class:`~crmkit.stores.memory.MemoryStore`, or a URL whose
+            scheme a plugin's :class:`~crmkit.StoreBackend` serves
+            (``crmkit_register_store_backends``).
         store: a ready store object (any backend matching the protocol);
             excludes ``url``.
         plugins: plugin objects or modules to register.
@@ -1556,15 +1569,23 @@ def open(
             notified (strict, for tests).
 
     Raises:
-        ValidationError: bad arguments.
+        ValidationError: bad arguments, or a URL no store serves.
         PluginError: a plugin is invalid.
+        HookError: a plugin's hook (or its store backend) failed.
     """
     if store is not None and url is not None:
         raise ValidationError("store", "give either a url or a store, not both")
-    if store is None:
-        store = _store_for(url, synchronous)
+    # plugins first: one of them may serve the URL's scheme
     try:
         host = PluginHost(plugins, builtins=builtins, load_entry_points=load_entry_points)
+        backends = host.register_store_backends(reserved=BUILTIN_SCHEMES)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    if store is None:
+        store = _store_for(url, synchronous, backends)
+    try:
         crm = CRM(
             store,
             host,
@@ -1682,12 +1703,55 @@ def database_url(url: str | os.PathLike[str] | None = None) -> str:
     return target
 
 
-def _store_for(url: str | os.PathLike[str] | None, synchronous: str) -> Store:
-    """The store a URL names: memory, a SQLite file, or a SQLAlchemy URL."""
+def _store_for(
+    url: str | os.PathLike[str] | None, synchronous: str, backends: Sequence[StoreBackend] = ()
+) -> Store:
+    """The store a URL names: memory, a SQLite file, a SQLAlchemy URL or a plugin's backend.
+
+    Raises:
+        ValidationError: no store serves the URL.
+        HookError: a plugin's backend raised (other than a crmkit error,
+            which passes through) or returned something that is not a store.
+    """
     if url is not None and os.fspath(url) in (":memory:", "memory://"):
         from crmkit.stores.memory import MemoryStore
 
         return MemoryStore()
+    if isinstance(url, str) and "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme.split("+", 1)[0] not in BUILTIN_SCHEMES:
+            return _plugin_store(url, scheme, backends)
     from crmkit.stores.sql import SqlStore
 
     return SqlStore(database_url(url), synchronous=synchronous)
+
+
+def _plugin_store(url: str, scheme: str, backends: Sequence[StoreBackend]) -> Store:
+    """The store the plugin backend serving ``scheme`` opens for ``url``, checked."""
+    for backend in backends:
+        if backend.scheme == scheme:
+            break
+    else:
+        served = ", ".join(f"{b.scheme}://" for b in backends) or "none"
+        raise ValidationError(
+            "url",
+            "must be a SQLite path, a sqlite:// or postgresql:// URL, ':memory:', or a URL "
+            f"whose scheme a plugin's store backend serves (registered: {served})",
+            code="url",
+            value=url,
+        )
+    hook = "crmkit_register_store_backends"
+    try:
+        store = backend.open(url)
+    except CrmkitError:
+        raise
+    except Exception as exc:
+        raise HookError(hook, f"store backend {scheme!r}: {type(exc).__name__}: {exc}") from exc
+    missing = [name for name in ("unit_of_work", "get", "close") if not hasattr(store, name)]
+    if missing:
+        raise HookError(
+            hook,
+            f"store backend {scheme!r} returned {type(store).__name__}, "
+            f"not a store (no {', '.join(missing)})",
+        )
+    return store

@@ -80,6 +80,7 @@ TESTED_IN = {
     "test_bridge_hooks.py": ["crmkit_organization_from_customer"],
     "test_custom_field_hooks.py": ["crmkit_register_custom_fields"],
     "test_lookup_hooks.py": ["crmkit_exchange_rate"],
+    "test_store_backend_hooks.py": ["crmkit_register_store_backends"],
 }
 
 
@@ -135,6 +136,21 @@ def test_register_masters_receives_the_crm_being_opened(clock: FixedClock) -> No
             "crmkit_register_masters"
         )
         assert "retail" == crm.markets.get_by_key("retail").key
+
+
+def test_register_masters_seeds_loss_reasons_that_lose_accepts(clock: FixedClock) -> None:
+    """Loss reasons are a master kind: a seeded one is a reason ``lose`` takes by key."""
+    denied = MasterSeed(kind="loss_reason", key="permit-denied", name="Permit denied")
+
+    with open_crm(Seeds([denied]), clock=clock) as crm:
+        opp = crm.opportunities.create(
+            name="Roof", organization=crm.organizations.create(name="Acme")
+        )
+        lost = crm.opportunities.lose(opp.id, reason="permit-denied")
+
+        assert lost.close_reason_id is not None
+        assert "permit-denied" == crm.loss_reasons.get(lost.close_reason_id).key
+        assert "price" in [r.key for r in crm.loss_reasons.find()]  # built-ins kept
 
 
 def test_register_masters_creates_only_missing_entries(clock: FixedClock) -> None:
@@ -748,6 +764,7 @@ def test_recording_plugin_records_every_call_in_order(clock: FixedClock) -> None
         ana = crm.contacts.create(first_name="Ana", organization=acme)
 
         assert [
+            "crmkit_register_store_backends",
             "crmkit_register_pipelines",
             "crmkit_register_interaction_kinds",
             "crmkit_register_case_types",

@@ -295,6 +295,7 @@ def test_load_entry_points_registers_installed_plugins(clock: FixedClock) -> Non
         assert [*BUILTINS, "fake"] == crm.plugins.plugin_names()
         assert "From an entry point" == crm.markets.get_by_key("from-entry-point").name
         assert [
+            "crmkit_register_store_backends",
             "crmkit_register_pipelines",
             "crmkit_register_interaction_kinds",
             "crmkit_register_case_types",

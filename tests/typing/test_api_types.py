@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import assert_type
@@ -31,6 +32,8 @@ from crmkit import (
     Zone,
 )
 from crmkit.serialization import converter
+from crmkit.stores.base import Store
+from crmkit.stores.memory import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,3 +155,16 @@ def test_mypy_rejects_a_contact_id_where_an_organization_id_belongs(tmp_path: Pa
     assert [5, 6] == [int(line.split(":")[1]) for line in errors], result.stdout
     assert all(line.endswith("[arg-type]") for line in errors), result.stdout
     assert all('"ContactId"' in line and "OrganizationId" in line for line in errors)
+
+
+def test_store_backend_types() -> None:
+    """A StoreBackend's open takes the URL and gives a Store; its scheme is text."""
+
+    def shared(url: str) -> MemoryStore:
+        return MemoryStore()
+
+    backend = crmkit.StoreBackend(scheme="shared-memory", open=shared)
+    assert_type(backend.scheme, str)
+    assert_type(backend.open, Callable[[str], Store])
+
+    assert isinstance(backend.open("shared-memory://x"), MemoryStore)

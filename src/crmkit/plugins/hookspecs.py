@@ -1,6 +1,7 @@
 """The hooks crmkit calls.  Each one is documented in ``docs/plugin-hooks.md``.
 
-Every hook receives ``crm`` and is called with keyword arguments; a plugin
+Every hook receives ``crm`` (except ``crmkit_register_store_backends``, called
+before the CRM exists) and is called with keyword arguments; a plugin
 implements only the arguments it needs (pluggy's opt-in arguments), so hooks
 may gain arguments in later versions but never lose them.
 
@@ -40,13 +41,33 @@ if TYPE_CHECKING:
     from crmkit.core.leads import Lead, LeadConversion
     from crmkit.core.opportunities import Opportunity, StageChange
     from crmkit.core.pipelines import Pipeline
+    from crmkit.plugins.host import StoreBackend
 
 # ======================================================================= registration
 
 
 @hookspec
+def crmkit_register_store_backends() -> list[StoreBackend]:  # type: ignore[empty-body]
+    """Contribute storage backends: URL schemes ``crmkit.open(url)`` can open.
+
+    Called once by :func:`crmkit.open`, after every plugin is registered and
+    before any store is opened.  It is the one hook without ``crm``: the CRM
+    is built on the store it helps choose.  A URL whose scheme a backend
+    serves is given whole to its ``open``.  A scheme registered twice, or one
+    crmkit serves itself (``memory``, ``sqlite``, ``postgresql`` and their
+    ``+driver`` variants), is a :class:`crmkit.PluginError` at
+    ``crmkit.open()``.
+
+    Returns:
+        A list of :class:`crmkit.StoreBackend`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
 def crmkit_register_masters(crm: CRM) -> list[MasterSeed]:  # type: ignore[empty-body]
-    """Seed master lists (sources, markets, positions, zones).
+    """Seed master lists (sources, markets, positions, zones, products, loss reasons, outcomes).
 
     Called when a CRM is opened with ``seed_masters=True`` (the default).
     Entries missing from the store (by kind and key) are created; existing

@@ -13,7 +13,8 @@ commit, so their failures are not raised: each is logged on the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
@@ -34,8 +35,16 @@ from crmkit.plugins import PROJECT, hookspecs
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
+    from crmkit.stores.base import Store
 
-__all__ = ["BUILTIN_PLUGINS", "DeliveryFailure", "DeliveryReport", "PluginHost", "logger"]
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "DeliveryFailure",
+    "DeliveryReport",
+    "PluginHost",
+    "StoreBackend",
+    "logger",
+]
 
 #: Where failed notifications are logged (at ERROR level, with the traceback).
 logger: Final = logging.getLogger("crmkit.plugins")
@@ -57,6 +66,53 @@ _VALIDATORS: Final[dict[type[Entity], tuple[str, str]]] = {
     Interaction: ("crmkit_validate_interaction", "interaction"),
     Case: ("crmkit_validate_case", "case"),
 }
+
+
+#: A URL scheme as RFC 3986 writes it, lower case: ``memory``, ``sqlite+pysqlite``.
+_SCHEME: Final = re.compile(r"[a-z][a-z0-9+.-]{0,63}")
+
+
+def _scheme(value: object) -> str:
+    if isinstance(value, str) and _SCHEME.fullmatch(value):
+        return value
+    raise ValidationError(
+        "scheme",
+        "must be a lower-case URL scheme: a letter, then letters, digits, '+', '-' or '.'",
+        code="url",
+        value=value,
+    )
+
+
+def _callable(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not callable(value):
+        raise ValidationError(attribute.name, "must be callable", code="type", value=value)
+
+
+@attrs.frozen(kw_only=True)
+class StoreBackend:
+    """A storage backend a plugin contributes (``crmkit_register_store_backends``).
+
+    ``crmkit.open(url)`` hands a URL whose scheme (the part before ``://``) is
+    :attr:`scheme` to :attr:`open`, and runs the CRM on the store it returns.
+
+    Attributes:
+        scheme: the URL scheme served, lower case (``"redis"``,
+            ``"shared-memory"``); not one crmkit serves itself
+            (``memory``, ``sqlite``, ``postgresql``, nor ``sqlite+...``).
+        open: called with the whole URL as given to ``crmkit.open()``;
+            returns a store that keeps the contract of
+            :class:`crmkit.stores.base.Store` (check it with the contract
+            suite in :mod:`crmkit.testing`).  The CRM closes it.
+
+    Raises:
+        ValidationError: ``scheme`` is not a URL scheme (code ``url``), or
+            ``open`` is not callable (code ``type``).
+
+    .. versionadded:: 0.1
+    """
+
+    scheme: str = attrs.field(converter=_scheme)
+    open: Callable[[str], Store] = attrs.field(validator=_callable)
 
 
 @attrs.frozen
@@ -240,6 +296,32 @@ class PluginHost:
             except ValidationError as exc:
                 raise PluginError(f"pipeline {pipeline.key!r} is invalid: {exc}") from exc
         return pipelines
+
+    def register_store_backends(self, *, reserved: Collection[str] = ()) -> list[StoreBackend]:
+        """Every plugin's store backends (``crmkit_register_store_backends``).
+
+        Args:
+            reserved: the schemes crmkit serves itself; no backend may take
+                one of them, nor a ``scheme+driver`` variant of one.
+
+        Raises:
+            PluginError: a scheme registered twice or reserved, or not a list
+                of StoreBackend.
+        """
+        name = "crmkit_register_store_backends"
+        backends: list[StoreBackend] = self._flatten(name, self._call(name), StoreBackend)
+        seen: set[str] = set()
+        for backend in backends:
+            base = backend.scheme.split("+", 1)[0]
+            if base in reserved:
+                raise PluginError(
+                    f"store backend {backend.scheme!r} would take crmkit's own "
+                    f"{base}:// URLs; register another scheme"
+                )
+            if backend.scheme in seen:
+                raise PluginError(f"store backend {backend.scheme!r} is registered twice")
+            seen.add(backend.scheme)
+        return backends
 
     def _unique(self, items: list[Any], what: str) -> list[Any]:
         seen: set[str] = set()

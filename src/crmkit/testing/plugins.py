@@ -40,6 +40,7 @@ from crmkit.core.leads import Lead, LeadConversion
 from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline
 from crmkit.plugins import hookimpl
+from crmkit.plugins.host import StoreBackend
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -53,7 +54,8 @@ class HookCall:
 
     Attributes:
         name: the hook's name (``"crmkit_organization_created"``).
-        kwargs: the keyword arguments crmkit passed, ``crm`` included.
+        kwargs: the keyword arguments crmkit passed, ``crm`` included
+            (empty for ``crmkit_register_store_backends``, which has none).
     """
 
     name: str
@@ -94,6 +96,12 @@ class RecordingPlugin:
         self.calls.append(HookCall(name, kwargs))
 
     # ---------------------------------------------------------- registration
+    @hookimpl
+    def crmkit_register_store_backends(self) -> list[StoreBackend]:
+        """Record the call; contribute no store backend."""
+        self._record("crmkit_register_store_backends")
+        return []
+
     @hookimpl
     def crmkit_register_masters(self, crm: CRM) -> list[MasterSeed]:
         """Record the call; return :attr:`seeds`."""
