@@ -35,8 +35,10 @@ contracts: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir .site
 
+# one worker per core; a file's tests stay on one worker, so its module
+# fixtures (the 100,000-interaction agenda book) are built once
 pytest: $(STAMP)
-	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
+	$(BIN)/pytest -n auto --dist loadfile --durations=15 --cov --cov-report=term-missing:skip-covered
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
