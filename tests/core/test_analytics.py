@@ -287,7 +287,7 @@ def test_the_funnel_never_grows_from_one_step_to_the_next(
     items: list[Deal], at: datetime, pipe: Pipeline
 ) -> None:
     """Reached k+1 implies reached k, so each step counts at most the one before."""
-    steps = funnel(_book(items), as_of=at, pipeline_key=pipe.key).steps
+    steps = funnel(_book(items), as_of=at, pipeline=pipe.key).steps
     assert len(steps) == len(pipe.of_kind(StageKind.OPEN)) + 1
     for before, after in pairwise(steps):
         assert after.reached <= before.reached
@@ -536,7 +536,7 @@ def test_time_in_stage_counts_each_visit() -> None:
     _do(deal, advance, 4, to="qualified")
     _do(deal, advance, 10, to="lead")
     _do(deal, advance, 12, to="qualified")
-    stages = {s.stage: s for s in time_in_stage(_book([deal]), as_of=LATER, pipeline_key="sales")}
+    stages = {s.stage: s for s in time_in_stage(_book([deal]), as_of=LATER, pipeline="sales")}
     assert (stages["lead"].visits, stages["lead"].left) == (2, 2)
     assert stages["lead"].mean_left == timedelta(days=3)
     assert (stages["qualified"].visits, stages["qualified"].left) == (2, 1)
@@ -556,7 +556,7 @@ def test_funnel_counts_lost_deals_at_every_stage_they_reached() -> None:
     _do(lost, lose, 3, reason=REASONS[0], note=None)
     won = _do(_opened(stage="proposal", amount=EUR("1"), expected_close=date(2026, 2, 1)), win, 4)
     fresh = _opened()
-    steps = funnel(_book([lost, won, fresh]), as_of=LATER, pipeline_key="sales").steps
+    steps = funnel(_book([lost, won, fresh]), as_of=LATER, pipeline="sales").steps
     assert [(s.stage, s.reached) for s in steps] == [
         ("lead", 3),
         ("qualified", 2),
@@ -570,7 +570,7 @@ def test_funnel_counts_lost_deals_at_every_stage_they_reached() -> None:
 
 def test_funnel_of_a_pipeline_with_several_lost_stages_ends_in_its_won_stage() -> None:
     """Gestión comercial ends in 'generar-pedido-de-venta'."""
-    steps = funnel(_book([]), as_of=LATER, pipeline_key=GESTION_COMERCIAL.key).steps
+    steps = funnel(_book([]), as_of=LATER, pipeline=GESTION_COMERCIAL.key).steps
     assert steps[-1].stage == "generar-pedido-de-venta"
     assert all(s.reached == 0 for s in steps)
 
@@ -635,8 +635,8 @@ def test_bad_arguments_are_validation_errors() -> None:
     calls: list[tuple[Callable[[], object], str]] = [
         (lambda: pipeline(book, as_of=T0, currency="EUR", by="colour"), "by"),
         (lambda: pipeline(book, as_of=T0, currency="XXX1"), "currency"),
-        (lambda: pipeline(book, as_of=T0, currency="EUR", pipeline_key="nope"), "pipeline"),
-        (lambda: funnel(book, as_of=T0, pipeline_key="nope"), "pipeline"),
+        (lambda: pipeline(book, as_of=T0, currency="EUR", pipeline="nope"), "pipeline"),
+        (lambda: funnel(book, as_of=T0, pipeline="nope"), "pipeline"),
         (lambda: book.at(datetime(2026, 1, 1)), "as_of"),
         (lambda: waterfall(book, start=T0, end=T0 - timedelta(1), currency="EUR"), "end"),
         (lambda: Book(opportunities=["x"], pipelines=PIPELINES), "opportunities[0]"),

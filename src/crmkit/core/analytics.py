@@ -516,12 +516,12 @@ def _order(book: Book, by: Dimension) -> Callable[[str | None], tuple[int, int, 
     return order
 
 
-def _select(book: Book, as_of: datetime, pipeline_key: str | None) -> tuple[DealState, ...]:
-    if pipeline_key is not None and pipeline_key not in book.pipelines:
+def _select(book: Book, as_of: datetime, pipeline: str | None) -> tuple[DealState, ...]:
+    if pipeline is not None and pipeline not in book.pipelines:
         raise ValidationError(
-            "pipeline", "the book has no such pipeline", code="pipeline", value=pipeline_key
+            "pipeline", "the book has no such pipeline", code="pipeline", value=pipeline
         )
-    return tuple(d for d in book.at(as_of) if pipeline_key is None or d.pipeline == pipeline_key)
+    return tuple(d for d in book.at(as_of) if pipeline is None or d.pipeline == pipeline)
 
 
 def _check_dimension(value: object) -> Dimension:
@@ -576,7 +576,7 @@ def pipeline(
     currency: str,
     by: Dimension | str | None = None,
     rate: RateFunction | None = None,
-    pipeline_key: str | None = None,
+    pipeline: str | None = None,
     include_on_hold: bool = True,
     fiscal_start: int = 1,
 ) -> PipelineReport:
@@ -595,7 +595,7 @@ def pipeline(
         currency: the report's currency.
         by: the dimension to group by; ``None`` for the total only.
         rate: exchange rates for amounts in other currencies.
-        pipeline_key: only this pipeline's deals.
+        pipeline: only the deals of the pipeline with this key.
         include_on_hold: count on-hold deals.
         fiscal_start: the month the fiscal year starts (quarters and years).
 
@@ -608,7 +608,7 @@ def pipeline(
     _fiscal_start(fiscal_start)
     valuer = _Valuer(code, rate)
     kinds = (StageKind.OPEN, StageKind.ON_HOLD) if include_on_hold else (StageKind.OPEN,)
-    deals = [d for d in _select(book, as_of, pipeline_key) if d.status in kinds]
+    deals = [d for d in _select(book, as_of, pipeline) if d.status in kinds]
     day = as_of.date()
     groups: dict[str | None, list[tuple[DealState, Money]]] = {}
     for deal in deals:
@@ -681,13 +681,13 @@ class WinRate:
 
 
 def _closed(
-    book: Book, as_of: datetime, since: datetime | None, pipeline_key: str | None
+    book: Book, as_of: datetime, since: datetime | None, pipeline: str | None
 ) -> list[DealState]:
     if since is not None:
         _check_aware(since, "since")
     return [
         d
-        for d in _select(book, as_of, pipeline_key)
+        for d in _select(book, as_of, pipeline)
         if d.closed_at is not None and (since is None or d.closed_at >= since)
     ]
 
@@ -699,7 +699,7 @@ def win_rate(
     currency: str,
     since: datetime | None = None,
     rate: RateFunction | None = None,
-    pipeline_key: str | None = None,
+    pipeline: str | None = None,
 ) -> WinRate:
     """Win rate by count and by value, average deal size and the reasons of losses.
 
@@ -715,7 +715,7 @@ def win_rate(
     won = lost = 0
     won_value = lost_value = valuer.zero()
     reasons: dict[LossReasonId | None, tuple[int, Money]] = {}
-    for deal in _closed(book, as_of, since, pipeline_key):
+    for deal in _closed(book, as_of, since, pipeline):
         assert deal.closed_at is not None
         value = valuer.value(deal, deal.closed_at.date())
         if deal.status is StageKind.WON:
@@ -831,7 +831,7 @@ def _median(values: Sequence[timedelta]) -> timedelta | None:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def sales_cycle(book: Book, *, as_of: datetime, pipeline_key: str | None = None) -> CycleReport:
+def sales_cycle(book: Book, *, as_of: datetime, pipeline: str | None = None) -> CycleReport:
     """How long deals take from opening (first history entry) to closing.
 
     A deal won or lost at ``as_of`` ended its cycle at its close time; a deal
@@ -841,7 +841,7 @@ def sales_cycle(book: Book, *, as_of: datetime, pipeline_key: str | None = None)
     """
     observations: list[tuple[timedelta, bool]] = []
     won: list[timedelta] = []
-    for deal in _select(book, as_of, pipeline_key):
+    for deal in _select(book, as_of, pipeline):
         end = as_of if deal.closed_at is None else deal.closed_at
         observations.append((end - deal.opened_at, deal.closed_at is not None))
         if deal.status is StageKind.WON:
@@ -877,14 +877,14 @@ class StageTime:
     median: timedelta | None
 
 
-def time_in_stage(book: Book, *, as_of: datetime, pipeline_key: str) -> tuple[StageTime, ...]:
+def time_in_stage(book: Book, *, as_of: datetime, pipeline: str) -> tuple[StageTime, ...]:
     """Time in each open and on-hold stage of a pipeline, from the stage history.
 
     Every entry into a stage starts a visit; the next history entry ends it.
     A visit still going on at ``as_of`` is censored at ``as_of``.  Won and
     lost stages are left out (nothing leaves them but a reopening).
     """
-    pipe = _pipeline(book, pipeline_key)
+    pipe = _pipeline(book, pipeline)
     visits: dict[str, list[tuple[timedelta, bool]]] = {
         s.key: [] for s in pipe.stages if not s.is_final
     }
@@ -951,7 +951,7 @@ class Funnel:
     steps: tuple[FunnelStep, ...]
 
 
-def funnel(book: Book, *, as_of: datetime, pipeline_key: str) -> Funnel:
+def funnel(book: Book, *, as_of: datetime, pipeline: str) -> Funnel:
     """Stage conversion from the stage history: reached step k, then step k+1.
 
     The steps are the pipeline's open stages in order, then winning.  A deal
@@ -962,7 +962,7 @@ def funnel(book: Book, *, as_of: datetime, pipeline_key: str) -> Funnel:
     never used: a lost deal that had reached negotiation counts there.  By
     construction each step counts no more deals than the one before.
     """
-    pipe = _pipeline(book, pipeline_key)
+    pipe = _pipeline(book, pipeline)
     opens = pipe.of_kind(StageKind.OPEN)
     won = pipe.of_kind(StageKind.WON)
     index = {s.key: i for i, s in enumerate(opens)}
@@ -1021,15 +1021,13 @@ def velocity(
     currency: str,
     window: timedelta = timedelta(days=365),
     rate: RateFunction | None = None,
-    pipeline_key: str | None = None,
+    pipeline: str | None = None,
 ) -> Velocity:
     """Pipeline velocity over the ``window`` before ``as_of`` (see :class:`Velocity`)."""
     code = _currency(currency)
     since = as_of - window
-    rates = win_rate(
-        book, as_of=as_of, currency=code, since=since, rate=rate, pipeline_key=pipeline_key
-    )
-    deals = _select(book, as_of, pipeline_key)
+    rates = win_rate(book, as_of=as_of, currency=code, since=since, rate=rate, pipeline=pipeline)
+    deals = _select(book, as_of, pipeline)
     open_deals = sum(1 for d in deals if d.in_pipeline)
     cycles = [
         d.closed_at - d.opened_at
@@ -1122,7 +1120,7 @@ def waterfall(
     end: datetime,
     currency: str,
     rate: RateFunction | None = None,
-    pipeline_key: str | None = None,
+    pipeline: str | None = None,
 ) -> Waterfall:
     """How the pipeline (open and on-hold deals) moved from ``start`` to ``end``.
 
@@ -1143,8 +1141,8 @@ def waterfall(
         raise ValidationError("end", "must not be before start", code="range", value=end)
     valuer = _Valuer(code, rate)
     day = end.date()
-    before = {d.id: d for d in _select(book, start, pipeline_key)}
-    after = _select(book, end, pipeline_key)
+    before = {d.id: d for d in _select(book, start, pipeline)}
+    after = _select(book, end, pipeline)
     zero = valuer.zero()
     totals = {s: WaterfallRow(step=s, count=0, value=zero, weighted=zero) for s in WaterfallStep}
 
