@@ -79,6 +79,10 @@ def test_win_rate_funnel_and_cycle_through_the_facade(book: crmkit.CRM) -> None:
     assert (rate.won, rate.lost, rate.average_deal) == (1, 1, EUR("3000"))
     price = book.loss_reasons.get_by_key("price")
     assert [(r.reason_id, r.count) for r in rate.lost_reasons] == [(price.id, 1)]
+    by_zone = book.analytics.win_rates(by="zone", currency="EUR")
+    assert [(g.key, g.won, g.lost) for g in by_zone] == [
+        (str(book.zones.get_by_key("norte").id), 1, 1)
+    ]
     steps = book.analytics.funnel(pipeline="sales").steps
     assert [s.reached for s in steps] == [3, 2, 1, 1, 1]
     cycle = book.analytics.sales_cycle()

@@ -38,6 +38,7 @@ from crmkit.core.analytics import (
     velocity,
     waterfall,
     win_rate,
+    win_rates,
 )
 from crmkit.core.entities import LossReason
 from crmkit.core.events import Created, StageChanged, Updated
@@ -338,6 +339,20 @@ def test_win_rate_counts_each_closed_deal_once(items: list[Deal], at: datetime) 
         assert Decimal(0) <= rate.by_count <= 1
 
 
+@given(st.lists(deals(), max_size=8), moments, dimensions)
+def test_win_rates_per_group_add_up_to_the_whole(
+    items: list[Deal], at: datetime, by: Dimension
+) -> None:
+    """Each closed deal is in one group: counts and values add up to win_rate's."""
+    book = _book(items)
+    whole = win_rate(book, as_of=at, currency="EUR")
+    groups = win_rates(book, by=by, as_of=at, currency="EUR", fiscal_start=7)
+    assert sum(g.won for g in groups) == whole.won
+    assert sum(g.lost for g in groups) == whole.lost
+    assert sum((g.won_value for g in groups), Money.zero("EUR")) == whole.won_value
+    assert len({g.key for g in groups}) == len(groups)
+
+
 observations = st.lists(
     st.tuples(st.integers(0, 1000).map(lambda d: timedelta(days=d)), st.booleans()), max_size=40
 )
@@ -527,6 +542,26 @@ def test_win_rate_by_count_and_value_with_average_deal_and_lost_reasons() -> Non
         _book([won_a, won_b, lost]), as_of=LATER, currency="EUR", since=T0 + timedelta(days=8)
     )
     assert (recent.won, recent.lost) == (1, 0)
+
+
+def test_win_rates_by_owner_and_by_close_month() -> None:
+    """Ana won one and lost one; nobody's deal was lost; months are those of the close."""
+    ana = OWNERS[0]
+    won = _do(
+        _opened(stage="proposal", amount=EUR("10"), expected_close=date(2026, 2, 1), owner_id=ana),
+        win,
+        30,
+    )
+    lost = _do(_opened(amount=EUR("20"), owner_id=ana), lose, 2, reason=REASONS[0], note=None)
+    other = _do(_opened(amount=EUR("5")), lose, 3, reason=REASONS[1], note=None)
+    book = _book([won, lost, other])
+    by_owner = win_rates(book, by="owner", as_of=LATER, currency="EUR")
+    assert [(g.key, g.won, g.lost, g.by_count) for g in by_owner] == [
+        (str(ana), 1, 1, Decimal("0.5")),
+        (None, 0, 1, Decimal(0)),
+    ]
+    by_month = win_rates(book, by=Dimension.MONTH, as_of=LATER, currency="EUR")
+    assert [(g.key, g.won, g.lost) for g in by_month] == [("2026-01", 0, 2), ("2026-02", 1, 0)]
 
 
 def test_sales_cycle_censors_open_deals() -> None:

@@ -79,6 +79,7 @@ __all__ = [
     "velocity",
     "waterfall",
     "win_rate",
+    "win_rates",
 ]
 
 #: ``rate(base, quote, day)``: the price of one ``base`` in ``quote`` on ``day``,
@@ -665,6 +666,7 @@ class WinRate:
         by_value: won value / (won + lost value); ``None`` when both are zero.
         average_deal: won value / won deals; ``None`` without wins.
         lost_reasons: lost deals by reason, most frequent first.
+        key: the group, for :func:`win_rates` (``None`` for the whole book).
     """
 
     as_of: datetime
@@ -678,6 +680,7 @@ class WinRate:
     by_value: Decimal | None
     average_deal: Money | None
     lost_reasons: tuple[LostReasonRow, ...]
+    key: str | None = None
 
 
 def _closed(
@@ -711,11 +714,55 @@ def win_rate(
         ValidationError: unknown currency or pipeline; a missing rate.
     """
     code = _currency(currency)
+    deals = _closed(book, as_of, since, pipeline)
+    return _win_rate(deals, as_of=as_of, since=since, valuer=_Valuer(code, rate), key=None)
+
+
+def win_rates(
+    book: Book,
+    *,
+    by: Dimension | str,
+    as_of: datetime,
+    currency: str,
+    since: datetime | None = None,
+    rate: RateFunction | None = None,
+    pipeline: str | None = None,
+    fiscal_start: int = 1,
+) -> tuple[WinRate, ...]:
+    """:func:`win_rate` per group (owner, zone, source...), each with its ``key``.
+
+    The deals are those :func:`win_rate` counts; periods group by the close
+    date.  Groups are ordered as in :func:`pipeline` (``None`` last).
+
+    Raises:
+        ValidationError: unknown dimension, currency or pipeline; a missing rate.
+    """
+    code = _currency(currency)
+    dimension = _check_dimension(by)
+    _fiscal_start(fiscal_start)
     valuer = _Valuer(code, rate)
+    groups: dict[str | None, list[DealState]] = {}
+    for deal in _closed(book, as_of, since, pipeline):
+        day = deal.closed_at.date() if deal.closed_at is not None else None
+        groups.setdefault(_key(deal, dimension, day, fiscal_start), []).append(deal)
+    return tuple(
+        _win_rate(groups[key], as_of=as_of, since=since, valuer=valuer, key=key)
+        for key in sorted(groups, key=_order(book, dimension))
+    )
+
+
+def _win_rate(
+    deals: Iterable[DealState],
+    *,
+    as_of: datetime,
+    since: datetime | None,
+    valuer: _Valuer,
+    key: str | None,
+) -> WinRate:
     won = lost = 0
     won_value = lost_value = valuer.zero()
     reasons: dict[LossReasonId | None, tuple[int, Money]] = {}
-    for deal in _closed(book, as_of, since, pipeline):
+    for deal in deals:
         assert deal.closed_at is not None
         value = valuer.value(deal, deal.closed_at.date())
         if deal.status is StageKind.WON:
@@ -732,7 +779,7 @@ def win_rate(
     return WinRate(
         as_of=as_of,
         since=since,
-        currency=code,
+        currency=valuer.currency,
         won=won,
         lost=lost,
         won_value=won_value,
@@ -741,6 +788,7 @@ def win_rate(
         by_value=_ratio(won_value.amount, won_value.amount + lost_value.amount),
         average_deal=average,
         lost_reasons=tuple(rows),
+        key=key,
     )
 
 

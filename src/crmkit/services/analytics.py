@@ -173,6 +173,34 @@ class AnalyticsService:
             ),
         )
 
+    def win_rates(
+        self,
+        *,
+        by: Dimension | str,
+        currency: str,
+        as_of: datetime | None = None,
+        since: datetime | None = None,
+        pipeline: str | None = None,
+        fiscal_start: int = 1,
+    ) -> tuple[WinRate, ...]:
+        """Win rate per owner, zone, source, close month...
+
+        See :func:`crmkit.core.analytics.win_rates`.
+        """
+        return self._run(
+            as_of,
+            lambda book, moment: core.win_rates(
+                book,
+                by=by,
+                as_of=moment,
+                currency=currency,
+                since=since,
+                rate=self._rate,
+                pipeline=pipeline,
+                fiscal_start=fiscal_start,
+            ),
+        )
+
     def sales_cycle(
         self, *, as_of: datetime | None = None, pipeline: str | None = None
     ) -> CycleReport:
