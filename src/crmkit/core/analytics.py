@@ -26,10 +26,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    localcontext,
+)
 from fractions import Fraction
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
+from uuid import UUID
 
 from attrs import field, frozen
 
@@ -46,7 +56,7 @@ from crmkit.core.ids import (
 )
 from crmkit.core.money import Money, currency_exponent
 from crmkit.core.opportunities import Opportunity
-from crmkit.core.pipelines import Pipeline, StageKind
+from crmkit.core.pipelines import Pipeline, Stage, StageKind
 
 __all__ = [
     "REVISED_FIELDS",
@@ -158,24 +168,34 @@ class Period:
         Raises:
             ValidationError: ``fiscal_start`` is not 1-12 (field ``fiscal_start``).
         """
-        first = _fiscal_start(fiscal_start)
-        if kind is PeriodKind.MONTH:
-            start = date(day.year, day.month, 1)
-            return cls(kind=kind, start=start, end=_add_months(start, 1), label=f"{start:%Y-%m}")
-        offset = (day.month - first) % 12  # months since the fiscal year began
-        year_start = _add_months(date(day.year, day.month, 1), -offset)
-        fiscal_year = year_start.year if first == 1 else year_start.year + 1
-        prefix = str(fiscal_year) if first == 1 else f"FY{fiscal_year}"
-        if kind is PeriodKind.YEAR:
-            return cls(kind=kind, start=year_start, end=_add_months(year_start, 12), label=prefix)
-        quarter = offset // 3
-        start = _add_months(year_start, quarter * 3)
-        return cls(
-            kind=kind, start=start, end=_add_months(start, 3), label=f"{prefix}-Q{quarter + 1}"
-        )
+        return _period(day.year, day.month, kind, _fiscal_start(fiscal_start))
 
     def __contains__(self, day: object) -> bool:
         return isinstance(day, date) and self.start <= day < self.end
+
+
+@lru_cache(maxsize=4096)
+def _period(year: int, month: int, kind: PeriodKind, first: int) -> Period:
+    """The period of ``kind`` holding the month ``year``-``month`` (fiscal year from ``first``)."""
+    month_start = date(year, month, 1)
+    if kind is PeriodKind.MONTH:
+        return Period(
+            kind=kind,
+            start=month_start,
+            end=_add_months(month_start, 1),
+            label=f"{year}-{month:02}",
+        )
+    offset = (month - first) % 12  # months since the fiscal year began
+    year_start = _add_months(month_start, -offset)
+    fiscal_year = year_start.year if first == 1 else year_start.year + 1
+    prefix = str(fiscal_year) if first == 1 else f"FY{fiscal_year}"
+    if kind is PeriodKind.YEAR:
+        return Period(kind=kind, start=year_start, end=_add_months(year_start, 12), label=prefix)
+    quarter = offset // 3
+    start = _add_months(year_start, quarter * 3)
+    return Period(
+        kind=kind, start=start, end=_add_months(start, 3), label=f"{prefix}-Q{quarter + 1}"
+    )
 
 
 # ================================================================== the book
@@ -387,21 +407,21 @@ class Book:
         )
 
     def _state(self, opp: Opportunity, as_of: datetime) -> DealState | None:
-        history = [c for c in opp.history if c.at <= as_of]
-        if not history:
-            return None
+        history = opp.history
+        if history[-1].at > as_of:
+            history = tuple(c for c in history if c.at <= as_of)
+            if not history:
+                return None
         values: dict[str, Any] = {name: getattr(opp, name) for name in REVISED_FIELDS}
         for revision in reversed(self._by_opportunity.get(opp.id, ())):
             if revision.at <= as_of:
                 break
             values[revision.field] = revision.old
-        pipeline = self.pipelines[opp.pipeline]
-        stage = pipeline.stage(history[-1].target)
+        stage, position = _stage_at(self.pipelines[opp.pipeline], history[-1].target)
         probability = values["probability"]
         if stage.is_final or not (values["probability_override"] or stage.key == opp.stage):
             probability = stage.probability
-        position = -1 if stage.kind is StageKind.ON_HOLD else pipeline.stages.index(stage)
-        closed = stage.kind in (StageKind.WON, StageKind.LOST)
+        closed = stage.is_final
         return DealState(
             id=opp.id,
             pipeline=opp.pipeline,
@@ -420,6 +440,13 @@ class Book:
             opened_at=history[0].at,
             closed_at=history[-1].at if closed else None,
         )
+
+
+@lru_cache(maxsize=1024)
+def _stage_at(pipeline: Pipeline, key: str) -> tuple[Stage, int]:
+    """The stage ``key`` and its position (on-hold stages: -1, behind every open stage)."""
+    stage = pipeline.stage(key)
+    return stage, -1 if stage.kind is StageKind.ON_HOLD else pipeline.stages.index(stage)
 
 
 # ================================================================== currency
@@ -453,20 +480,49 @@ def convert(money: Money, currency: str, on: date, rate: RateFunction | None) ->
     return Money(amount, currency)
 
 
-@frozen
-class _Valuer:
-    """Converts deal amounts into one currency; a deal without amount is worth zero."""
+#: Exact decimal arithmetic for sums and products of amounts: no rounding
+#: happens under it except the explicit quantize to minor units.  Never divide
+#: under it (a repeating fraction would not end).
+_EXACT: Final = Context(prec=MAX_PREC, rounding=ROUND_HALF_EVEN, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
-    currency: str
-    rate: RateFunction | None
+
+class _Valuer:
+    """Converts deal amounts into one currency; a deal without amount is worth zero.
+
+    The hot paths work on ``Decimal`` and make one ``Money`` per total; the
+    results are those of ``Money`` arithmetic (exact sums, each weighted
+    amount rounded once to minor units, half to even).
+    """
+
+    __slots__ = ("currency", "quantum", "rate")
+
+    def __init__(self, currency: str, rate: RateFunction | None):
+        self.currency = currency
+        self.rate = rate
+        self.quantum = _ONE.scaleb(-currency_exponent(currency))
+
+    def amount(self, deal: DealState, on: date) -> Decimal:
+        money = deal.amount
+        if money is None:
+            return _ZERO
+        if money.currency == self.currency:
+            return money.amount
+        return convert(money, self.currency, on, self.rate).amount
+
+    def weigh(self, amount: Decimal, probability: Decimal) -> Decimal:
+        return _EXACT.quantize(_EXACT.multiply(amount, probability), self.quantum)
+
+    def total(self, amounts: Iterable[Decimal]) -> Money:
+        total = _ZERO
+        for amount in amounts:
+            total = _EXACT.add(total, amount)
+        return Money(total, self.currency)
 
     def value(self, deal: DealState, on: date) -> Money:
-        if deal.amount is None:
-            return Money.zero(self.currency)
-        return convert(deal.amount, self.currency, on, self.rate)
+        return Money(self.amount(deal, on), self.currency)
 
     def weighted(self, value: Money, probability: Decimal) -> Money:
-        return value.multiply(probability)
+        return Money(self.weigh(value.amount, probability), self.currency)
 
     def zero(self) -> Money:
         return Money.zero(self.currency)
@@ -492,12 +548,15 @@ def _key(deal: DealState, by: Dimension, day: date | None, fiscal_start: int) ->
         if day is None:
             return None
         return Period.containing(day, _PERIOD_OF[by], fiscal_start=fiscal_start).label
-    value = {
-        Dimension.OWNER: deal.owner_id,
-        Dimension.ZONE: deal.zone_id,
-        Dimension.SOURCE: deal.source_id,
-        Dimension.CAMPAIGN: deal.campaign_id,
-    }[by]
+    value: UUID | None
+    if by is Dimension.OWNER:
+        value = deal.owner_id
+    elif by is Dimension.ZONE:
+        value = deal.zone_id
+    elif by is Dimension.SOURCE:
+        value = deal.source_id
+    else:
+        value = deal.campaign_id
     return None if value is None else str(value)
 
 
@@ -611,21 +670,22 @@ def pipeline(
     kinds = (StageKind.OPEN, StageKind.ON_HOLD) if include_on_hold else (StageKind.OPEN,)
     deals = [d for d in _select(book, as_of, pipeline) if d.status in kinds]
     day = as_of.date()
-    groups: dict[str | None, list[tuple[DealState, Money]]] = {}
+    groups: dict[str | None, list[tuple[DealState, Decimal, Decimal]]] = {}
     for deal in deals:
         key = (
             None if dimension is None else _key(deal, dimension, deal.expected_close, fiscal_start)
         )
-        groups.setdefault(key, []).append((deal, valuer.value(deal, day)))
+        amount = valuer.amount(deal, day)
+        entry = (deal, amount, valuer.weigh(amount, deal.probability))
+        groups.setdefault(key, []).append(entry)
 
-    def row(key: str | None, items: Sequence[tuple[DealState, Money]]) -> PipelineRow:
-        value = weighted = valuer.zero()
-        for deal, amount in items:
-            value += amount
-            weighted += valuer.weighted(amount, deal.probability)
-        unvalued = sum(1 for deal, _ in items if deal.amount is None)
+    def row(key: str | None, items: Sequence[tuple[DealState, Decimal, Decimal]]) -> PipelineRow:
         return PipelineRow(
-            key=key, count=len(items), unvalued=unvalued, value=value, weighted=weighted
+            key=key,
+            count=len(items),
+            unvalued=sum(1 for deal, _, _ in items if deal.amount is None),
+            value=valuer.total(amount for _, amount, _ in items),
+            weighted=valuer.total(weighted for _, _, weighted in items),
         )
 
     rows: tuple[PipelineRow, ...] = ()
@@ -1258,10 +1318,8 @@ def _exit(deal: DealState) -> WaterfallStep:
 
 
 def _totals(deals: Iterable[DealState], valuer: _Valuer, day: date) -> tuple[Money, Money]:
-    value = weighted = valuer.zero()
-    for deal in deals:
-        if deal.in_pipeline:
-            amount = valuer.value(deal, day)
-            value += amount
-            weighted += valuer.weighted(amount, deal.probability)
-    return value, weighted
+    amounts = [(valuer.amount(d, day), d.probability) for d in deals if d.in_pipeline]
+    return (
+        valuer.total(a for a, _ in amounts),
+        valuer.total(valuer.weigh(a, p) for a, p in amounts),
+    )
