@@ -707,10 +707,13 @@ def test_bad_arguments_are_validation_errors() -> None:
         assert caught.value.field == field
 
 
-def test_archived_opportunities_are_left_out() -> None:
-    """Archiving hides a deal from every figure."""
+def test_archived_opportunities_and_those_without_history_are_left_out() -> None:
+    """Archiving hides a deal from every figure; so does having no stage history at all."""
     deal = _opened(amount=EUR("100"))
     archived, _ = changes.archive(deal.opp, now=T0)
-    book = Book(opportunities=[archived], pipelines=PIPELINES)
+    bare = attrs.evolve(_opened(amount=EUR("5")).opp, history=())
+    book = Book(opportunities=[archived, bare], pipelines=PIPELINES)
     assert book.at(LATER) == ()
+    assert all(s.visits == 0 for s in time_in_stage(book, as_of=LATER, pipeline="sales"))
+    assert funnel(book, as_of=LATER, pipeline="sales").steps[0].reached == 0
     assert isinstance(_book([deal]).at(LATER)[0], DealState)

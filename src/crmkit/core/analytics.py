@@ -38,7 +38,7 @@ from decimal import (
 from fractions import Fraction
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from attrs import field, frozen
@@ -108,6 +108,8 @@ REVISED_FIELDS: Final = frozenset(
         "close_reason_id",
     }
 )
+
+T = TypeVar("T")
 
 _ONE: Final = Decimal(1)
 _ZERO: Final = Decimal(0)
@@ -300,39 +302,28 @@ class DealState:
         return self.status in (StageKind.OPEN, StageKind.ON_HOLD)
 
 
-def _pipelines(value: object) -> Mapping[str, Pipeline]:
-    if isinstance(value, Mapping):
-        items = list(value.values())
-    elif isinstance(value, Iterable) and not isinstance(value, str):
-        items = list(value)
-    else:
-        raise ValidationError("pipelines", "must be a list of Pipeline", value=value)
+def _items(value: object, name: str, cls: type[T], noun: str) -> tuple[T, ...]:
+    """``value`` as a tuple of ``cls``; a string, a non-iterable or a stray item is refused."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValidationError(name, f"must be a list of {cls.__name__}", value=value)
+    items = tuple(value)
     for i, item in enumerate(items):
-        if not isinstance(item, Pipeline):
-            raise ValidationError(f"pipelines[{i}]", "must be a Pipeline", code="type", value=item)
-    return MappingProxyType({p.key: p for p in items})
+        if not isinstance(item, cls):
+            raise ValidationError(f"{name}[{i}]", f"must be {noun}", code="type", value=item)
+    return items
+
+
+def _pipelines(value: object) -> Mapping[str, Pipeline]:
+    items = value.values() if isinstance(value, Mapping) else value
+    return MappingProxyType({p.key: p for p in _items(items, "pipelines", Pipeline, "a Pipeline")})
 
 
 def _opportunities(value: object) -> tuple[Opportunity, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise ValidationError("opportunities", "must be a list of Opportunity", value=value)
-    items = tuple(value)
-    for i, item in enumerate(items):
-        if not isinstance(item, Opportunity):
-            raise ValidationError(
-                f"opportunities[{i}]", "must be an Opportunity", code="type", value=item
-            )
-    return items
+    return _items(value, "opportunities", Opportunity, "an Opportunity")
 
 
 def _revisions(value: object) -> tuple[Revision, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise ValidationError("revisions", "must be a list of Revision", value=value)
-    items = tuple(value)
-    for i, item in enumerate(items):
-        if not isinstance(item, Revision):
-            raise ValidationError(f"revisions[{i}]", "must be a Revision", code="type", value=item)
-    return items
+    return _items(value, "revisions", Revision, "a Revision")
 
 
 def _zones(value: object) -> Mapping[OrganizationId, ZoneId | None]:
@@ -352,8 +343,8 @@ class Book:
         zones: the zone of each organization, for grouping by zone.
         revisions: changes of the :data:`REVISED_FIELDS`, in any order.
             Without them, a past date sees today's amount, close date, owner
-            and loss reason; the probability falls back to the stage's default
-            when the stage then differs from today's (without an override).
+            and loss reason (the stage and probability still come out right
+            unless an override was set).
 
     Raises:
         ValidationError: an item of the wrong type, or an opportunity whose
@@ -394,8 +385,14 @@ class Book:
         An opportunity exists from the first entry of its stage history.  Its
         stage is the last history entry at or before ``as_of``; the revised
         fields are today's values with every revision made after ``as_of``
-        undone, newest first.  The probability is the rebuilt one while an
-        override was set; otherwise the default of the stage it was in.
+        undone, newest first.  The probability is 1 in a won stage and 0 in a
+        lost one; the rebuilt one while an override was set, or in today's
+        stage; otherwise the default of the stage it was in (what complete
+        revisions give too, and the right answer when they are missing).
+
+        Raises:
+            ValidationError: ``as_of`` is naive; a stage the pipeline no
+                longer has (field ``stage``).
         """
         moment = _check_aware(as_of, "as_of")
         return tuple(
@@ -408,10 +405,10 @@ class Book:
 
     def _state(self, opp: Opportunity, as_of: datetime) -> DealState | None:
         history = opp.history
-        if history[-1].at > as_of:
+        if history and history[-1].at > as_of:
             history = tuple(c for c in history if c.at <= as_of)
-            if not history:
-                return None
+        if not history:  # not opened yet (or built without a history)
+            return None
         values: dict[str, Any] = {name: getattr(opp, name) for name in REVISED_FIELDS}
         for revision in reversed(self._by_opportunity.get(opp.id, ())):
             if revision.at <= as_of:
@@ -1001,7 +998,7 @@ def time_in_stage(book: Book, *, as_of: datetime, pipeline: str) -> tuple[StageT
             continue
         history = [c for c in opp.history if c.at <= as_of]
         ends = [(c.at, True) for c in history[1:]] + [(as_of, False)]
-        for change, (until, ended) in zip(history, ends, strict=True):
+        for change, (until, ended) in zip(history, ends, strict=False):  # none: no visit
             if change.target in visits:
                 visits[change.target].append((until - change.at, ended))
     result = []
