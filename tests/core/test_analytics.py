@@ -359,6 +359,24 @@ def test_win_rates_per_group_add_up_to_the_whole(
     assert len({g.key for g in groups}) == len(groups)
 
 
+@given(st.lists(deals(), max_size=8), moments, st.integers(1, 24 * 400))
+def test_cycle_stage_times_and_velocity_hold_together_on_any_book(
+    items: list[Deal], at: datetime, window_hours: int
+) -> None:
+    """Closed + censored = deals opened; every visit left or ongoing; velocity not negative."""
+    book = _book(items)
+    states = book.at(at)
+    cycle = sales_cycle(book, as_of=at)
+    assert cycle.closed + cycle.censored == len(states)
+    assert cycle.closed == sum(1 for s in states if s.closed_at is not None)
+    for pipe in PIPELINES:
+        for stage in time_in_stage(book, as_of=at, pipeline=pipe.key):
+            assert 0 <= stage.left <= stage.visits
+    speed = velocity(book, as_of=at, currency="EUR", window=timedelta(hours=window_hours))
+    assert speed.open_deals == sum(1 for s in states if s.in_pipeline)
+    assert speed.per_day is None or speed.per_day >= Money.zero("EUR")
+
+
 observations = st.lists(
     st.tuples(st.integers(0, 1000).map(lambda d: timedelta(days=d)), st.booleans()), max_size=40
 )

@@ -1147,9 +1147,7 @@ def velocity(
         )
     per_day = None
     if rates.average_deal is not None and rates.by_count is not None and cycle_days:
-        per_day = rates.average_deal.multiply(
-            _exact(Decimal(open_deals) * rates.by_count / cycle_days)
-        )
+        per_day = rates.average_deal.multiply(Decimal(open_deals) * rates.by_count / cycle_days)
     return Velocity(
         as_of=as_of,
         window=window,
@@ -1159,11 +1157,6 @@ def velocity(
         cycle_days=cycle_days,
         per_day=per_day,
     )
-
-
-def _exact(value: Decimal) -> Decimal:
-    """A factor with a bounded number of digits, so the product stays exact."""
-    return value.quantize(Decimal("1e-12"), rounding=ROUND_HALF_EVEN)
 
 
 # ================================================================= waterfall
