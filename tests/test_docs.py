@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from crmkit.core import (
+    analytics,
     cases,
     contact_points,
     custom_fields,
@@ -178,7 +179,16 @@ def test_every_hook_section_says_when_it_was_added() -> None:
 
 def _enums() -> list[type[enum.Enum]]:
     found: list[type[enum.Enum]] = []
-    for module in (entities, contact_points, pipelines, interactions, leads, cases, custom_fields):
+    for module in (
+        entities,
+        contact_points,
+        pipelines,
+        interactions,
+        leads,
+        cases,
+        custom_fields,
+        analytics,
+    ):
         for value in vars(module).values():
             if (
                 isinstance(value, type)

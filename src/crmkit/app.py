@@ -101,6 +101,7 @@ from crmkit.plugins.host import (
     StoreBackend,
 )
 from crmkit.serialization import converter
+from crmkit.services.analytics import AnalyticsService
 from crmkit.services.base import (
     UNSET,
     DomainEvent,
@@ -247,6 +248,8 @@ class CRM:
         leads: prospects and their conversion
             (:class:`~crmkit.services.leads.LeadService`).
         cases: post-sale cases (:class:`~crmkit.services.cases.CaseService`).
+        analytics: pipeline, win rate, sales cycle, funnel, velocity and
+            waterfall (:class:`~crmkit.services.analytics.AnalyticsService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -308,6 +311,7 @@ class CRM:
         self.agenda = AgendaService(self)
         self.leads = LeadService(self)
         self.cases = CaseService(self)
+        self.analytics = AnalyticsService(self)
         self.pipelines.load(plugins.register_pipelines(self))
         self.interactions.kinds.load(plugins.register_interaction_kinds(self))
         self.cases.types.load(plugins.register_case_types(self))
