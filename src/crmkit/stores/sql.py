@@ -123,7 +123,9 @@ def _create_engine(url: str, synchronous: str, echo: bool) -> Engine:
     return engine
 
 
-def _borrowed_engine(url: str, creator: Callable[[], sqlite3.Connection], synchronous: str) -> Engine:
+def _borrowed_engine(
+    url: str, creator: Callable[[], sqlite3.Connection], synchronous: str
+) -> Engine:
     """An engine on the caller's SQLite connections, which crmkit never closes nor resets.
 
     No pool keeps them (each checkout asks ``creator`` again, so a connection
@@ -177,18 +179,38 @@ def _passing_converted(base: type[Any]) -> type[Any]:
 
 
 class _Borrowed:
-    """A caller's DBAPI connection: crmkit uses it, the caller closes it."""
+    """A caller's DBAPI connection: crmkit uses it, the caller closes it.
 
-    __slots__ = ("_dbapi",)
+    It commits and rolls back only a transaction crmkit began (``BEGIN
+    IMMEDIATE``): SQLAlchemy also "rolls back" after a read, which on a
+    connection its owner holds inside a transaction would undo the owner's work.
+    """
+
+    __slots__ = ("_dbapi", "_ours")
 
     def __init__(self, dbapi: sqlite3.Connection) -> None:
         object.__setattr__(self, "_dbapi", dbapi)
+        object.__setattr__(self, "_ours", False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._dbapi, name)
 
     def __setattr__(self, name: str, value: object) -> None:
         setattr(self._dbapi, name, value)
+
+    def began(self) -> None:
+        """crmkit began the connection's current transaction."""
+        object.__setattr__(self, "_ours", True)
+
+    def commit(self) -> None:
+        if self._ours:
+            object.__setattr__(self, "_ours", False)
+            self._dbapi.commit()
+
+    def rollback(self) -> None:
+        if self._ours:
+            object.__setattr__(self, "_ours", False)
+            self._dbapi.rollback()
 
     def close(self) -> None:
         """Nothing: the connection stays open for its owner."""
@@ -227,15 +249,19 @@ def _configure_sqlite(engine: Engine, synchronous: str, *, borrowed: bool) -> No
         # Writers take the write lock up front, so two writers never deadlock
         # on a lock upgrade.  Readers run each statement in autocommit: in WAL
         # mode every SELECT reads one consistent snapshot and never blocks.
-        if conn.info.get("crmkit_write", True):
-            if borrowed and conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-                raise StorageError(
-                    "the connection crmkit shares is inside a transaction of its owner "
-                    "(a Django atomic block?): crmkit cannot commit or roll back on its own "
-                    "there; write to crmkit after that transaction ends "
-                    "(Django: transaction.on_commit)"
-                )
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not conn.info.get("crmkit_write", True):
+            return
+        dbapi = conn.connection.dbapi_connection
+        if borrowed and dbapi.in_transaction:  # type: ignore[union-attr]
+            raise StorageError(
+                "the connection crmkit shares is inside a transaction of its owner "
+                "(a Django atomic block?): crmkit cannot commit or roll back on its own "
+                "there; write to crmkit after that transaction ends "
+                "(Django: transaction.on_commit)"
+            )
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if borrowed:
+            dbapi.began()  # type: ignore[union-attr]
 
 
 def _fold_or_none(value: object) -> object:
@@ -1265,6 +1291,8 @@ class SqlStore:
                 self.engine = _acquire_engine(url, synchronous, echo)
             else:
                 self.engine = _borrowed_engine(url, creator, synchronous)
+        except CrmkitError:
+            raise
         except (exc.SQLAlchemyError, ImportError, ValueError) as error:
             reason = getattr(error, "orig", None) or error
             raise StorageError(f"cannot open the database: {reason}") from error

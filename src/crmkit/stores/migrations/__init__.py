@@ -98,8 +98,8 @@ def prepare(engine: Engine, *, create: bool = True, shared: bool = False) -> Non
                     taken = sorted(existing & _own_tables())
                     if taken:
                         raise StorageError(
-                            f"the database already has tables named like crmkit's ({', '.join(taken)}) "
-                            "but no crmkit schema revision"
+                            "the database already has tables named like crmkit's "
+                            f"({', '.join(taken)}) but no crmkit schema revision"
                         )
                 elif existing:
                     raise StorageError(
