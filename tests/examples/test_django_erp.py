@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from examples.django_erp import run
@@ -25,6 +26,9 @@ from crmkit import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
 from tests.conftest import FixedClock
+
+if TYPE_CHECKING:  # importing the models needs Django set up: the fixture does it
+    from examples.django_erp.sales.models import Customer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,11 +51,11 @@ def crm(database: Path) -> Iterator[crmkit.CRM]:
         yield crm
 
 
-def _organization(crm: crmkit.CRM, customer: object) -> crmkit.Organization:
-    return crm.organizations.get_by_external_ref(f"django:customer:{customer.pk}")  # type: ignore[attr-defined]
+def _organization(crm: crmkit.CRM, customer: Customer) -> crmkit.Organization:
+    return crm.organizations.get_by_external_ref(f"django:customer:{customer.pk}")
 
 
-def _deal(crm: crmkit.CRM, customer: object, amount: str) -> Opportunity:
+def _deal(crm: crmkit.CRM, customer: Customer, amount: str) -> Opportunity:
     return crm.opportunities.create(
         name="deal",
         organization=_organization(crm, customer),

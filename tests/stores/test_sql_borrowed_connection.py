@@ -24,9 +24,11 @@ from crmkit.stores.sql import SqlStore, sqlite_url
 from tests.conftest import FixedClock
 
 
-def _connect(path: Path, **options: object) -> sqlite3.Connection:
+def _connect(path: Path, detect_types: int = 0) -> sqlite3.Connection:
     """The host's own connection, in autocommit mode as Django keeps it."""
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, **options)  # type: ignore[call-overload]
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, detect_types=detect_types
+    )
     connection.execute("CREATE TABLE IF NOT EXISTS orders (number TEXT PRIMARY KEY, opp TEXT)")
     return connection
 
