@@ -16,11 +16,11 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.models import Sum
 from django.db.models.signals import post_save
-from examples.django_erp.sales.models import Customer, SalesOrder
 
 import crmkit
 from crmkit import OrganizationDraft, hookimpl
 from crmkit.stores.sql import SqlStore, sqlite_url
+from examples.django_erp.sales.models import Customer, SalesOrder
 
 # --8<-- [start:plugin]
 PREFIX = "django:customer:"

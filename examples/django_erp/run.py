@@ -44,13 +44,12 @@ def main(path: str | None = None) -> None:
         connections.close_all()
 
 
+# --8<-- [start:run]
 def transcript() -> None:
     """Customers in, orders out, and a refused order: printed line by line."""
-    # --8<-- [start:run]
+    from crmkit import HookError, Money
     from examples.django_erp.crm import django_crm
     from examples.django_erp.sales.models import Customer, SalesOrder
-
-    from crmkit import HookError, Money
 
     with django_crm(clock=lambda: datetime(2026, 11, 24, 9, 0, tzinfo=UTC)) as crm:
         # a customer saved in Django appears in the CRM (post_save -> sync_customer)

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from examples.django_erp import run
 
 import crmkit
 from crmkit import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
+from examples.django_erp import run
 from tests.conftest import FixedClock
 
 if TYPE_CHECKING:  # importing the models needs Django set up: the fixture does it
@@ -104,6 +104,7 @@ def test_a_customer_saved_in_an_atomic_block_syncs_after_the_commit_only(
 ) -> None:
     """Inside transaction.atomic() the sync waits for Django's commit; a rollback skips it."""
     from django.db import transaction
+
     from examples.django_erp.sales.models import Customer
 
     with transaction.atomic():
@@ -129,6 +130,7 @@ def test_a_crmkit_write_inside_an_atomic_block_is_refused_and_leaves_djangos_int
 ) -> None:
     """crmkit will not commit Django's transaction: StorageError, and Django's work commits."""
     from django.db import transaction
+
     from examples.django_erp.sales.models import Customer
 
     with transaction.atomic():
@@ -167,6 +169,7 @@ def test_an_order_over_the_credit_limit_rolls_back_the_win_and_the_order_row(
     """The hook inserts the order, then the business rule fails: HookError, the opportunity
     is still open and the inserted SalesOrder row is gone with the win."""
     from django.db.models.signals import post_save
+
     from examples.django_erp.sales.models import Customer, SalesOrder
 
     initech = Customer.objects.create(

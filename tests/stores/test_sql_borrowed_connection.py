@@ -128,6 +128,40 @@ def test_a_hook_failing_after_its_insert_rolls_the_order_back_with_the_win(
         assert not host.in_transaction
 
 
+class SecondConnectionOrders:
+    """Writes the order through a connection of its own: the naive design."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @hookimpl
+    def crmkit_create_sales_order(self, crm: crmkit.CRM, opportunity: Opportunity) -> str | None:
+        own = sqlite3.connect(self.path, timeout=0.2)
+        try:
+            with own:  # commits
+                own.execute("INSERT INTO orders VALUES (?, ?)", (opportunity.name, "x"))
+        finally:
+            own.close()
+        return opportunity.name
+
+
+def test_an_order_written_through_a_second_connection_waits_for_crmkits_own_lock(
+    path: Path, host: sqlite3.Connection
+) -> None:
+    """Why the connection is shared: SQLite has one writer, and the win holds the lock."""
+    with crmkit.open(path.with_name("crm.db"), plugins=[SecondConnectionOrders(path)]) as crm:
+        deal = _deal(crm, "elsewhere")
+        assert "elsewhere" == crm.opportunities.win(deal.id).sales_order_ref  # another file: fine
+
+    with _open(path, lambda: host, SecondConnectionOrders(path)) as crm:
+        deal = _deal(crm, "locked")
+        with pytest.raises(crmkit.HookError) as info:
+            crm.opportunities.win(deal.id)
+
+        assert "database is locked" in info.value.reason
+        assert StageKind.OPEN == crm.opportunities.get(deal.id).status
+
+
 def test_the_hosts_statements_in_a_crm_transaction_roll_back_with_it(
     path: Path, host: sqlite3.Connection
 ) -> None:
