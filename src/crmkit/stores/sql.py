@@ -128,10 +128,11 @@ def _borrowed_engine(
 ) -> Engine:
     """An engine on the caller's SQLite connections, which crmkit never closes nor resets.
 
-    No pool keeps them (each checkout asks ``creator`` again, so a connection
-    the caller closed and reopened is picked up) and none is rolled back on
-    return: crmkit ends its own transactions, and a transaction the caller
-    has open on the connection is the caller's.
+    No pool keeps them (the store keeps one per thread while ``creator``
+    still returns it, so a connection the caller closed and reopened is
+    picked up) and none is rolled back on return: crmkit ends its own
+    transactions, and a transaction the caller has open on the connection is
+    the caller's.
     """
     engine = sa.create_engine(
         url,
@@ -198,6 +199,10 @@ class _Borrowed:
     def __setattr__(self, name: str, value: object) -> None:
         setattr(self._dbapi, name, value)
 
+    def borrows(self, dbapi: sqlite3.Connection) -> bool:
+        """Whether this is ``dbapi``."""
+        return self._dbapi is dbapi
+
     def began(self) -> None:
         """crmkit began the connection's current transaction."""
         object.__setattr__(self, "_ours", True)
@@ -222,19 +227,17 @@ def _configure_sqlite(engine: Engine, synchronous: str, *, borrowed: bool) -> No
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.create_function("crmkit_fold", 1, _fold_or_none, deterministic=True)
-        if borrowed:
-            # Setting isolation_level would COMMIT a transaction the owner has
-            # open: a borrowed connection must already be in autocommit mode
-            # (Django's SQLite backend keeps it there, in atomic blocks too).
-            if dbapi_connection.isolation_level is not None:
-                raise StorageError(
-                    "the connection given to crmkit must be in autocommit mode "
-                    "(isolation_level=None)"
-                )
-            if dbapi_connection.in_transaction:
-                return  # the owner's transaction: no PRAGMA now (WAL cannot switch in one)
-        else:
+        if not borrowed:
             dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own
+        elif dbapi_connection.isolation_level is not None:
+            # Setting it would COMMIT a transaction the owner has open: a
+            # borrowed connection must be in autocommit mode already (Django's
+            # SQLite backend keeps it there, in atomic blocks too).
+            raise StorageError(
+                "the connection given to crmkit must be in autocommit mode (isolation_level=None)"
+            )
+        elif dbapi_connection.in_transaction:
+            return  # the owner's transaction: no PRAGMA now (WAL cannot switch in one)
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: WAL may wait
@@ -1297,7 +1300,7 @@ class SqlStore:
             reason = getattr(error, "orig", None) or error
             raise StorageError(f"cannot open the database: {reason}") from error
         self.url = url
-        self._borrowed = creator is not None
+        self._creator = creator
         self._closed = False
         self._open = True
         self._lock = threading.Lock()
@@ -1310,7 +1313,7 @@ class SqlStore:
         try:
             from crmkit.stores import migrations
 
-            migrations.prepare(self.engine, create=create, shared=self._borrowed)
+            migrations.prepare(self.engine, create=create, shared=creator is not None)
         except BaseException:
             self.close()
             raise
@@ -1382,7 +1385,11 @@ class SqlStore:
         if slot is not None:
             self._local.slot = None
             if not slot[0].invalidated and not slot[0].closed:
-                return slot
+                # a borrowed connection serves while its owner hands out the
+                # same one (Django opens a new one after closing the last)
+                if self._creator is None or slot[1].borrows(self._creator()):
+                    return slot
+                slot[0].close()
         with _translating():
             connection = self.engine.connect()
         with self._lock:
@@ -1391,9 +1398,7 @@ class SqlStore:
         return connection, connection.connection.dbapi_connection
 
     def _checkin(self, connection: Connection, dbapi: Any = None) -> None:
-        # Kept for this thread's next call (no pool round trip), unless the
-        # connection is borrowed: its owner may close it between our calls.
-        if self._open and not self._borrowed:
+        if self._open:  # kept for this thread's next call: no pool round trip
             if dbapi is None:
                 dbapi = connection.connection.dbapi_connection
             self._local.slot = (connection, dbapi)
@@ -1409,7 +1414,7 @@ class SqlStore:
                 connections, self._connections = self._connections, []
             for connection in connections:
                 connection.close()
-            if self._borrowed:
+            if self._creator is not None:
                 self.engine.dispose()  # its own engine, no pool: closes nothing borrowed
             else:
                 _release_engine(self.engine)
