@@ -1262,13 +1262,15 @@ class SqlStore:
             empty (default).
         echo: log every SQL statement.
         creator: SQLite only: a function returning the caller's own
-            ``sqlite3`` connection (in autocommit mode, ``isolation_level=None``)
-            for crmkit to use instead of opening its own, called at each unit
-            of work; crmkit never closes it.  Then the host's statements on
-            that connection (a Django ``crmkit_create_sales_order``) join
-            crmkit's transactions, and crmkit's tables live beside the host's
-            in its database.  See the SQL guide's "Sharing the host's
-            connection".
+            ``sqlite3`` connection for the calling thread (in autocommit mode,
+            ``isolation_level=None``) for crmkit to use instead of opening its
+            own, called at each unit of work; crmkit never closes it.  The
+            host's statements on that connection (a Django
+            ``crmkit_create_sales_order``) then join crmkit's transactions,
+            and crmkit's tables live beside the host's in its database.  See
+            the SQL guide's "Sharing the host's connection".
+
+            .. versionadded:: 0.1
 
     Raises:
         StorageError: the database cannot be opened, or its schema is at a
