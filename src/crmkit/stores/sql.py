@@ -111,7 +111,7 @@ def _release_engine(engine: Engine) -> None:
 def _create_engine(url: str, synchronous: str, echo: bool) -> Engine:
     engine = sa.create_engine(url, echo=echo)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, synchronous)
+        _configure_sqlite(engine, synchronous, borrowed=False)
     elif engine.dialect.name == "postgresql":
 
         @event.listens_for(engine, "connect")
@@ -123,12 +123,121 @@ def _create_engine(url: str, synchronous: str, echo: bool) -> Engine:
     return engine
 
 
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+def _borrowed_engine(
+    url: str, creator: Callable[[], sqlite3.Connection], synchronous: str
+) -> Engine:
+    """An engine on the caller's SQLite connections, which crmkit never closes nor resets.
+
+    No pool keeps them (the store keeps one per thread while ``creator``
+    still returns it, so a connection the caller closed and reopened is
+    picked up) and none is rolled back on return: crmkit ends its own
+    transactions, and a transaction the caller has open on the connection is
+    the caller's.
+    """
+    engine = sa.create_engine(
+        url,
+        creator=lambda: _Borrowed(creator()),
+        poolclass=sa.pool.NullPool,
+        pool_reset_on_return=None,
+    )
+    if engine.dialect.name != "sqlite":
+        engine.dispose()
+        raise ValidationError("creator", "is only supported on SQLite", code="url", value=url)
+    _read_converted_dates(engine.dialect)
+    _configure_sqlite(engine, synchronous, borrowed=True)
+    return engine
+
+
+def _read_converted_dates(dialect: sa.Dialect) -> None:
+    """Let ``dialect`` read DATE and DATETIME columns the driver already converted.
+
+    A connection opened with ``detect_types=sqlite3.PARSE_DECLTYPES`` (Django's
+    are) runs the ``sqlite3`` converters registered for those declared types,
+    so crmkit's date and datetime columns arrive as ``date`` and ``datetime``
+    objects, not the ISO text SQLAlchemy parses.  Only borrowed engines get
+    these types: crmkit's own connections never convert.
+    """
+    colspecs = dict(dialect.colspecs)
+    for generic in (sa.Date, sa.DateTime):
+        colspecs[generic] = _passing_converted(colspecs[generic])
+    dialect.colspecs = colspecs  # this dialect instance only
+
+
+def _passing_converted(base: type[Any]) -> type[Any]:
+    """A subclass of the SQLite type ``base`` whose results may be converted already."""
+
+    def result_processor(self: Any, dialect: sa.Dialect, coltype: object) -> Any:
+        parse = base.result_processor(self, dialect, coltype)
+        if parse is None:
+            return None
+
+        def process(value: Any) -> Any:
+            return parse(value) if isinstance(value, str) else value
+
+        return process
+
+    return type(f"Converted{base.__name__}", (base,), {"result_processor": result_processor})
+
+
+class _Borrowed:
+    """A caller's DBAPI connection: crmkit uses it, the caller closes it.
+
+    It commits and rolls back only a transaction crmkit began (``BEGIN
+    IMMEDIATE``): SQLAlchemy also "rolls back" after a read, which on a
+    connection its owner holds inside a transaction would undo the owner's work.
+    """
+
+    __slots__ = ("_dbapi", "_ours")
+
+    def __init__(self, dbapi: sqlite3.Connection) -> None:
+        object.__setattr__(self, "_dbapi", dbapi)
+        object.__setattr__(self, "_ours", False)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dbapi, name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        setattr(self._dbapi, name, value)
+
+    def borrows(self, dbapi: sqlite3.Connection) -> bool:
+        """Whether this is ``dbapi``."""
+        return self._dbapi is dbapi
+
+    def began(self) -> None:
+        """crmkit began the connection's current transaction."""
+        object.__setattr__(self, "_ours", True)
+
+    def commit(self) -> None:
+        if self._ours:
+            object.__setattr__(self, "_ours", False)
+            self._dbapi.commit()
+
+    def rollback(self) -> None:
+        if self._ours:
+            object.__setattr__(self, "_ours", False)
+            self._dbapi.rollback()
+
+    def close(self) -> None:
+        """Nothing: the connection stays open for its owner."""
+
+
+def _configure_sqlite(engine: Engine, synchronous: str, *, borrowed: bool) -> None:
     """SQLAlchemy's pysqlite recipe: crmkit, not the driver, emits BEGIN."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own
+        dbapi_connection.create_function("crmkit_fold", 1, _fold_or_none, deterministic=True)
+        if not borrowed:
+            dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own
+        elif dbapi_connection.isolation_level is not None:
+            # Setting it would COMMIT a transaction the owner has open: a
+            # borrowed connection must be in autocommit mode already (Django's
+            # SQLite backend keeps it there, in atomic blocks too).
+            raise StorageError(
+                "the connection given to crmkit must be in autocommit mode (isolation_level=None)"
+            )
+        elif dbapi_connection.in_transaction:
+            return  # the owner's transaction: no PRAGMA now (WAL cannot switch in one)
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: WAL may wait
@@ -137,15 +246,25 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
             cursor.execute(f"PRAGMA synchronous={synchronous}")
         finally:
             cursor.close()
-        dbapi_connection.create_function("crmkit_fold", 1, _fold_or_none, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         # Writers take the write lock up front, so two writers never deadlock
         # on a lock upgrade.  Readers run each statement in autocommit: in WAL
         # mode every SELECT reads one consistent snapshot and never blocks.
-        if conn.info.get("crmkit_write", True):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not conn.info.get("crmkit_write", True):
+            return
+        dbapi = conn.connection.dbapi_connection
+        if borrowed and dbapi.in_transaction:  # type: ignore[union-attr]
+            raise StorageError(
+                "the connection crmkit shares is inside a transaction of its owner "
+                "(a Django atomic block?): crmkit cannot commit or roll back on its own "
+                "there; write to crmkit after that transaction ends "
+                "(Django: transaction.on_commit)"
+            )
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if borrowed:
+            dbapi.began()  # type: ignore[union-attr]
 
 
 def _fold_or_none(value: object) -> object:
@@ -566,14 +685,17 @@ class _Compiled:
 def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
     """SQLAlchemy's result processor for ``column``, with SQLite shortcuts.
 
-    SQLite returns datetimes as ISO text in UTC (``datetime.fromisoformat``
-    reads it directly) and JSON as text (an empty list or object needs no decoder).
+    SQLite returns datetimes and dates as ISO text (in UTC; ``fromisoformat``
+    reads it directly, and passes a value a borrowed connection converted
+    already) and JSON as text (an empty list or object needs no decoder).
     """
     processor: Callable[[Any], Any] | None = column.type._cached_result_processor(dialect, None)
     if dialect.name != "sqlite" or processor is None:
         return processor
     if isinstance(column.type, UtcDateTime):
         return _sqlite_utc_datetime
+    if isinstance(column.type, sa.Date):
+        return _sqlite_date
     if isinstance(column.type, sa.JSON):
         decode = processor
 
@@ -586,8 +708,20 @@ def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[
     return processor
 
 
-def _sqlite_utc_datetime(value: str) -> datetime:
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+def _sqlite_utc_datetime(value: str | datetime) -> datetime:
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)  # type: ignore[arg-type]
+    except TypeError:  # converted by the driver already (a borrowed Django connection)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+def _sqlite_date(value: str | date) -> date:
+    try:
+        return date.fromisoformat(value)  # type: ignore[arg-type]
+    except TypeError:  # converted by the driver already (a borrowed Django connection)
+        assert isinstance(value, date)
+        return value
 
 
 def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
@@ -1127,6 +1261,16 @@ class SqlStore:
         create: create the schema at the newest migration when the database is
             empty (default).
         echo: log every SQL statement.
+        creator: SQLite only: a function returning the caller's own
+            ``sqlite3`` connection for the calling thread (in autocommit mode,
+            ``isolation_level=None``) for crmkit to use instead of opening its
+            own, called at each unit of work; crmkit never closes it.  The
+            host's statements on that connection (a Django
+            ``crmkit_create_sales_order``) then join crmkit's transactions,
+            and crmkit's tables live beside the host's in its database.  See
+            the SQL guide's "Sharing the host's connection".
+
+            .. versionadded:: 0.1
 
     Raises:
         StorageError: the database cannot be opened, or its schema is at a
@@ -1141,15 +1285,24 @@ class SqlStore:
         synchronous: str = "FULL",
         create: bool = True,
         echo: bool = False,
+        creator: Callable[[], sqlite3.Connection] | None = None,
     ):
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValidationError("synchronous", "must be FULL, NORMAL or EXTRA", value=synchronous)
+        if creator is not None and not callable(creator):
+            raise ValidationError("creator", "must be a function returning a connection")
         try:
-            self.engine = _acquire_engine(url, synchronous, echo)
+            if creator is None:
+                self.engine = _acquire_engine(url, synchronous, echo)
+            else:
+                self.engine = _borrowed_engine(url, creator, synchronous)
+        except CrmkitError:
+            raise
         except (exc.SQLAlchemyError, ImportError, ValueError) as error:
             reason = getattr(error, "orig", None) or error
             raise StorageError(f"cannot open the database: {reason}") from error
         self.url = url
+        self._creator = creator
         self._closed = False
         self._open = True
         self._lock = threading.Lock()
@@ -1162,7 +1315,7 @@ class SqlStore:
         try:
             from crmkit.stores import migrations
 
-            migrations.prepare(self.engine, create=create)
+            migrations.prepare(self.engine, create=create, shared=creator is not None)
         except BaseException:
             self.close()
             raise
@@ -1234,7 +1387,11 @@ class SqlStore:
         if slot is not None:
             self._local.slot = None
             if not slot[0].invalidated and not slot[0].closed:
-                return slot
+                # a borrowed connection serves while its owner hands out the
+                # same one (Django opens a new one after closing the last)
+                if self._creator is None or slot[1].borrows(self._creator()):
+                    return slot
+                slot[0].close()
         with _translating():
             connection = self.engine.connect()
         with self._lock:
@@ -1259,7 +1416,10 @@ class SqlStore:
                 connections, self._connections = self._connections, []
             for connection in connections:
                 connection.close()
-            _release_engine(self.engine)
+            if self._creator is not None:
+                self.engine.dispose()  # its own engine, no pool: closes nothing borrowed
+            else:
+                _release_engine(self.engine)
 
     def table_name(self, cls: type[Entity]) -> str:
         """The table storing ``cls``."""

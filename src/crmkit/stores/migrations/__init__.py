@@ -68,8 +68,16 @@ def _lock(connection: Connection) -> None:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
 
 
-def prepare(engine: Engine, *, create: bool = True) -> None:
+def prepare(engine: Engine, *, create: bool = True, shared: bool = False) -> None:
     """Check (and for an empty database, create) the schema.
+
+    Args:
+        engine: the database.
+        create: create the schema when crmkit has none there yet.
+        shared: the database is a host's (a Django project's): crmkit creates
+            its tables beside the host's, refusing only when one of its own
+            table names is taken.  Otherwise any table without a crmkit
+            revision means the database is not crmkit's, and it is refused.
 
     Raises:
         StorageError: a non-crmkit database, an older schema (upgrade needed),
@@ -85,7 +93,15 @@ def prepare(engine: Engine, *, create: bool = True) -> None:
             _lock(connection)
             current = _current(connection)
             if current is None:
-                if sa.inspect(connection).get_table_names():
+                existing = set(sa.inspect(connection).get_table_names())
+                if shared:
+                    taken = sorted(existing & _own_tables())
+                    if taken:
+                        raise StorageError(
+                            "the database already has tables named like crmkit's "
+                            f"({', '.join(taken)}) but no crmkit schema revision"
+                        )
+                elif existing:
                     raise StorageError(
                         "the database has tables but no crmkit schema revision: "
                         "it is not a crmkit database"
@@ -108,6 +124,13 @@ def prepare(engine: Engine, *, create: bool = True) -> None:
         f"the database schema is at revision {current}, which this crmkit does not know: "
         "it was written by a newer crmkit; upgrade crmkit"
     )
+
+
+def _own_tables() -> set[str]:
+    """The names of the tables crmkit's migrations create (and Alembic's own)."""
+    from crmkit.stores.schema import metadata
+
+    return set(metadata.tables) | {"alembic_version"}
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:

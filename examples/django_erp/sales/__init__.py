@@ -1,0 +1,1 @@
+"""The example's Django app: customers and sales orders."""
