@@ -344,7 +344,9 @@ def test_malformed_money_input_raises_only_validation_error(
     if bad == "amount":
         result = valid_or_rejected_at(lambda: Money(amount, good.currency), "amount")
     else:
-        result = valid_or_rejected_at(lambda: Money(good.amount, currency), "currency")
+        # one unit is a valid amount in every currency, so when the random text
+        # happens to be a real code (TMT), only the currency decides
+        result = valid_or_rejected_at(lambda: Money(1, currency), "currency")
     event(f"{bad}: {'rejected' if result is None else 'accepted'}")
     if result is not None:
         assert result == Money(str(result.amount), result.currency)
