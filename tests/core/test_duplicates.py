@@ -186,9 +186,7 @@ def test_a_switchboard_number_is_weaker_evidence_than_a_personal_one() -> None:
     b = person(2, "Luis", "Gómez", None, "+34911111111")
 
     [personal] = score_pairs(spec, [(a, b)], DEFAULT_CONTACT_MODEL)
-    [shared] = score_pairs(
-        spec, [(a, b)], DEFAULT_CONTACT_MODEL, key_counts={"p:+34911111111": 7}
-    )
+    [shared] = score_pairs(spec, [(a, b)], DEFAULT_CONTACT_MODEL, key_counts={"p:+34911111111": 7})
 
     assert "same" == personal.reason("phone").level
     assert "shared number" == shared.reason("phone").level
