@@ -477,7 +477,10 @@ def planted_contacts(n: int = 100_000, *, rate: float = 0.05, seed: int = 2026) 
     planted = round(n * rate)
     originals = n - planted
     organizations = max(1, originals // 6)
-    switchboards = {org: f"9{rng.randrange(10**8):08d}" for org in range(organizations)}
+    switchboards = {  # landline ranges that are all valid numbers
+        org: f"{rng.choice(('91', '93', '95', '96'))}{rng.randrange(10**7):07d}"
+        for org in range(organizations)
+    }
     mobiles: set[str] = set()
     emails: set[str] = set()
     people: list[RawContact] = []
