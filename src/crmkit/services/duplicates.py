@@ -1,4 +1,4 @@
-"""``crm.duplicates``: find likely duplicate contacts and organizations, and check new ones.
+"""``crm.duplicates``: find likely duplicates, check new records, merge and undo.
 
 :meth:`DuplicateService.find` loads the records, builds their profiles and
 runs :func:`crmkit.core.duplicates.find_duplicates`: blocking, rapidfuzz
@@ -21,9 +21,10 @@ candidates in :attr:`DuplicateService.last_check`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Final, Literal, TypeVar
+from uuid import UUID
 
 from attrs import frozen
 
@@ -43,7 +44,9 @@ from crmkit.core.duplicates import (
 )
 from crmkit.core.entities import Contact, Entity, Organization
 from crmkit.core.errors import DuplicateError, ValidationError
+from crmkit.core.merge import MergeJournal, MergePlan
 from crmkit.core.query import Contains, Eq, Filter, Has, Query
+from crmkit.services.merge import execute_merge, plan_merge, undo_merge
 from crmkit.stores.base import UnitOfWork
 
 if TYPE_CHECKING:
@@ -169,6 +172,61 @@ class DuplicateService:
             if entity == "contact"
             else organization_spec().default_model
         )
+
+    # ---------------------------------------------------------------- merge
+    def plan_merge(
+        self,
+        survivor: UUID,
+        merged: Sequence[UUID],
+        *,
+        entity: DuplicateEntity = "contact",
+        choose: Mapping[str, UUID] | None = None,
+    ) -> MergePlan:
+        """What merging ``merged`` into ``survivor`` would do; nothing is written (dry run).
+
+        Args:
+            survivor: the id of the record that stays.
+            merged: the ids of the records folded into it.
+            entity: ``"contact"`` (default) or ``"organization"``.
+            choose: ``{field: record id}``: take these fields from that record;
+                otherwise the survivor keeps its values, fills its empty fields
+                from the merged records, and list fields take the union.
+
+        Returns:
+            The :class:`~crmkit.core.merge.MergePlan`: field choices and the
+            related records that will be re-pointed.  Pass it to :meth:`merge`.
+
+        Raises:
+            ValidationError: bad arguments.
+            NotFoundError: a record does not exist.
+        """
+        return plan_merge(self._crm, entity, survivor, merged, choose)
+
+    def merge(self, plan: MergePlan) -> MergeJournal:
+        """Execute ``plan`` in one transaction and journal it (see :meth:`undo`).
+
+        The survivor takes the planned fields, every record referring to a
+        merged record refers to the survivor instead, the merged records are
+        archived; every change is audited.
+
+        Returns:
+            The :class:`~crmkit.core.merge.MergeJournal` entry; its ``id`` undoes it.
+
+        Raises:
+            ConcurrencyError: a record of the plan changed since it was planned.
+            ValidationError: invalid merged values, or a plugin vetoed a change.
+        """
+        return execute_merge(self._crm, plan)
+
+    def undo(self, merge: UUID) -> MergeJournal:
+        """Undo a merge: every record it touched is written back exactly as it was.
+
+        Raises:
+            NotFoundError: no such merge.
+            ValidationError: it was undone already (code ``undone``).
+            ConcurrencyError: a record changed since the merge; nothing is undone.
+        """
+        return undo_merge(self._crm, merge)
 
     # ------------------------------------------------------------ on create
     @property
