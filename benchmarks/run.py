@@ -51,7 +51,7 @@ from email_validator import validate_email
 from rapidfuzz.fuzz import token_sort_ratio
 
 import crmkit
-from crmkit.core.duplicates import ContactProfile, contact_spec, find_duplicates
+from crmkit.core.duplicates import contact_spec, find_duplicates
 from crmkit.testing.duplicates import PlantedBook, planted_contacts
 
 PRAGMAS = (
@@ -309,18 +309,7 @@ def baseline_dedupe(book: PlantedBook) -> Pairs:
 
 def crmkit_dedupe(book: PlantedBook) -> Pairs:
     """crmkit's pure core on the same raw records."""
-    profiles = [
-        ContactProfile.from_values(
-            c.id,
-            first_name=c.first_name,
-            last_name=c.last_name,
-            email=c.email,
-            phones=c.phones,
-            region=book.region,
-        )
-        for c in book.contacts
-    ]
-    return find_duplicates(contact_spec(), profiles).pairs()
+    return find_duplicates(contact_spec(), book.profiles()).pairs()
 
 
 def bench_dedupe(rows: int, repeat: int) -> tuple[float, float]:

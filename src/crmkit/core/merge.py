@@ -28,7 +28,7 @@ from uuid import UUID
 import attrs
 from attrs import field, frozen
 
-from crmkit.core.entities import Entity, FieldKind
+from crmkit.core.entities import _BASE_FIELDS, Entity, FieldKind
 from crmkit.core.errors import ValidationError
 from crmkit.core.fields import optional_datetime, required_id, text
 
@@ -208,12 +208,7 @@ class MergeJournal(Entity):
 
     ENTITY: ClassVar[str] = "merge"
     QUERYABLE: ClassVar[dict[str, FieldKind]] = {
-        "id": FieldKind.ID,
-        "version": FieldKind.INT,
-        "created_at": FieldKind.DATETIME,
-        "updated_at": FieldKind.DATETIME,
-        "external_ref": FieldKind.TEXT,
-        "archived": FieldKind.BOOL,
+        **_BASE_FIELDS,
         "entity": FieldKind.TEXT,
         "survivor_id": FieldKind.ID,
         "undone_at": FieldKind.DATETIME,

@@ -46,7 +46,7 @@ from crmkit.core.entities import Contact, Entity, Organization
 from crmkit.core.errors import DuplicateError, ValidationError
 from crmkit.core.merge import MergeJournal, MergePlan
 from crmkit.core.query import Contains, Eq, Filter, Has, Query
-from crmkit.services.merge import execute_merge, plan_merge, undo_merge
+from crmkit.services.merge import entity_class, execute_merge, plan_merge, undo_merge
 from crmkit.stores.base import UnitOfWork
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class DuplicateService:
         Raises:
             ValidationError: an unknown entity, a bad threshold or max_block.
         """
-        cls = _entity_class(entity)
+        cls = entity_class(entity)
         if archived is not None and not isinstance(archived, bool):
             raise ValidationError("archived", "must be True, False or None", value=archived)
         records = self._crm._read(lambda uow: uow.repository(cls).find(Query(archived=archived)))
@@ -163,7 +163,7 @@ class DuplicateService:
 
     def model(self, entity: DuplicateEntity = "contact") -> Model:
         """The model the check on create uses: the last one :meth:`find` fitted, or the default."""
-        _entity_class(entity)
+        entity_class(entity)
         found = self._models.get(entity)
         if found is not None:
             return found
@@ -310,16 +310,6 @@ def _check_on_create(value: object) -> OnCreate:
         return "refuse"
     raise ValidationError(
         "duplicate_check", 'must be "off", "warn" or "refuse"', code="choice", value=value
-    )
-
-
-def _entity_class(entity: object) -> type[Contact] | type[Organization]:
-    if entity == "contact":
-        return Contact
-    if entity == "organization":
-        return Organization
-    raise ValidationError(
-        "entity", 'must be "contact" or "organization"', code="choice", value=entity
     )
 
 

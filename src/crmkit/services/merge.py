@@ -45,7 +45,12 @@ def _entity_types() -> tuple[type[Entity], ...]:
     return ENTITY_TYPES
 
 
-def _class_of(entity: object) -> type[Contact] | type[Organization]:
+def entity_class(entity: object) -> type[Contact] | type[Organization]:
+    """The class of ``"contact"`` or ``"organization"``.
+
+    Raises:
+        ValidationError: anything else (field ``entity``, code ``choice``).
+    """
     if entity == "contact":
         return Contact
     if entity == "organization":
@@ -69,7 +74,7 @@ def plan_merge(
             among the merged, a bad ``choose``.
         NotFoundError: a record does not exist.
     """
-    cls = _class_of(entity)
+    cls = entity_class(entity)
     _check_uuid(survivor, "survivor")
     if not isinstance(merged, list | tuple) or not merged:
         raise ValidationError("merged", "must list the ids of the records to merge", value=merged)

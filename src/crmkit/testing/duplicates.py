@@ -24,6 +24,8 @@ from uuid import UUID
 
 from attrs import evolve, frozen
 
+from crmkit.core.duplicates import ContactProfile
+
 __all__ = ["PlantedBook", "RawContact", "planted_contacts"]
 
 _FIRST: Final = (
@@ -355,6 +357,20 @@ class PlantedBook:
     contacts: tuple[RawContact, ...]
     duplicates: frozenset[frozenset[UUID]]
     region: str = "ES"
+
+    def profiles(self) -> list[ContactProfile]:
+        """The contacts as the duplicate search's profiles (phones read for :attr:`region`)."""
+        return [
+            ContactProfile.from_values(
+                c.id,
+                first_name=c.first_name,
+                last_name=c.last_name,
+                email=c.email,
+                phones=c.phones,
+                region=self.region,
+            )
+            for c in self.contacts
+        ]
 
 
 def _ascii(text: str) -> str:
