@@ -263,20 +263,23 @@ def test_em_fits_a_small_book_and_finds_its_planted_duplicates() -> None:
 
 @pytest.mark.slow
 def test_100k_contacts_with_5_percent_planted_duplicates() -> None:
-    """Recall >= 0.95 and precision >= 0.97 with default settings, in under 10 s."""
+    """Recall >= 0.95 and precision >= 0.97 with default settings, in under 10 s.
+
+    The time counts normalizing the raw records (profiles) and the search;
+    it is CPU time, so other processes on a shared machine do not count.
+    """
     book = planted_contacts(100_000, rate=0.05, seed=2026)
-    start = time.perf_counter()
-    profiles = book.profiles()
-    matching = find_duplicates(contact_spec(), profiles)
-    elapsed = time.perf_counter() - start
+    wall, cpu = time.perf_counter(), time.process_time()
+    matching = find_duplicates(contact_spec(), book.profiles())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 
     found = matching.pairs()
     true_positives = len(found & book.duplicates)
     recall = true_positives / len(book.duplicates)
     precision = true_positives / len(found)
-    print(f"recall={recall:.4f} precision={precision:.4f} time={elapsed:.2f}s")
+    print(f"recall={recall:.4f} precision={precision:.4f} cpu={cpu:.2f}s wall={wall:.2f}s")
     assert 5000 == len(book.duplicates)
     assert matching.model.fitted
     assert recall >= 0.95
     assert precision >= 0.97
-    assert elapsed < 10
+    assert cpu < 10
