@@ -82,6 +82,14 @@ def test_a_bad_duplicate_check_setting_is_refused() -> None:
     assert ("duplicate_check", "choice") == (error.value.field, error.value.code)
 
 
+def test_a_bad_on_create_value_is_refused(crm: crmkit.CRM) -> None:
+    with pytest.raises(ValidationError) as error:
+        crm.duplicates.on_create = "loud"  # type: ignore[assignment]
+
+    assert "duplicate_check" == error.value.field
+    assert "off" == crm.duplicates.on_create
+
+
 def test_refuse_raises_with_the_candidate_and_writes_nothing(
     backend_url: str, clock: FixedClock
 ) -> None:

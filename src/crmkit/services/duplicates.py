@@ -60,7 +60,6 @@ R = TypeVar("R", Contact, Organization)
 
 #: What creating a contact or organization does about likely duplicates.
 OnCreate = Literal["off", "warn", "refuse"]
-_ON_CREATE: Final = ("off", "warn", "refuse")
 
 #: At most this many existing records are read per lookup of the check on create.
 CHECK_LIMIT: Final = 200
@@ -84,9 +83,6 @@ class DuplicateCheck:
     candidates: tuple[Candidate, ...]
 
 
-_NO_CHECK: Final = None
-
-
 class DuplicateService:
     """Likely duplicates: on demand (:meth:`find`) and on create (:attr:`on_create`).
 
@@ -98,15 +94,24 @@ class DuplicateService:
 
     def __init__(self, crm: CRM, *, on_create: OnCreate = "off"):
         self._crm = crm
-        self.on_create = _check_on_create(on_create)
+        self._on_create = _check_on_create(on_create)
         self.threshold: float = DEFAULT_THRESHOLD
         self._models: dict[DuplicateEntity, Model] = {}
         self._last: ContextVar[DuplicateCheck | None] = ContextVar(
-            f"crmkit-duplicates-{id(self)}", default=_NO_CHECK
+            f"crmkit-duplicates-{id(self)}", default=None
         )
 
     def __repr__(self) -> str:
         return f"<DuplicateService on_create={self.on_create!r}>"
+
+    @property
+    def on_create(self) -> OnCreate:
+        """What creating a contact or organization does about a likely duplicate."""
+        return self._on_create
+
+    @on_create.setter
+    def on_create(self, value: OnCreate) -> None:
+        self._on_create = _check_on_create(value)
 
     # ------------------------------------------------------------ on demand
     def find(
