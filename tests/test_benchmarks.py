@@ -20,9 +20,13 @@ _SPEC.loader.exec_module(run)
 def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert 0 == run.main(["--rows", "300", "--lookups", "50", "--repeat", "2"])
+    assert 0 == run.main(
+        ["--rows", "300", "--lookups", "50", "--repeat", "2", "--dedupe-rows", "2000"]
+    )
 
     out = capsys.readouterr().out
     for contender in ("raw sqlite3", "SQLAlchemy Core", "floor", "crmkit bulk_create"):
         assert contender in out
     assert re.search(r"^RESULT bulk_ratio=\d+\.\d\d get_ratio=\d+\.\d\d$", out, re.MULTILINE)
+    assert re.search(r"^RESULT dedupe_ratio=\d+\.\d\d$", out, re.MULTILINE)
+    assert "baseline blocking + rapidfuzz" in out

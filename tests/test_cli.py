@@ -179,3 +179,32 @@ def test_db_upgrade_of_a_database_from_a_newer_crmkit_fails_cleanly(tmp_path: Pa
     assert 1 == result.exit_code
     assert "unknown to this crmkit" in result.output
     assert "Traceback" not in result.output
+
+
+def test_dedupe_lists_likely_duplicates_with_their_reasons(tmp_path: Path) -> None:
+    """``crmkit dedupe`` prints each pair's probability, both names and why."""
+    path = str(tmp_path / "crm.db")
+    with crmkit.open(path, default_region="ES") as crm:
+        crm.contacts.create(first_name="Ana", last_name="Pérez", email="ana@acme.es")
+        crm.contacts.create(first_name="Perez", last_name="Ana", email="ANA+x@acme.es")
+        crm.contacts.create(first_name="Luis", last_name="Gómez", email="luis@acme.es")
+
+    result = CliRunner().invoke(cli, ["dedupe", "--db", path], env=WIDE)
+
+    assert 0 == result.exit_code, result.output
+    assert "3 contacts, 1 pairs compared, 1 likely duplicates" in result.output
+    assert "Ana Pérez" in result.output
+    assert "Perez Ana" in result.output
+    assert "same names, first and last swapped" in result.output
+    assert "the default model" in result.output
+
+
+def test_dedupe_of_organizations_with_none_says_so(tmp_path: Path) -> None:
+    path = str(tmp_path / "crm.db")
+    with crmkit.open(path) as crm:
+        crm.organizations.create(name="Acme")
+
+    result = CliRunner().invoke(cli, ["dedupe", "--db", path, "--entity", "organization"])
+
+    assert 0 == result.exit_code, result.output
+    assert "0 likely duplicates" in result.output

@@ -126,6 +126,7 @@ from crmkit.services.base import (
 )
 from crmkit.services.cases import CaseService
 from crmkit.services.custom_fields import CustomFieldRegistry
+from crmkit.services.duplicates import DuplicateService, OnCreate
 from crmkit.services.interactions import AgendaService, InteractionService
 from crmkit.services.leads import LeadService
 from crmkit.services.registry import Registry
@@ -250,6 +251,8 @@ class CRM:
         cases: post-sale cases (:class:`~crmkit.services.cases.CaseService`).
         analytics: pipeline, win rate, sales cycle, funnel, velocity and
             waterfall (:class:`~crmkit.services.analytics.AnalyticsService`).
+        duplicates: likely duplicate contacts and organizations, on demand
+            and on create (:class:`~crmkit.services.duplicates.DuplicateService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -266,6 +269,7 @@ class CRM:
         actor: str | None = None,
         timezone: str | tzinfo = "UTC",
         notification_errors: NotificationErrors = "log",
+        duplicate_check: OnCreate = "off",
     ):
         if notification_errors not in ("log", "raise"):
             raise ValidationError(
@@ -312,6 +316,7 @@ class CRM:
         self.leads = LeadService(self)
         self.cases = CaseService(self)
         self.analytics = AnalyticsService(self)
+        self.duplicates = DuplicateService(self, on_create=duplicate_check)
         self.pipelines.load(plugins.register_pipelines(self))
         self.interactions.kinds.load(plugins.register_interaction_kinds(self))
         self.cases.types.load(plugins.register_case_types(self))
@@ -932,6 +937,7 @@ class OrganizationService(_Service[Organization, OrganizationId]):
     """Organizations: companies and institutions (organizaciones, clientes)."""
 
     _cls = Organization
+    _screens_duplicates = True
     _aliases: ClassVar[Mapping[str, tuple[str, type[Entity]]]] = {
         "market": ("market_id", Market),
         "source": ("source_id", Source),
@@ -972,7 +978,8 @@ class OrganizationService(_Service[Organization, OrganizationId]):
 
         Raises:
             ValidationError: any invalid value, naming the argument.
-            DuplicateError: ``external_ref`` is taken.
+            DuplicateError: ``external_ref`` is taken, or (with
+                ``duplicate_check="refuse"``) the record is a likely duplicate.
         """
         return self._create(
             {
@@ -1064,6 +1071,7 @@ class ContactService(_Service[Contact, ContactId]):
     """Contacts: the people at organizations (contactos)."""
 
     _cls = Contact
+    _screens_duplicates = True
     _aliases: ClassVar[Mapping[str, tuple[str, type[Entity]]]] = {
         "organization": ("organization_id", Organization),
         "position": ("position_id", Position),
@@ -1095,7 +1103,8 @@ class ContactService(_Service[Contact, ContactId]):
 
         Raises:
             ValidationError: any invalid value, naming the argument.
-            DuplicateError: ``external_ref`` is taken.
+            DuplicateError: ``external_ref`` is taken, or (with
+                ``duplicate_check="refuse"``) the record is a likely duplicate.
         """
         return self._create(
             {
@@ -1540,6 +1549,7 @@ def open(
     synchronous: str = "FULL",
     timezone: str | tzinfo = "UTC",
     notification_errors: NotificationErrors = "log",
+    duplicate_check: OnCreate = "off",
 ) -> CRM:
     """Open a CRM.
 
@@ -1571,6 +1581,13 @@ def open(
             ``"raise"`` does the same, then raises :class:`~crmkit.HookError`
             (``committed=True``) for the first failure once every plugin was
             notified (strict, for tests).
+        duplicate_check: what ``crm.contacts.create`` and
+            ``crm.organizations.create`` do about a likely duplicate of an
+            existing record: ``"off"`` (default), ``"warn"`` (create it, log a
+            warning on the ``crmkit.duplicates`` logger, report it in
+            ``crm.duplicates.last_check``) or ``"refuse"`` (raise
+            :class:`~crmkit.DuplicateError` with the candidates; nothing is
+            written).  See :mod:`crmkit.services.duplicates`.
 
     Raises:
         ValidationError: bad arguments, or a URL no store serves.
@@ -1598,6 +1615,7 @@ def open(
             actor=actor,
             timezone=timezone,
             notification_errors=notification_errors,
+            duplicate_check=duplicate_check,
         )
         if seed_masters:
             crm.seed_masters()

@@ -3,8 +3,10 @@
 ``crmkit --version`` prints the version; ``crmkit demo`` builds the sample book
 (:func:`crmkit.testing.sample.build_sample_book`) in a CRM, reads it back
 through the API and prints a summary; ``crmkit db current`` and ``crmkit db
-upgrade`` show and upgrade the database schema.  Any :class:`crmkit.CrmkitError` ends the
-command with a one-line message in red and exit status 1, never a traceback.
+upgrade`` show and upgrade the database schema; ``crmkit dedupe`` lists likely
+duplicate contacts or organizations with their probability and reasons.
+Any :class:`crmkit.CrmkitError` ends the command with a one-line message in
+red and exit status 1, never a traceback.
 
 .. versionadded:: 0.1
 """
@@ -23,7 +25,18 @@ from rich.table import Table
 from rich.text import Text
 
 import crmkit
-from crmkit import CRM, Contact, CrmkitError, Lifecycle, Master, Money, Organization
+from crmkit import (
+    CRM,
+    Contact,
+    ContactId,
+    CrmkitError,
+    Lifecycle,
+    Master,
+    Money,
+    Organization,
+    OrganizationId,
+)
+from crmkit.core.duplicates import Candidate
 
 __all__ = ["cli", "main"]
 
@@ -162,6 +175,86 @@ def upgrade(db: str) -> None:
         Console(soft_wrap=True).print(
             f"{_redact(db)}: upgraded from {before or '(empty)'} to {after}"
         )
+
+
+@cli.command()
+@_DB_OPTION
+@click.option(
+    "--entity",
+    "-e",
+    type=click.Choice(["contact", "organization"]),
+    default="contact",
+    show_default=True,
+    help="What to look for duplicates of.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="The match probability a pair needs (0.5: the calibrated decision).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=50,
+    show_default=True,
+    help="Show at most this many pairs (the summary counts them all).",
+)
+def dedupe(db: str, entity: str, threshold: float, limit: int) -> None:
+    """List likely duplicate contacts or organizations, with why.
+
+    Records are paired by shared e-mail, phone or name (blocking), compared
+    field by field, and scored by a Fellegi-Sunter model fitted by EM on the
+    book itself.  Nothing is changed.
+    """
+    console = Console()
+    with crmkit.open(db) as crm:
+        with console.status(f"Looking for duplicate {entity}s..."):
+            matching = crm.duplicates.find(
+                "contact" if entity == "contact" else "organization", threshold=threshold
+            )
+        names = _record_names(crm, matching.candidates[:limit], entity)
+        model = (
+            f"fitted by EM on {matching.model.pairs:,} candidate pairs"
+            if matching.model.fitted
+            else "the default model (too few pairs to fit one)"
+        )
+        console.print(
+            f"[bold]{matching.records:,}[/] {entity}s, [bold]{matching.pairs_compared:,}[/] "
+            f"pairs compared, [bold]{len(matching.candidates):,}[/] likely duplicates "
+            f"(probability >= {threshold:g}); model: {model}."
+        )
+        if not matching.candidates:
+            return
+        table = _table(f"Likely duplicate {entity}s")
+        table.add_column("probability", justify="right")
+        table.add_column("record")
+        table.add_column("probably the same as")
+        table.add_column("why")
+        for candidate in matching.candidates[:limit]:
+            why = Text()
+            for reason in candidate.reasons:
+                if reason.level != "missing":
+                    style = "green" if reason.weight > 0 else "red"
+                    why.append(f"{reason.field}: {reason.detail}\n", style=style)
+            why.rstrip()
+            table.add_row(
+                f"{candidate.probability:.3f}",
+                _lines(names[candidate.left], str(candidate.left)),
+                _lines(names[candidate.right], str(candidate.right)),
+                why,
+            )
+        console.print(table)
+        if len(matching.candidates) > limit:
+            console.print(f"... and {len(matching.candidates) - limit:,} more (--limit).")
+
+
+def _record_names(crm: CRM, candidates: Sequence[Candidate], entity: str) -> dict[UUID, str]:
+    ids = {c.left for c in candidates} | {c.right for c in candidates}
+    if entity == "contact":
+        return {i: crm.contacts.get(ContactId(i)).full_name for i in ids}
+    return {i: crm.organizations.get(OrganizationId(i)).name for i in ids}
 
 
 def _redact(url: str) -> str:

@@ -79,6 +79,20 @@ def test_master_service_types(crm: crmkit.CRM) -> None:
     assert retail == crm.markets.get_by_key("retail")
 
 
+def test_duplicate_service_types(crm: crmkit.CRM) -> None:
+    from crmkit.core.duplicates import Candidate, Matching
+    from crmkit.core.merge import MergeJournal, MergePlan
+
+    ana = crm.contacts.create(first_name="Ana", email="ana@acme.es")
+    copy = crm.contacts.create(first_name="Ana", email="ANA@acme.es")
+    matching = assert_type(crm.duplicates.find("contact"), Matching)
+    assert_type(matching.candidates, tuple[Candidate, ...])
+    assert_type(matching.candidates[0].probability, float)
+    plan = assert_type(crm.duplicates.plan_merge(ana.id, [copy.id]), MergePlan)
+    journal = assert_type(crm.duplicates.merge(plan), MergeJournal)
+    assert_type(crm.duplicates.undo(journal.id), MergeJournal)
+
+
 def test_money_arithmetic_types() -> None:
     """Money + Money and Money - Money are Money; amount is a Decimal."""
     total = Money("10.50", "EUR") + Money("2.25", "EUR")

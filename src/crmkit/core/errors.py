@@ -112,16 +112,40 @@ class NotFoundError(CrmkitError, LookupError):
 
 
 class DuplicateError(CrmkitError, ValueError):
-    """A value that must be unique (``external_ref``, a master key) exists already."""
+    """A value that must be unique (``external_ref``, a master key) exists already,
+    or a new record looks like one that exists (the duplicate check on create).
 
-    def __init__(self, entity: str, field: str, value: object = None):
+    Attributes:
+        entity: the entity type.
+        field: the unique field; for a likely duplicate, the field that agreed
+            most (``"email"``, ``"phone"``, ``"name"``...).
+        value: the offending value (never in the message).
+        candidates: for a likely duplicate, the
+            :class:`~crmkit.core.duplicates.Candidate` pairs (new record,
+            existing record) with their probability and reasons, most likely
+            first; ``()`` otherwise.
+    """
+
+    def __init__(
+        self, entity: str, field: str, value: object = None, *, candidates: tuple[Any, ...] = ()
+    ):
         self.entity = entity
         self.field = field
         self.value = value
-        super().__init__(f"{entity}: another record has the same {field}")
+        self.candidates = candidates
+        if candidates:
+            super().__init__(f"{entity}: probably the same as an existing record ({field} agrees)")
+        else:
+            super().__init__(f"{entity}: another record has the same {field}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.entity, self.field))
+        return (_rebuild_duplicate_error, (type(self), self.entity, self.field, self.candidates))
+
+
+def _rebuild_duplicate_error(
+    cls: type[DuplicateError], entity: str, field: str, candidates: tuple[Any, ...]
+) -> DuplicateError:
+    return cls(entity, field, candidates=candidates)
 
 
 class ConcurrencyError(CrmkitError):

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from typing import Final
 
-__all__ = ["LEGAL_SUFFIXES", "name_key"]
+__all__ = ["LEGAL_SUFFIXES", "fold_text", "name_key"]
 
 #: Legal-form suffixes dropped from the end of an organization name (already
 #: folded and without dots): Spanish, Latin American, English, German, French,
@@ -84,7 +84,11 @@ _INITIALS: Final = re.compile(r"\b([a-z])\.\s?(?=[a-z]\b\.?)")
 _WORD: Final = re.compile(r"[^\W_]+")
 
 
-def _fold(text: str) -> str:
+def fold_text(text: str) -> str:
+    """``text`` lower-cased (case-folded) and without accents: ``"Pérez"`` -> ``"perez"``.
+
+    .. versionadded:: 0.1
+    """
     if text.isascii():  # the common case: NFKD is the identity, no marks to drop
         return text.lower()
     # compatibility caseless matching (Unicode 3.13): decompose, case-fold,
@@ -101,7 +105,7 @@ def name_key(name: str) -> str:
     >>> name_key("ACME Ltd.") == name_key("acme")
     True
     """
-    folded = _fold(name)
+    folded = fold_text(name)
     if "." in folded:  # join dotted initials first
         folded = _INITIALS.sub(r"\1", folded)
     words = _WORD.findall(folded)

@@ -115,6 +115,8 @@ class _Service(Generic[E, I]):
     _aliases: ClassVar[Mapping[str, tuple[str, type[Entity]]]] = {}
     #: the method whose arguments each ``bulk_create`` item holds
     _bulk_create_like: ClassVar[str] = "create"
+    #: whether ``create`` runs the duplicate check (``crm.duplicates.on_create``)
+    _screens_duplicates: ClassVar[bool] = False
 
     def __init__(self, crm: CRM):
         self._crm = crm
@@ -324,6 +326,8 @@ class _Service(Generic[E, I]):
         def run(uow: UnitOfWork, events: list[Event]) -> E:
             fields = self._prepare(uow, values)
             entity, event = self._new(fields, self._crm.now())
+            if self._screens_duplicates:
+                self._crm.duplicates._screen(uow, entity)
             self._repo(uow).add(self._validated(entity, None))
             self._crm._record(uow, events, event)
             return entity

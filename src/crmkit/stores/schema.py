@@ -69,6 +69,7 @@ from crmkit.core.entities import (
 )
 from crmkit.core.interactions import Interaction
 from crmkit.core.leads import Lead
+from crmkit.core.merge import MergeJournal
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.serialization import converter
@@ -100,6 +101,7 @@ ENTITY_TYPES: Final[tuple[type[Entity], ...]] = (
     Case,
     Interaction,
     Lead,
+    MergeJournal,
 )
 
 _TABLE_NAMES: Final = {
@@ -117,6 +119,7 @@ _TABLE_NAMES: Final = {
     "case": "cases",
     "interaction": "interactions",
     "lead": "leads",
+    "merge": "merges",
 }
 
 NAMING: Final = {
@@ -334,6 +337,7 @@ _EXTRA_INDEXES: Final[dict[type[Entity], tuple[tuple[str, ...], ...]]] = {
     ),
     Case: (("owner_id", "status", "sla_due"), ("status", "sla_due")),
     Lead: (("status",), ("email",)),
+    MergeJournal: (("survivor_id",),),
 }
 
 
