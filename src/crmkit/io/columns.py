@@ -67,7 +67,7 @@ class Kind(enum.Enum):
 OMIT: Final = object()
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # compared and hashed by identity: rows key their cells by column
 class Column:
     """One column of an entity's files.
 
