@@ -31,6 +31,7 @@ from crmkit.io.imports import (
     _MASTER_SERVICES,
     check_delimiter,
     entity_type,
+    file_path,
     format_for,
     record_service,
 )
@@ -145,7 +146,9 @@ class ExportService:
         if not isinstance(lossless, bool):
             raise ValidationError("lossless", "must be True or False", code="type", value=lossless)
         check_delimiter(delimiter)
-        target = Path(os.fspath(path))
+        target = file_path(path)
+        if not isinstance(where, list | tuple):
+            raise ValidationError("where", "must be a list of filters", code="type", value=where)
         chosen = format_for(self._crm, target, format, reading=False)
         assert chosen.write is not None
         every = columns_of(cls.ENTITY, self._crm.custom_fields.for_entity(cls.ENTITY))
@@ -235,12 +238,19 @@ def _write(
     encoding: str,
     delimiter: str,
 ) -> int:
+    """Write to ``<target>.part``, then put it in place: a failed export leaves no half file."""
     assert chosen.write is not None
     names = [c.name for c in exporter.columns]
+    partial = target.with_name(target.name + ".part")
     try:
-        return chosen.write(
-            target, names, rows, WriteOptions(encoding=encoding, delimiter=delimiter)
-        )
+        try:
+            written = chosen.write(
+                partial, names, rows, WriteOptions(encoding=encoding, delimiter=delimiter)
+            )
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return written
     except OSError as exc:
         raise ValidationError(
             "path", f"cannot be written: {exc.strerror}", code="file", value=str(target)

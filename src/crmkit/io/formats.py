@@ -88,7 +88,12 @@ def read_csv(path: Path, options: ReadOptions) -> Iterator[SourceRow | Malformed
             first = text.readline()
             delimiter = options.delimiter or sniff_delimiter(first)
             reader = csv.reader(itertools.chain([first], text), delimiter=delimiter, strict=True)
-            header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+            try:
+                header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+            except csv.Error as exc:
+                raise ValidationError(
+                    "header", f"the header line is not valid CSV: {exc}", code="header"
+                ) from None
             if not any(header):
                 raise ValidationError("header", "the file has no header line", code="header")
             width = len(header)
@@ -103,8 +108,8 @@ def read_csv(path: Path, options: ReadOptions) -> Iterator[SourceRow | Malformed
                     line = reader.line_num + 1
                     continue
                 start, line = line, reader.line_num + 1
-                if not cells or (len(cells) == 1 and not cells[0].strip() and width > 1):
-                    continue  # a blank line
+                if not any(c.strip() for c in cells):
+                    continue  # a blank line, or a row of empty cells (";;;")
                 if len(cells) > width and any(c.strip() for c in cells[width:]):
                     yield MalformedRow(start, f"has {len(cells)} cells; the header has {width}")
                     continue
@@ -242,6 +247,12 @@ def read_xlsx(path: Path, options: ReadOptions) -> Iterator[SourceRow | Malforme
                 continue
             cells += [""] * (len(header) - len(cells))
             yield number, dict(zip(header, cells, strict=False))
+    except (ValidationError, GeneratorExit):
+        raise
+    except Exception as exc:  # a damaged workbook: zipfile, XML and openpyxl errors alike
+        raise ValidationError(
+            "path", f"is not a readable XLSX workbook: {exc}", code="file", value=str(path)
+        ) from None
     finally:
         book.close()
 

@@ -157,7 +157,7 @@ class _Header:
             )
         self._mapping = dict(mapping or {})
         for header, name in self._mapping.items():
-            if name is not None and name not in self._by_name:
+            if name is not None and (not isinstance(name, str) or name not in self._by_name):
                 raise ValidationError(
                     f"mapping.{header}",
                     f"is not a column: {', '.join(self._by_name)}",
@@ -281,7 +281,17 @@ class ImportService:
             if not isinstance(flag, bool):
                 raise ValidationError(name, "must be True or False", code="type", value=flag)
         check_delimiter(delimiter)
-        source = Path(os.fspath(path))
+        for name, text in (
+            ("encoding", encoding),
+            ("date_format", date_format),
+            ("currency", currency),
+            ("format", format),
+        ):
+            if text is not None and not isinstance(text, str):
+                raise ValidationError(name, "must be text", code="type", value=text)
+        if progress is not None and not callable(progress):
+            raise ValidationError("progress", "must be callable", code="type", value=progress)
+        source = file_path(path)
         chosen = format_for(self._crm, source, format, reading=True)
         assert chosen.read is not None
         columns = columns_of(cls.ENTITY, self._crm.custom_fields.for_entity(cls.ENTITY))
@@ -641,6 +651,17 @@ def record_service(crm: CRM, target: type[Entity]) -> Any:
         if cls is target:
             return getattr(crm, name)
     return crm.cases if target.ENTITY == "case" else crm.users
+
+
+def file_path(path: object) -> Path:
+    """``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValidationError: not a path (code ``type``).
+    """
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise ValidationError("path", "must be a file path", code="type", value=path)
+    return Path(os.fspath(path))
 
 
 def check_delimiter(delimiter: object) -> None:
