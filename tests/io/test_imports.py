@@ -8,12 +8,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from rich.console import Console
 
 import crmkit
 from crmkit import CustomField, ImportReport, Money, RowError, ValidationError
 from tests.conftest import FixedClock
+from tests.io import SCORE
 
 ORGS_HEADER = "external_ref,name,emails,phones,tags,custom.tier,custom.score\n"
 
@@ -35,16 +37,7 @@ def book(any_crm: crmkit.CRM) -> crmkit.CRM:
             choices=["gold", "silver"],
         )
     )
-    any_crm.custom_fields.register(
-        CustomField(
-            entity="organization",
-            key="score",
-            label="Score",
-            type="integer",
-            min_value=Decimal(0),
-            max_value=Decimal(100),
-        )
-    )
+    any_crm.custom_fields.register(SCORE)
     return any_crm
 
 
@@ -425,16 +418,8 @@ def test_report_summary_states_what_was_written() -> None:
         errors=(RowError(2, "email", "email", "is not an e-mail address"),),
         written=True,
     )
-    dry = ImportReport(
-        entity="contacts",
-        mode="atomic",
-        dry_run=True,
-        rows=2,
-        created=2,
-        updated=0,
-        unchanged=0,
-        errors=(),
-        written=False,
+    dry = attrs.evolve(
+        written, mode="atomic", dry_run=True, rows=2, created=2, updated=0, errors=(), written=False
     )
 
     assert "3 rows: 1 created, 1 updated, 0 unchanged; 1 rows refused" == written.summary()

@@ -13,14 +13,14 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import closing
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 import crmkit
-from crmkit import CustomField, In
+from crmkit import In
 from tests.conftest import FixedClock
+from tests.io import SCORE
 
 #: What makes each kind of bad row bad: (cells changed, column reported, code).
 FAULTS = [
@@ -66,16 +66,7 @@ def audit_entries(database: Path) -> int:
 
 
 def define_score(crm: crmkit.CRM) -> None:
-    crm.custom_fields.register(
-        CustomField(
-            entity="organization",
-            key="score",
-            label="Score",
-            type="integer",
-            min_value=Decimal(0),
-            max_value=Decimal(100),
-        )
-    )
+    crm.custom_fields.register(SCORE)
 
 
 def check_the_promises(

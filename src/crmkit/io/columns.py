@@ -442,12 +442,7 @@ def _json(cell: object, ctx: ReadContext) -> object:
 
 
 def _uuid(cell: object, ctx: ReadContext) -> UUID:
-    if isinstance(cell, str):
-        try:
-            return UUID(cell)
-        except ValueError:
-            pass
-    raise ValidationError("", "is not an id (UUID)", code="uuid", value=cell)
+    return converter.structure(cell, UUID)
 
 
 def _reference(cell: object, ctx: ReadContext) -> UUID | str:
