@@ -452,35 +452,42 @@ class _Import:
             self.errors.extend(row.errors)
 
     def _resolve(self, batch: list[_Row]) -> None:
-        """Turn external_refs in reference cells into ids, one query per target type."""
-        wanted: dict[type[Entity], set[str]] = {}
+        """Turn the batch's references (external_refs or ids) into the records they name.
+
+        One query per target type and key for the whole batch; the services
+        then take the records as they are, without looking each one up again.
+        A reference to no record is a row error (code ``reference``).
+        """
+        wanted: dict[tuple[type[Entity], str], set[object]] = {}
         for row in batch:
             for column, value in self._references(row):
-                if isinstance(value, str) and column.target is not None:
-                    wanted.setdefault(column.target, set()).add(value)
-        found: dict[tuple[type[Entity], str], UUID] = {}
-        for target, refs in wanted.items():
+                if column.target is not None and isinstance(value, str | UUID):
+                    key = "external_ref" if isinstance(value, str) else "id"
+                    wanted.setdefault((column.target, key), set()).add(value)
+        found: dict[tuple[type[Entity], object], Entity] = {}
+        for (target, key), values in wanted.items():
             service = record_service(self.crm, target)
-            for record in service.find(In("external_ref", sorted(refs)), archived=None):
-                found[target, record.external_ref] = record.id
+            for record in service.find(In(key, sorted(values, key=str)), archived=None):
+                found[target, getattr(record, key)] = record
         for row in batch:
             for column, value in self._references(row):
-                if not isinstance(value, str) or column.target is None:
+                if column.target is None or not isinstance(value, str | UUID):
                     continue
-                resolved = found.get((column.target, value))
-                if resolved is None:
+                record = found.get((column.target, value))
+                if record is None:
+                    key = "external_ref" if isinstance(value, str) else "id"
                     row.errors.append(
                         RowError(
                             row.line,
                             row.headers.get(column.name, column.name),
                             "reference",
-                            f"there is no {column.target.ENTITY} with external_ref {value!r}",
+                            f"there is no {column.target.ENTITY} with {key} {value}",
                         )
                     )
                 elif column.custom is not None:
-                    row.args["custom"][column.custom.key] = resolved
+                    row.args["custom"][column.custom.key] = record
                 else:
-                    row.args[column.name] = resolved
+                    row.args[column.name] = record
 
     @staticmethod
     def _references(row: _Row) -> Iterator[tuple[Column, object]]:
@@ -600,7 +607,7 @@ class _Import:
                     if column.custom is not None
                     else row.args.get(column.name)
                 )
-                if given != value:
+                if getattr(given, "id", given) != value:
                     return False
             elif column.kind is Kind.MASTER:
                 assert column.target is not None
