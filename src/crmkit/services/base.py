@@ -8,6 +8,7 @@ return frozen domain objects and raise only :mod:`crmkit` errors.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import inspect
@@ -469,20 +470,37 @@ class _Service(Generic[E, I]):
         now = self._crm.now()
         vetoes = self._crm.plugins.validates(self._cls)
         own_new = type(self)._new is not _Service._new
-        built: list[E | ValidationError] = []
-        for item in items:
-            try:
-                fields = self._prepare(uow, self._creating(item), resolve)
-                entity = (
-                    self._new(fields, now)[0] if own_new else _new_record(self._cls, fields, now)
-                )
-                if vetoes:
-                    self._validated(entity, None)
-            except ValidationError as error:
-                built.append(error)
-            else:
-                built.append(entity)
-        return built
+        # Stage by stage, as bulk_create does (arguments, e-mail addresses, then
+        # records), with the collector paused; an item failing a stage skips the rest.
+        results: list[dict[str, Any] | E | ValidationError] = []
+        with _collector_paused():
+            for item in items:
+                try:
+                    results.append(self._prepare(uow, self._creating(item), resolve))
+                except ValidationError as error:
+                    results.append(error)
+            for fields in results:
+                if isinstance(fields, dict):
+                    # a bad address is left as text (_parse_emails assigns a field only
+                    # once it is parsed): the record's converter names it, below
+                    with contextlib.suppress(ValidationError):
+                        _parse_emails(self._cls, [fields])
+            for i, fields in enumerate(results):
+                if not isinstance(fields, dict):
+                    continue
+                try:
+                    entity = (
+                        self._new(fields, now)[0]
+                        if own_new
+                        else _new_record(self._cls, fields, now)
+                    )
+                    if vetoes:
+                        self._validated(entity, None)
+                except ValidationError as error:
+                    results[i] = error
+                else:
+                    results[i] = entity
+        return typing.cast(list[E | ValidationError], results)
 
     def _validated_all(self, entities: Sequence[E]) -> None:
         """Let plugins veto new records of ``bulk_create``; an error names the item's index."""
