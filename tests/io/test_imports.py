@@ -175,6 +175,20 @@ def test_rows_without_external_ref_match_by_id(book: crmkit.CRM, tmp_path: Path)
     assert "Acme Ibérica" == book.organizations.get(acme.id).name
 
 
+def test_a_row_with_a_new_external_ref_and_a_known_id_updates_that_record(
+    crm: crmkit.CRM, tmp_path: Path
+) -> None:
+    """No record has the external_ref yet: the id matches, and the record gets the ref."""
+    acme = crm.organizations.create(name="Acme")
+    path = write(tmp_path / "o.csv", f"id,external_ref,name\n{acme.id},A-1,Acme\n")
+
+    report = crm.imports.csv(path, entity="organizations")
+
+    assert (0, 1) == (report.created, report.updated)
+    assert [acme.id] == [o.id for o in crm.organizations.find()]
+    assert "A-1" == crm.organizations.get(acme.id).external_ref
+
+
 # ================================================================ references
 
 

@@ -502,11 +502,7 @@ class _Import:
     def _existing(self, batch: list[_Row]) -> dict[int, Entity]:
         """The records the batch's rows match (by the row object's ``id()``)."""
         refs = {r.args["external_ref"] for r in batch if r.args.get("external_ref") is not None}
-        ids = {
-            r.args["id"]
-            for r in batch
-            if r.args.get("external_ref") is None and isinstance(r.args.get("id"), UUID)
-        }
+        ids = {r.args["id"] for r in batch if isinstance(r.args.get("id"), UUID)}
         by_ref: dict[object, Entity] = {}
         if refs:
             found = self.service.find(In("external_ref", sorted(refs)), archived=None)
@@ -517,7 +513,9 @@ class _Import:
         matched: dict[int, Entity] = {}
         for row in batch:
             ref = row.args.get("external_ref")
-            current = by_ref.get(ref) if ref is not None else by_id.get(row.args.get("id"))
+            current = (by_ref.get(ref) if ref is not None else None) or by_id.get(
+                row.args.get("id")
+            )
             if current is not None:
                 matched[id(row)] = current
         return matched
