@@ -314,13 +314,13 @@ class ImportService:
         if mode == "partial" and not dry_run:
             for batch in batches:
                 with self._crm.transaction():
-                    run.process(batch, write=True)
+                    run.process(batch)
             written = True
         else:
             try:
                 with self._crm.transaction():
                     for batch in batches:
-                        run.process(batch, write=True)
+                        run.process(batch)
                     if dry_run or run.errors:
                         raise _Rollback
                 written = True
@@ -434,7 +434,7 @@ class _Import:
         return row
 
     # ---------------------------------------------------------- validating
-    def process(self, batch: list[_Row], *, write: bool) -> None:
+    def process(self, batch: list[_Row]) -> None:
         """Validate a batch through the domain and write it (in the current transaction)."""
         self._resolve(batch)
         existing = self._existing(batch)
