@@ -65,6 +65,7 @@ from crmkit.core.errors import (
     StorageError,
     ValidationError,
 )
+from crmkit.core.formats import FileFormat, MalformedRow, ReadOptions, WriteOptions
 from crmkit.core.ids import (
     CampaignId,
     CaseId,
@@ -94,6 +95,7 @@ from crmkit.core.money import Money
 from crmkit.core.opportunities import LineItem, Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, Stage, StageKind
 from crmkit.core.query import Contains, Eq, Has, In, Range
+from crmkit.io.report import ImportReport, RowError
 from crmkit.plugins import hookimpl
 from crmkit.plugins.host import DeliveryFailure, DeliveryReport, StoreBackend
 from crmkit.services.interactions import Agenda, AgendaCounts
@@ -141,8 +143,10 @@ __all__ = [
     "EmailAddress",
     "Entity",
     "Eq",
+    "FileFormat",
     "Has",
     "HookError",
+    "ImportReport",
     "In",
     "Interaction",
     "InteractionId",
@@ -158,6 +162,7 @@ __all__ = [
     "LineItem",
     "LossReason",
     "LossReasonId",
+    "MalformedRow",
     "Market",
     "MarketId",
     "Master",
@@ -185,8 +190,10 @@ __all__ = [
     "Product",
     "ProductId",
     "Range",
+    "ReadOptions",
     "Registry",
     "Role",
+    "RowError",
     "Sequence",
     "SequenceStep",
     "SlaTarget",
@@ -205,6 +212,7 @@ __all__ = [
     "UserId",
     "UserService",
     "ValidationError",
+    "WriteOptions",
     "Zone",
     "ZoneId",
     "__version__",

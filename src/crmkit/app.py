@@ -75,6 +75,7 @@ from crmkit.core.errors import (
 )
 from crmkit.core.events import Archived, Created, FieldChange, StageChanged, Updated
 from crmkit.core.fields import slugify
+from crmkit.core.formats import FileFormat
 from crmkit.core.ids import (
     CampaignId,
     ContactId,
@@ -93,6 +94,8 @@ from crmkit.core.ids import (
 from crmkit.core.money import Money, currency_exponent, is_currency
 from crmkit.core.opportunities import LineItem, Opportunity
 from crmkit.core.pipelines import Pipeline, StageKind, check_pipeline
+from crmkit.io.exports import ExportService
+from crmkit.io.imports import ImportService
 from crmkit.plugins.host import (
     DELIVERED,
     DeliveryFailure,
@@ -253,6 +256,9 @@ class CRM:
             waterfall (:class:`~crmkit.services.analytics.AnalyticsService`).
         duplicates: likely duplicate contacts and organizations, on demand
             and on create (:class:`~crmkit.services.duplicates.DuplicateService`).
+        formats: the registered file formats (:class:`~crmkit.FileFormat`, by key).
+        imports: imports files (:class:`~crmkit.io.ImportService`).
+        exports: exports ``find`` results to files (:class:`~crmkit.io.ExportService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -321,6 +327,10 @@ class CRM:
         self.interactions.kinds.load(plugins.register_interaction_kinds(self))
         self.cases.types.load(plugins.register_case_types(self))
         self.custom_fields.load(plugins.register_custom_fields(self))
+        self.formats: Registry[FileFormat] = Registry(FileFormat, "file format", "format")
+        self.formats.load(plugins.register_formats(self))
+        self.imports = ImportService(self)
+        self.exports = ExportService(self)
 
     # ------------------------------------------------------------- lifecycle
     def close(self) -> None:

@@ -3,10 +3,11 @@
 ``crmkit --version`` prints the version; ``crmkit demo`` builds the sample book
 (:func:`crmkit.testing.sample.build_sample_book`) in a CRM, reads it back
 through the API and prints a summary; ``crmkit db current`` and ``crmkit db
-upgrade`` show and upgrade the database schema; ``crmkit dedupe`` lists likely
-duplicate contacts or organizations with their probability and reasons.
-Any :class:`crmkit.CrmkitError` ends the command with a one-line message in
-red and exit status 1, never a traceback.
+upgrade`` show and upgrade the database schema; ``crmkit import`` and ``crmkit
+export`` move records in and out of files (:mod:`crmkit.io`); ``crmkit dedupe``
+lists likely duplicate contacts or organizations with their probability and
+reasons.  Any :class:`crmkit.CrmkitError` ends the command with a one-line
+message in red and exit status 1, never a traceback.
 
 .. versionadded:: 0.1
 """
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import click
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -255,6 +258,197 @@ def _record_names(crm: CRM, candidates: Sequence[Candidate], entity: str) -> dic
     if entity == "contact":
         return {i: crm.contacts.get(ContactId(i)).full_name for i in ids}
     return {i: crm.organizations.get(OrganizationId(i)).name for i in ids}
+
+
+# ------------------------------------------------------------ import, export
+
+_ENTITIES: Final = ("organizations", "contacts", "leads", "opportunities", "interactions")
+
+_ENTITY_OPTION = click.option(
+    "--entity",
+    "-e",
+    type=click.Choice(_ENTITIES),
+    required=True,
+    help="What the file holds.",
+)
+_FORMAT_OPTION = click.option(
+    "--format",
+    "format_",
+    default=None,
+    metavar="KEY",
+    help="csv, jsonl, xlsx or a plugin's format (default: from the file's extension).",
+)
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@_ENTITY_OPTION
+@_DB_OPTION
+@_FORMAT_OPTION
+@click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="HEADER=COLUMN",
+    help="Read the file's HEADER as COLUMN (a field or custom.<key>); "
+    "HEADER= skips it. Repeat for each header.",
+)
+@click.option("--partial", is_flag=True, help="Write the valid rows (default: all or nothing).")
+@click.option("--dry-run", is_flag=True, help="Validate every row, write nothing.")
+@click.option("--encoding", default=None, help="The file's encoding (default: sniffed).")
+@click.option("--delimiter", default=None, help="The CSV separator (default: sniffed).")
+@click.option("--decimal-comma", is_flag=True, help="Numbers are written 1.234,56.")
+@click.option("--date-format", default=None, metavar="FORMAT", help="e.g. %d/%m/%Y.")
+@click.option("--currency", default=None, help="The currency of amounts given without one.")
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the refused rows as CSV (line, column, code, message).",
+)
+def import_(
+    path: Path,
+    entity: str,
+    db: str,
+    format_: str | None,
+    mappings: tuple[str, ...],
+    partial: bool,
+    dry_run: bool,
+    encoding: str | None,
+    delimiter: str | None,
+    decimal_comma: bool,
+    date_format: str | None,
+    currency: str | None,
+    errors_path: Path | None,
+) -> None:
+    """Import a file of records, with a progress bar and a table of the refused rows.
+
+    Rows match existing records by external_ref (else id), so importing the
+    same file twice changes nothing.  Exits with status 1 if rows were refused.
+    """
+    mapping = _mapping(mappings)
+    console = Console()
+    with (
+        crmkit.open(db, actor="crmkit import") as crm,
+        Progress(
+            TextColumn("[bold]Importing {task.fields[name]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar,
+    ):
+        estimate = _records_in(path)
+        task = bar.add_task("import", total=estimate, name=path.name)
+        report = crm.imports.file(
+            path,
+            entity=entity,
+            format=format_,
+            mapping=mapping,
+            mode="partial" if partial else "atomic",
+            dry_run=dry_run,
+            encoding=encoding,
+            delimiter=delimiter,
+            decimal_comma=decimal_comma,
+            date_format=date_format,
+            currency=currency,
+            progress=lambda done: bar.update(task, completed=done, total=max(estimate or 0, done)),
+        )
+    console.print(Text(report.summary()))
+    if report.errors:
+        console.print(report.table())
+        if errors_path is not None:
+            report.to_csv(errors_path)
+            console.print(Text(f"Errors written to {errors_path}"))
+        raise SystemExit(1)
+
+
+def _mapping(pairs: Sequence[str]) -> dict[str, str | None] | None:
+    if not pairs:
+        return None
+    mapping: dict[str, str | None] = {}
+    for pair in pairs:
+        header, separator, column = pair.partition("=")
+        if not separator or not header:
+            raise crmkit.ValidationError(
+                "map", "must be HEADER=COLUMN (or HEADER= to skip)", code="invalid", value=pair
+            )
+        mapping[header] = column or None
+    return mapping
+
+
+def _records_in(path: Path) -> int | None:
+    """About how many records a text file holds (its lines but the header), for the bar."""
+    if path.suffix.lower() == ".xlsx":
+        return None
+    try:
+        with path.open("rb") as f:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return None  # the import reports it
+    return max(lines - 1, 1)
+
+
+@cli.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@_ENTITY_OPTION
+@_DB_OPTION
+@_FORMAT_OPTION
+@click.option(
+    "--where",
+    "criteria",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Only records whose FIELD equals VALUE (text, enum values, master keys). Repeat.",
+)
+@click.option("--order-by", default=None, metavar="FIELD", help="Sort by FIELD (-FIELD: desc).")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many.")
+@click.option("--archived", is_flag=True, help="Export the archived records instead.")
+@click.option("--columns", default=None, metavar="A,B,...", help="Only these columns, in order.")
+@click.option("--lossless", is_flag=True, help="Cells exactly as stored (not formula-safe).")
+@click.option("--delimiter", default=",", show_default=True, help="The CSV separator.")
+@click.option("--encoding", default="utf-8", show_default=True, help="utf-8-sig for Excel.")
+def export(
+    path: Path,
+    entity: str,
+    db: str,
+    format_: str | None,
+    criteria: tuple[str, ...],
+    order_by: str | None,
+    limit: int | None,
+    archived: bool,
+    columns: str | None,
+    lossless: bool,
+    delimiter: str,
+    encoding: str,
+) -> None:
+    """Export the records matching the criteria to a file (CSV, JSON Lines, XLSX...).
+
+    Cells a spreadsheet would run as formulas are escaped unless --lossless.
+    """
+    equals: dict[str, Any] = {}
+    for pair in criteria:
+        field, separator, value = pair.partition("=")
+        if not separator or not field:
+            raise crmkit.ValidationError("where", "must be FIELD=VALUE", code="invalid", value=pair)
+        equals[field] = value
+    with crmkit.open(db) as crm:
+        written = crm.exports.file(
+            path,
+            entity=entity,
+            format=format_,
+            lossless=lossless,
+            columns=columns.split(",") if columns else None,
+            encoding=encoding,
+            delimiter=delimiter,
+            order_by=order_by or (),
+            limit=limit,
+            archived=archived,
+            **equals,
+        )
+    Console().print(Text(f"{written} {entity} written to {path}"))
 
 
 def _redact(url: str) -> str:

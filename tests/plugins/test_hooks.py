@@ -81,6 +81,7 @@ TESTED_IN = {
     "test_custom_field_hooks.py": ["crmkit_register_custom_fields"],
     "test_lookup_hooks.py": ["crmkit_exchange_rate"],
     "test_store_backend_hooks.py": ["crmkit_register_store_backends"],
+    "test_format_hooks.py": ["crmkit_register_formats"],
 }
 
 
@@ -769,6 +770,7 @@ def test_recording_plugin_records_every_call_in_order(clock: FixedClock) -> None
             "crmkit_register_interaction_kinds",
             "crmkit_register_case_types",
             "crmkit_register_custom_fields",
+            "crmkit_register_formats",
             "crmkit_register_masters",
             "crmkit_validate_organization",
             "crmkit_organization_created",

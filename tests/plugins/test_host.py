@@ -28,6 +28,7 @@ BUILTINS = [
     "crmkit.plugins.builtin_masters",
     "crmkit.plugins.builtin_pipelines",
     "crmkit.plugins.builtin_activities",
+    "crmkit.io.formats",
 ]
 
 
@@ -300,6 +301,7 @@ def test_load_entry_points_registers_installed_plugins(clock: FixedClock) -> Non
             "crmkit_register_interaction_kinds",
             "crmkit_register_case_types",
             "crmkit_register_custom_fields",
+            "crmkit_register_formats",
             "crmkit_register_masters",
         ] == ENTRY_POINT_PLUGIN.names()
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from crmkit.core.cases import Case, CaseType
     from crmkit.core.custom_fields import CustomField
     from crmkit.core.entities import Contact, MasterSeed, Organization
+    from crmkit.core.formats import FileFormat
     from crmkit.core.interactions import Interaction, InteractionKind
     from crmkit.core.leads import Lead, LeadConversion
     from crmkit.core.opportunities import Opportunity, StageChange
@@ -151,6 +152,24 @@ def crmkit_register_custom_fields(crm: CRM) -> list[CustomField]:  # type: ignor
 
     Returns:
         A list of :class:`crmkit.CustomField`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_register_formats(crm: CRM) -> list[FileFormat]:  # type: ignore[empty-body]
+    """Contribute file formats for import and export (``crm.imports``, ``crm.exports``).
+
+    Called once when the CRM is opened.  crmkit's built-in plugin registers
+    ``csv``, ``jsonl`` and ``xlsx`` through this hook.  A key registered twice
+    is a :class:`crmkit.PluginError` at ``crmkit.open()``.
+
+    Args:
+        crm: the CRM being opened.
+
+    Returns:
+        A list of :class:`crmkit.FileFormat`.
 
     .. versionadded:: 0.1
     """

@@ -27,6 +27,7 @@ from crmkit.core.cases import Case, CaseType
 from crmkit.core.custom_fields import CustomField
 from crmkit.core.entities import Contact, Entity, MasterSeed, Organization
 from crmkit.core.errors import CrmkitError, HookError, PluginError, ValidationError
+from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
 from crmkit.core.opportunities import Opportunity, StageChange
@@ -54,6 +55,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "crmkit.plugins.builtin_masters",
     "crmkit.plugins.builtin_pipelines",
     "crmkit.plugins.builtin_activities",
+    "crmkit.io.formats",
 )
 
 
@@ -366,6 +368,16 @@ class PluginHost:
                 raise PluginError(f"custom field {f.entity}.{f.key} is registered twice")
             seen.add((f.entity, f.key))
         return fields
+
+    def register_formats(self, crm: CRM) -> list[FileFormat]:
+        """Every plugin's file formats (``crmkit_register_formats``).
+
+        Raises:
+            PluginError: a key registered twice, or not a list of FileFormat.
+        """
+        name = "crmkit_register_formats"
+        formats = self._flatten(name, self._call(name, crm=crm), FileFormat)
+        return self._unique(formats, "file format")
 
     # --------------------------------------------------------- validation
     def validate(self, crm: CRM, entity: Entity, previous: Entity | None) -> None:

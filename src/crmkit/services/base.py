@@ -8,6 +8,7 @@ return frozen domain objects and raise only :mod:`crmkit` errors.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import inspect
@@ -395,15 +396,7 @@ class _Service(Generic[E, I]):
             raise ValidationError("batch_size", "must be a positive integer", value=batch_size)
         items = list(items)
         allowed = frozenset(inspect.signature(getattr(self, self._bulk_create_like)).parameters)
-        cache: dict[tuple[type[Entity], object], UUID | None] = {}
-
-        def resolve(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
-            if isinstance(value, Entity):
-                return _ref_id(uow, cls, value, name)
-            key = (cls, value)
-            if key not in cache:
-                cache[key] = _ref_id(uow, cls, value, name)
-            return cache[key]
+        resolve = _cached_resolver()
 
         def fields_of(uow: UnitOfWork, item: object) -> dict[str, Any]:
             if not isinstance(item, Mapping):
@@ -454,17 +447,64 @@ class _Service(Generic[E, I]):
         self._validated_all(entities)
 
         def insert(batch: list[E]) -> Callable[[UnitOfWork, list[Event]], None]:
-            def run(uow: UnitOfWork, events: list[Event]) -> None:
-                self._repo(uow).add_many(batch)
-                record = self._crm._record
-                for entity in batch:
-                    record(uow, events, Created(entity))
-
-            return run
+            return lambda uow, events: self._add_created(uow, events, batch)
 
         for start in range(0, len(entities), batch_size):
             self._crm._write(insert(entities[start : start + batch_size]))
         return entities
+
+    def _add_created(self, uow: UnitOfWork, events: list[Event], batch: Sequence[E]) -> None:
+        """Insert new records at once (one executemany), audited and queued for plugins."""
+        self._repo(uow).add_many(batch)
+        record = self._crm._record
+        for entity in batch:
+            record(uow, events, Created(entity))
+
+    def _build_each(
+        self, uow: UnitOfWork, items: Sequence[Mapping[str, Any]]
+    ) -> list[E | ValidationError]:
+        """The new record each creation item makes, or the error refusing it.
+
+        The checks of :meth:`bulk_create` (arguments, references, the
+        entity's own rules, plugins' ``crmkit_validate_<entity>``), item by
+        item, going on after an invalid one: imports report every bad row.
+        Items hold the creation method's arguments; nothing is written.
+        """
+        resolve = _cached_resolver()
+        now = self._crm.now()
+        vetoes = self._crm.plugins.validates(self._cls)
+        own_new = type(self)._new is not _Service._new
+        # Stage by stage, as bulk_create does (arguments, e-mail addresses, then
+        # records), with the collector paused; an item failing a stage skips the rest.
+        results: list[dict[str, Any] | E | ValidationError] = []
+        with _collector_paused():
+            for item in items:
+                try:
+                    results.append(self._prepare(uow, self._creating(item), resolve))
+                except ValidationError as error:
+                    results.append(error)
+            for fields in results:
+                if isinstance(fields, dict):
+                    # a bad address is left as text (_parse_emails assigns a field only
+                    # once it is parsed): the record's converter names it, below
+                    with contextlib.suppress(ValidationError):
+                        _parse_emails(self._cls, [fields])
+            for i, fields in enumerate(results):
+                if not isinstance(fields, dict):
+                    continue
+                try:
+                    entity = (
+                        self._new(fields, now)[0]
+                        if own_new
+                        else _new_record(self._cls, fields, now)
+                    )
+                    if vetoes:
+                        self._validated(entity, None)
+                except ValidationError as error:
+                    results[i] = error
+                else:
+                    results[i] = entity
+        return typing.cast(list[E | ValidationError], results)
 
     def _validated_all(self, entities: Sequence[E]) -> None:
         """Let plugins veto new records of ``bulk_create``; an error names the item's index."""
@@ -514,6 +554,21 @@ class _Service(Generic[E, I]):
             return entity
 
         return self._crm._write(run)
+
+
+def _cached_resolver() -> Callable[[UnitOfWork, type[Entity], object, str], UUID | None]:
+    """:func:`_ref_id` remembering the ids of keys and ids it resolved (bulk paths)."""
+    cache: dict[tuple[type[Entity], object], UUID | None] = {}
+
+    def resolve(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
+        if isinstance(value, Entity):
+            return _ref_id(uow, cls, value, name)
+        key = (cls, value)
+        if key not in cache:
+            cache[key] = _ref_id(uow, cls, value, name)
+        return cache[key]
+
+    return resolve
 
 
 def _check_uuid(value: object, name: str) -> None:
