@@ -352,3 +352,38 @@ def test_bad_export_arguments_are_validation_errors(
         crm.exports.csv(tmp_path / "o.csv", **arguments)
 
     assert (field, code) == (caught.value.field, caught.value.code)
+
+
+def test_values_under_removed_definitions_are_exported(any_crm: crmkit.CRM, tmp_path: Path) -> None:
+    """After the defined fields, in key order: nothing stored is left out of a file."""
+    for key, type in (("tier", "text"), ("credit", "money"), ("sectors", "multi_choice")):
+        extra: dict[str, Any] = {"choices": ["food", "retail"]} if type == "multi_choice" else {}
+        any_crm.custom_fields.register(
+            CustomField(entity="organization", key=key, label=key, type=type, **extra)
+        )
+    any_crm.organizations.create(
+        name="Acme",
+        custom={"tier": "gold", "credit": Money("10", "EUR"), "sectors": ["retail", "food"]},
+    )
+    any_crm.organizations.create(name="Beta")
+    any_crm.custom_fields.remove("organization", "credit")
+    any_crm.custom_fields.remove("organization", "sectors")
+
+    any_crm.exports.csv(tmp_path / "all.csv", entity="organizations", order_by="name")
+    any_crm.exports.csv(
+        tmp_path / "one.csv", entity="organizations", columns=["name", "custom.credit"]
+    )
+
+    rows = read_csv(tmp_path / "all.csv")
+    assert ["custom.tier", "custom.credit", "custom.sectors"] == [
+        name for name in rows[0] if name.startswith("custom.")
+    ]
+    assert ("gold", "10.00 EUR", "food|retail") == (
+        rows[0]["custom.tier"],
+        rows[0]["custom.credit"],
+        rows[0]["custom.sectors"],
+    )
+    assert ("", "") == (rows[1]["custom.credit"], rows[1]["custom.sectors"])
+    assert [{"name": "Acme", "custom.credit": "10.00 EUR"}] == [
+        r for r in read_csv(tmp_path / "one.csv") if r["name"] == "Acme"
+    ]

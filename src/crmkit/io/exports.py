@@ -10,14 +10,16 @@ gives back the same records (custom fields included).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
+from crmkit.core.custom_fields import CUSTOM_PREFIX, CustomField
 from crmkit.core.entities import Entity, Master
 from crmkit.core.errors import ValidationError
 from crmkit.core.formats import FileFormat, WriteOptions
+from crmkit.core.money import Money
 from crmkit.core.query import Filter, In
 from crmkit.io.columns import (
     Column,
@@ -151,16 +153,22 @@ class ExportService:
             raise ValidationError("where", "must be a list of filters", code="type", value=where)
         chosen = format_for(self._crm, target, format, reading=False)
         assert chosen.write is not None
-        every = columns_of(cls.ENTITY, self._crm.custom_fields.for_entity(cls.ENTITY))
+        service: Any = getattr(self._crm, entity)
+        criteria: dict[str, Any] = {"order_by": order_by, "archived": archived, **equals}
+        service.count(*where, archived=archived, **equals)  # check the criteria before writing
+        definitions = self._crm.custom_fields.for_entity(cls.ENTITY)
+        every = columns_of(cls.ENTITY, definitions)
+        named = {c.name for c in every}
+        if columns is None or any(n not in named for n in columns if isinstance(n, str)):
+            # values kept under removed definitions are exported too
+            pages = _pages(service, tuple(where), criteria, limit, offset)
+            every = (*every, *_leftover_columns(cls.ENTITY, definitions, pages))
         chosen_columns = _select(every, columns)
         exporter = Exporter(
             chosen_columns,
             text=chosen.text_cells,
             formula_safe=chosen.spreadsheet and not lossless,
         )
-        service: Any = getattr(self._crm, entity)
-        criteria: dict[str, Any] = {"order_by": order_by, "archived": archived, **equals}
-        service.count(*where, archived=archived, **equals)  # check the criteria before writing
         rows = self._rows(service, exporter, tuple(where), criteria, limit, offset)
         return _write(chosen, target, exporter, rows, encoding, delimiter)
 
@@ -179,18 +187,10 @@ class ExportService:
                 assert issubclass(column.target, Master)
                 masters_of = _MASTER_SERVICES[column.target](self._crm)
                 masters.update((m.id, m.key) for m in masters_of.find(archived=None))
-        done = 0
-        while limit is None or done < limit:
-            size = PAGE if limit is None else min(PAGE, limit - done)
-            page = service.find(*where, limit=size, offset=offset + done, **criteria)
-            if not page:
-                return
+        for page in _pages(service, where, criteria, limit, offset):
             refs = {**masters, **self._references(exporter, page)}
             for entity in page:
                 yield exporter.row(entity, refs)
-            done += len(page)
-            if len(page) < size:
-                return
 
     def _references(self, exporter: Exporter, page: Sequence[Entity]) -> dict[UUID, str]:
         """The external_refs of the records a page refers to (ids without one stay ids)."""
@@ -209,6 +209,55 @@ class ExportService:
                 if record.external_ref is not None:
                     refs[record.id] = record.external_ref
         return refs
+
+
+def _pages(
+    service: Any,
+    where: tuple[Filter, ...],
+    criteria: dict[str, Any],
+    limit: int | None,
+    offset: int,
+) -> Iterator[Sequence[Entity]]:
+    """The records ``find`` returns, :data:`PAGE` at a time."""
+    done = 0
+    while limit is None or done < limit:
+        size = PAGE if limit is None else min(PAGE, limit - done)
+        page = service.find(*where, limit=size, offset=offset + done, **criteria)
+        if not page:
+            return
+        yield page
+        done += len(page)
+        if len(page) < size:
+            return
+
+
+def _leftover_columns(
+    entity: str, definitions: Sequence[CustomField], pages: Iterable[Sequence[Entity]]
+) -> list[Column]:
+    """A column for each custom key the records hold without a current definition.
+
+    Such values stay stored when their definition is removed; an export
+    writes them (money as ``12.50 EUR``, several values as a list, anything
+    else as text) in key order, after the defined fields, so none is lost.
+    Importing them back needs their definition registered again.
+    """
+    defined = {d.key for d in definitions}
+    first: dict[str, object] = {}
+    for page in pages:
+        for record in page:
+            for key, value in getattr(record, "custom", {}).items():
+                if key not in defined and value is not None:
+                    first.setdefault(key, value)
+    columns = []
+    for key in sorted(first):
+        value = first[key]
+        kind = Kind.MONEY if isinstance(value, Money) else Kind.TEXT
+        if isinstance(value, tuple | frozenset):
+            kind = Kind.LIST
+        # a stand-in definition: an export reads only its key
+        stand_in = CustomField(entity=entity, key=key, label=key, type="text")
+        columns.append(Column(f"{CUSTOM_PREFIX}{key}", kind, "custom", custom=stand_in))
+    return columns
 
 
 def _select(every: Sequence[Column], names: Sequence[str] | None) -> list[Column]:
