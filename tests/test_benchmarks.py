@@ -21,7 +21,18 @@ def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert 0 == run.main(
-        ["--rows", "300", "--lookups", "50", "--repeat", "2", "--dedupe-rows", "2000"]
+        [
+            "--rows",
+            "300",
+            "--lookups",
+            "50",
+            "--repeat",
+            "2",
+            "--import-rows",
+            "50",
+            "--dedupe-rows",
+            "2000",
+        ]
     )
 
     out = capsys.readouterr().out
@@ -30,3 +41,4 @@ def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
     assert re.search(r"^RESULT bulk_ratio=\d+\.\d\d get_ratio=\d+\.\d\d$", out, re.MULTILINE)
     assert re.search(r"^RESULT dedupe_ratio=\d+\.\d\d$", out, re.MULTILINE)
     assert "baseline blocking + rapidfuzz" in out
+    assert re.search(r"^RESULT import_ratio=\d+\.\d\d$", out, re.MULTILINE)
