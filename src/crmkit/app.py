@@ -127,12 +127,14 @@ from crmkit.services.base import (
     _ref_id,
     _Service,
 )
+from crmkit.services.campaigns import CampaignService
 from crmkit.services.cases import CaseService
 from crmkit.services.custom_fields import CustomFieldRegistry
 from crmkit.services.duplicates import DuplicateService, OnCreate
 from crmkit.services.interactions import AgendaService, InteractionService
 from crmkit.services.leads import LeadService
 from crmkit.services.registry import Registry
+from crmkit.services.segments import SegmentService
 from crmkit.services.timeline import TimelineEntry, timeline
 from crmkit.stores.base import Store, UnitOfWork
 
@@ -259,6 +261,10 @@ class CRM:
         formats: the registered file formats (:class:`~crmkit.FileFormat`, by key).
         imports: imports files (:class:`~crmkit.io.ImportService`).
         exports: exports ``find`` results to files (:class:`~crmkit.io.ExportService`).
+        segments: saved criteria trees over organizations
+            (:class:`~crmkit.services.segments.SegmentService`).
+        campaigns: campaigns, their members, actions and results
+            (:class:`~crmkit.services.campaigns.CampaignService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -323,6 +329,8 @@ class CRM:
         self.cases = CaseService(self)
         self.analytics = AnalyticsService(self)
         self.duplicates = DuplicateService(self, on_create=duplicate_check)
+        self.segments = SegmentService(self)
+        self.campaigns = CampaignService(self)
         self.pipelines.load(plugins.register_pipelines(self))
         self.interactions.kinds.load(plugins.register_interaction_kinds(self))
         self.cases.types.load(plugins.register_case_types(self))
