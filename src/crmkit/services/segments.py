@@ -22,15 +22,17 @@ from crmkit.core.fields import to_enum
 from crmkit.core.ids import OrganizationId, SegmentId, uuid7
 from crmkit.core.interactions import Interaction
 from crmkit.core.opportunities import Opportunity
-from crmkit.core.query import Eq, Filter, Has, In, Query, Range
+from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range
 from crmkit.core.segments import (
+    And,
     Criteria,
     History,
+    Not,
+    Or,
     Segment,
     SegmentMode,
     check_criteria,
     evaluate,
-    map_filters,
 )
 from crmkit.services.base import (
     UNSET,
@@ -250,20 +252,34 @@ class SegmentService(_Service[Segment, SegmentId]):
         return self._crm.custom_fields.kinds(Organization.ENTITY)
 
     def _resolve(self, uow: UnitOfWork, criteria: object) -> Criteria:
-        """The tree with friendly references resolved to ids and plain values; checked."""
+        """The tree with friendly references resolved to ids and plain values; checked.
+
+        Raises:
+            ValidationError: ``field`` is the path of the node at fault
+                (``criteria.parts[1].field``).
+        """
         organizations = self._crm.organizations
-        tree = cast(Criteria, criteria)  # checked once resolved
 
-        def resolve(f: Filter) -> Filter:
-            resolved = organizations._resolved(uow, Query(filters=(f,))).filters[0]
-            return _plain_filter(resolved)
+        def walk(node: object, path: str) -> Any:
+            if isinstance(node, Eq | In | Range | Contains | Has):
+                try:
+                    resolved = organizations._resolved(uow, Query(filters=(node,)))
+                except ValidationError as error:
+                    raise ValidationError(
+                        f"{path}.field", error.reason, code=error.code, value=error.value
+                    ) from None
+                return _plain_filter(resolved.filters[0])
+            if isinstance(node, And):
+                return And(*(walk(p, f"{path}.parts[{i}]") for i, p in enumerate(node.parts)))
+            if isinstance(node, Or):
+                return Or(*(walk(p, f"{path}.parts[{i}]") for i, p in enumerate(node.parts)))
+            if isinstance(node, Not):
+                return Not(cast(Criteria, walk(node.part, f"{path}.part")))
+            return node  # history criteria and anything else: checked below
 
-        try:
-            resolved = map_filters(tree, resolve)
-        except ValidationError as error:
-            raise error.at("criteria") from None
+        resolved = walk(criteria, "criteria")
         check_criteria(resolved, self._kinds())
-        return resolved
+        return cast(Criteria, resolved)
 
     def _evaluate(
         self, uow: UnitOfWork, criteria: Criteria, as_of: datetime
