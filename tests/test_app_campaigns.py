@@ -223,7 +223,7 @@ def test_leads_and_opportunities_must_name_an_existing_campaign(any_crm: crmkit.
     acme = any_crm.organizations.create(name="Acme")
     with pytest.raises(ValidationError) as info:
         any_crm.opportunities.create(name="x", organization=acme, campaign=CampaignId(uuid7()))
-    assert ("campaign_id", "reference") == (info.value.field, info.value.code)
+    assert ("campaign", "reference") == (info.value.field, info.value.code)
     with pytest.raises(ValidationError):
         any_crm.leads.create(company="Globex", campaign=CampaignId(uuid7()))
     assert (0, 0) == (any_crm.opportunities.count(), any_crm.leads.count())

@@ -106,7 +106,7 @@ def test_a_lead_with_nothing_to_go_on_is_rejected(crm: crmkit.CRM) -> None:
         ({"phone": "12"}, "phone", "impossible"),
         ({"email": "ana@"}, "email", "invalid_email"),
         ({"campaign": "spring"}, "campaign", "type"),
-        ({"campaign": CampaignId(uuid7())}, "campaign_id", "reference"),
+        ({"campaign": CampaignId(uuid7())}, "campaign", "reference"),
         ({"source": "nope"}, "source", "reference"),
         ({"channel": "fax"}, "channel", "choice"),
     ],

@@ -35,6 +35,7 @@ import attrs
 from crmkit.core import changes, transitions
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
 from crmkit.core.bridge import OrganizationDraft, SyncResult
+from crmkit.core.campaigns import Campaign
 from crmkit.core.contact_points import (
     Address,
     EmailAddress,
@@ -1242,6 +1243,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
         "prescriber": ("prescriber_id", Organization),
         "owner": ("owner_id", User),
         "close_reason": ("close_reason_id", LossReason),
+        "campaign": ("campaign_id", Campaign),
     }
 
     def create(
@@ -1256,7 +1258,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
         probability: Decimal | None = None,
         expected_close: date | None = None,
         source: SourceRef | None = None,
-        campaign: CampaignId | None = None,
+        campaign: Campaign | CampaignId | None = None,
         prescriber: OrganizationRef | None = None,
         owner: UserRef | None = None,
         competitors: Iterable[str] = (),
@@ -1287,7 +1289,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
                 "probability": probability,
                 "expected_close": expected_close,
                 "source": source,
-                "campaign_id": campaign,
+                "campaign": campaign,
                 "prescriber": prescriber,
                 "owner": owner,
                 "competitors": competitors,
@@ -1351,7 +1353,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
         amount: Money | Unset | None = UNSET,
         expected_close: date | Unset | None = UNSET,
         source: SourceRef | Unset | None = UNSET,
-        campaign: CampaignId | Unset | None = UNSET,
+        campaign: Campaign | CampaignId | Unset | None = UNSET,
         prescriber: OrganizationRef | Unset | None = UNSET,
         owner: UserRef | Unset | None = UNSET,
         competitors: Iterable[str] | Unset = UNSET,
@@ -1378,7 +1380,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
                 "amount": amount,
                 "expected_close": expected_close,
                 "source": source,
-                "campaign_id": campaign,
+                "campaign": campaign,
                 "prescriber": prescriber,
                 "owner": owner,
                 "competitors": competitors,

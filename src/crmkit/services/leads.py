@@ -76,6 +76,7 @@ class LeadService(_Service[Lead, LeadId]):
         "organization": ("organization_id", Organization),
         "contact": ("contact_id", Contact),
         "opportunity": ("opportunity_id", Opportunity),
+        "campaign": ("campaign_id", Campaign),
     }
 
     # ---------------------------------------------------------------- capture
@@ -632,21 +633,6 @@ class LeadService(_Service[Lead, LeadId]):
         return new
 
     # --------------------------------------------------------------- helpers
-    def _creating(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """``campaign`` (a :class:`~crmkit.Campaign` or its id) is stored as ``campaign_id``.
-
-        The store checks that the campaign exists (code ``reference``).
-        """
-        values = dict(values)
-        if "campaign" in values:
-            campaign = values.pop("campaign")
-            if isinstance(campaign, Campaign):
-                campaign = campaign.id
-            elif campaign is not None and campaign is not UNSET:
-                _check_uuid(campaign, "campaign")
-            values["campaign_id"] = campaign
-        return values
-
     def _prepare(
         self,
         uow: UnitOfWork,
