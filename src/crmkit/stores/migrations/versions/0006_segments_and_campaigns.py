@@ -47,11 +47,9 @@ def _base() -> list[sa.Column[object]]:
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "sqlite":
-        # batch mode rebuilds the referring tables; others refer to them in turn
-        # (leads -> opportunities): check foreign keys at commit, not mid-rebuild
-        op.execute("PRAGMA defer_foreign_keys = ON")
+    # On SQLite, batch mode rebuilds the referring tables, which others refer to
+    # in turn (leads -> opportunities): crmkit.stores.migrations.upgrade runs
+    # migrations with foreign keys off and checks them all before committing.
     op.create_table(
         "segments",
         *_base(),
