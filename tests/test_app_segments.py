@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -27,6 +30,7 @@ from crmkit import (
     ValidationError,
     WonValue,
 )
+from crmkit.stores.memory import MemoryStore
 from tests.conftest import FixedClock
 
 
@@ -280,3 +284,54 @@ def test_segment_is_serializable_by_the_converter(
         ),
     )
     assert segment == converter.structure(converter.unstructure(segment), Segment)
+
+
+# ============================================================ other stores
+
+
+class _UnitOfWorkWithoutSegments:
+    """A unit of work that does everything MemoryStore's does, except evaluate segments."""
+
+    def __init__(self, uow: Any):
+        self._uow = uow
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "segment":
+            raise AttributeError(name)
+        return getattr(self._uow, name)
+
+
+class _StoreWithoutSegments:
+    """A third party's store: the Store protocol and nothing more."""
+
+    def __init__(self) -> None:
+        self._store = MemoryStore()
+
+    @contextmanager
+    def unit_of_work(self, *, write: bool = True) -> Iterator[Any]:
+        with self._store.unit_of_work(write=write) as uow:
+            yield _UnitOfWorkWithoutSegments(uow)
+
+    def get(self, cls: type[Any], id: Any) -> Any:
+        return self._store.get(cls, id)
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def test_a_store_without_segment_evaluation_gets_the_same_members(clock: FixedClock) -> None:
+    """The service falls back to the reference evaluation over what the store returns."""
+    results = []
+    for store in (MemoryStore(), _StoreWithoutSegments()):
+        with crmkit.open(store=store, clock=clock) as crm:
+            acme = crm.organizations.create(name="Acme", tags=["vip"])
+            crm.organizations.create(name="Beta")
+            crm.interactions.log(kind="call", organization=acme)
+            criteria = Or(And(Has("tags", "vip"), NoInteraction(30)), Contains("name", "bet"))
+            results.append(
+                [
+                    o.name
+                    for o in crm.segments.members(crm.segments.create(name="s", criteria=criteria))
+                ]
+            )
+    assert [["Beta"], ["Beta"]] == results
