@@ -126,10 +126,10 @@ def test_upgrading_from_0002_fills_the_organizations_name_keys(empty_url: str) -
         assert "distribuciones perez" == crm.organizations.get(perez.id).name_key
 
 
-def test_upgrading_from_0004_gives_stored_campaign_ids_a_placeholder_campaign(
+def test_upgrading_from_0005_gives_stored_campaign_ids_a_placeholder_campaign(
     empty_url: str,
 ) -> None:
-    """Migration 0005: a campaign_id that pointed to no record gets a "Campaign <id>" campaign,
+    """Migration 0006: a campaign_id that pointed to no record gets a "Campaign <id>" campaign,
     the attribution is kept, and the foreign key holds from then on."""
     from alembic import command
 
@@ -140,13 +140,13 @@ def test_upgrading_from_0004_gives_stored_campaign_ids_a_placeholder_campaign(
     engine = sa.create_engine(empty_url)
     old = uuid7()
     with engine.begin() as conn:
-        command.downgrade(migrations._config(conn), "0004")
+        command.downgrade(migrations._config(conn), "0005")
         assert "campaigns" not in sa.inspect(conn).get_table_names()
         for table in ("leads", "opportunities"):
             conn.execute(sa.text(f"UPDATE {table} SET campaign_id = :c"), {"c": old.hex})
     engine.dispose()
 
-    assert ("0004", migrations.head_revision()) == upgrade_database(empty_url)
+    assert ("0005", migrations.head_revision()) == upgrade_database(empty_url)
 
     with crmkit.open(empty_url) as crm:
         placeholder = crm.campaigns.get(CampaignId(old))
