@@ -326,3 +326,16 @@ def test_campaign_is_serializable_by_the_converter(
 
     campaign = any_crm.campaigns.launch(_campaign(any_crm, tags=["q1"]))
     assert campaign == converter.structure(converter.unstructure(campaign), Campaign)
+
+
+def test_plan_actions_skips_members_archived_since_the_launch(
+    any_crm: crmkit.CRM, retail: crmkit.Segment
+) -> None:
+    """Beta archived (or merged away) after the launch: only Acme and Cota get a call."""
+    ana = any_crm.users.create(name="Ana")
+    campaign = any_crm.campaigns.launch(_campaign(any_crm))
+    beta = any_crm.organizations.find(name="Beta")[0]
+    any_crm.organizations.archive(beta.id, expected_version=beta.version)
+    planned = any_crm.campaigns.plan_actions(campaign, kind="call", at=AT, users=[ana])
+    names: dict[object, str] = {o.id: o.name for o in any_crm.organizations.find(archived=None)}
+    assert ["Acme", "Cota"] == [names[i.organization_id] for i in planned]

@@ -238,7 +238,7 @@ class CampaignService(_Service[Campaign, CampaignId]):
 
         Members that already have a planned or done interaction of this kind
         for the campaign are skipped, so running it again plans only for new
-        members.
+        members; so are members archived (or merged away) since the launch.
 
         Args:
             campaign: the campaign (record, id or name); it must be active.
@@ -308,7 +308,7 @@ class CampaignService(_Service[Campaign, CampaignId]):
             planned: list[Interaction] = []
             for member in todo:
                 org = organizations.get(member)
-                if org is None:  # gone since the snapshot
+                if org is None or org.archived:  # archived (or merged) since the snapshot
                     continue
                 assignee: UserId | None
                 if assign == "owner":
