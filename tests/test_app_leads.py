@@ -75,7 +75,7 @@ def _count_write_units(crm: crmkit.CRM, monkeypatch: pytest.MonkeyPatch) -> list
 def test_create_reads_a_national_phone_and_resolves_the_aliases(crm: crmkit.CRM) -> None:
     """phone "911 23 45 67" with region ES is +34911234567; source by key, owner by record."""
     boss = crm.users.create(name="Berta")
-    campaign = CampaignId(uuid7())
+    campaign = crm.campaigns.create(name="Feria de Madrid", kind="fair").id
     lead = _ana(crm, source="web", owner=boss, campaign=campaign, tags=["feria"])
     assert PhoneNumber("+34911234567") == lead.phone
     assert (crm.sources.get_by_key("web").id, boss.id, campaign) == (
@@ -106,6 +106,7 @@ def test_a_lead_with_nothing_to_go_on_is_rejected(crm: crmkit.CRM) -> None:
         ({"phone": "12"}, "phone", "impossible"),
         ({"email": "ana@"}, "email", "invalid_email"),
         ({"campaign": "spring"}, "campaign", "type"),
+        ({"campaign": CampaignId(uuid7())}, "campaign", "reference"),
         ({"source": "nope"}, "source", "reference"),
         ({"channel": "fax"}, "channel", "choice"),
     ],
@@ -122,7 +123,7 @@ def test_create_names_the_argument_at_fault(
 
 def test_bulk_create_takes_create_arguments(crm: crmkit.CRM) -> None:
     """Items hold create's arguments: national phones, source keys, channel, campaign."""
-    campaign = CampaignId(uuid7())
+    campaign = crm.campaigns.create(name="Spring").id
     leads = crm.leads.bulk_create(
         [
             {"first_name": "Ana", "phone": "600 11 22 33", "source": "trade-fair"},

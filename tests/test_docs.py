@@ -13,6 +13,7 @@ import pytest
 
 from crmkit.core import (
     analytics,
+    campaigns,
     cases,
     contact_points,
     custom_fields,
@@ -20,6 +21,7 @@ from crmkit.core import (
     interactions,
     leads,
     pipelines,
+    segments,
 )
 from crmkit.plugins import hookspecs
 
@@ -188,6 +190,8 @@ def _enums() -> list[type[enum.Enum]]:
         cases,
         custom_fields,
         analytics,
+        segments,
+        campaigns,
     ):
         for value in vars(module).values():
             if (

@@ -28,6 +28,7 @@ from crmkit.app import (
 )
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
 from crmkit.core.bridge import ContactDraft, OrganizationDraft, SyncResult
+from crmkit.core.campaigns import Campaign, CampaignKind, CampaignResults, CampaignStatus
 from crmkit.core.cases import Case, CasePriority, CaseStatus, CaseType, SlaTarget
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
 from crmkit.core.custom_fields import CustomField, CustomFieldType, CustomValues
@@ -79,6 +80,7 @@ from crmkit.core.ids import (
     OutcomeId,
     PositionId,
     ProductId,
+    SegmentId,
     SourceId,
     UserId,
     ZoneId,
@@ -95,6 +97,17 @@ from crmkit.core.money import Money
 from crmkit.core.opportunities import LineItem, Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, Stage, StageKind
 from crmkit.core.query import Contains, Eq, Has, In, Range
+from crmkit.core.segments import (
+    And,
+    Criteria,
+    NoInteraction,
+    Not,
+    OpenOpportunity,
+    Or,
+    Segment,
+    SegmentMode,
+    WonValue,
+)
 from crmkit.io.report import ImportReport, RowError
 from crmkit.plugins import hookimpl
 from crmkit.plugins.host import DeliveryFailure, DeliveryReport, StoreBackend
@@ -115,10 +128,15 @@ __all__ = [
     "AddressKind",
     "Agenda",
     "AgendaCounts",
+    "And",
     "AuditAction",
     "AuditChange",
     "AuditEntry",
+    "Campaign",
     "CampaignId",
+    "CampaignKind",
+    "CampaignResults",
+    "CampaignStatus",
     "Case",
     "CaseId",
     "CasePriority",
@@ -132,6 +150,7 @@ __all__ = [
     "ContactRole",
     "ContactService",
     "Contains",
+    "Criteria",
     "CrmkitError",
     "CurrencyMismatchError",
     "CustomField",
@@ -169,10 +188,14 @@ __all__ = [
     "MasterSeed",
     "MasterService",
     "Money",
+    "NoInteraction",
+    "Not",
     "NotFoundError",
+    "OpenOpportunity",
     "Opportunity",
     "OpportunityId",
     "OpportunityService",
+    "Or",
     "Organization",
     "OrganizationDraft",
     "OrganizationId",
@@ -194,6 +217,9 @@ __all__ = [
     "Registry",
     "Role",
     "RowError",
+    "Segment",
+    "SegmentId",
+    "SegmentMode",
     "Sequence",
     "SequenceStep",
     "SlaTarget",
@@ -212,6 +238,7 @@ __all__ = [
     "UserId",
     "UserService",
     "ValidationError",
+    "WonValue",
     "WriteOptions",
     "Zone",
     "ZoneId",

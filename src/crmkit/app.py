@@ -35,6 +35,7 @@ import attrs
 from crmkit.core import changes, transitions
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
 from crmkit.core.bridge import OrganizationDraft, SyncResult
+from crmkit.core.campaigns import Campaign
 from crmkit.core.contact_points import (
     Address,
     EmailAddress,
@@ -127,12 +128,14 @@ from crmkit.services.base import (
     _ref_id,
     _Service,
 )
+from crmkit.services.campaigns import CampaignService
 from crmkit.services.cases import CaseService
 from crmkit.services.custom_fields import CustomFieldRegistry
 from crmkit.services.duplicates import DuplicateService, OnCreate
 from crmkit.services.interactions import AgendaService, InteractionService
 from crmkit.services.leads import LeadService
 from crmkit.services.registry import Registry
+from crmkit.services.segments import SegmentService
 from crmkit.services.timeline import TimelineEntry, timeline
 from crmkit.stores.base import Store, UnitOfWork
 
@@ -259,6 +262,10 @@ class CRM:
         formats: the registered file formats (:class:`~crmkit.FileFormat`, by key).
         imports: imports files (:class:`~crmkit.io.ImportService`).
         exports: exports ``find`` results to files (:class:`~crmkit.io.ExportService`).
+        segments: saved criteria trees over organizations
+            (:class:`~crmkit.services.segments.SegmentService`).
+        campaigns: campaigns, their members, actions and results
+            (:class:`~crmkit.services.campaigns.CampaignService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -323,6 +330,8 @@ class CRM:
         self.cases = CaseService(self)
         self.analytics = AnalyticsService(self)
         self.duplicates = DuplicateService(self, on_create=duplicate_check)
+        self.segments = SegmentService(self)
+        self.campaigns = CampaignService(self)
         self.pipelines.load(plugins.register_pipelines(self))
         self.interactions.kinds.load(plugins.register_interaction_kinds(self))
         self.cases.types.load(plugins.register_case_types(self))
@@ -1234,6 +1243,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
         "prescriber": ("prescriber_id", Organization),
         "owner": ("owner_id", User),
         "close_reason": ("close_reason_id", LossReason),
+        "campaign": ("campaign_id", Campaign),
     }
 
     def create(
@@ -1248,7 +1258,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
         probability: Decimal | None = None,
         expected_close: date | None = None,
         source: SourceRef | None = None,
-        campaign: CampaignId | None = None,
+        campaign: Campaign | CampaignId | None = None,
         prescriber: OrganizationRef | None = None,
         owner: UserRef | None = None,
         competitors: Iterable[str] = (),
@@ -1279,7 +1289,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
                 "probability": probability,
                 "expected_close": expected_close,
                 "source": source,
-                "campaign_id": campaign,
+                "campaign": campaign,
                 "prescriber": prescriber,
                 "owner": owner,
                 "competitors": competitors,
@@ -1343,7 +1353,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
         amount: Money | Unset | None = UNSET,
         expected_close: date | Unset | None = UNSET,
         source: SourceRef | Unset | None = UNSET,
-        campaign: CampaignId | Unset | None = UNSET,
+        campaign: Campaign | CampaignId | Unset | None = UNSET,
         prescriber: OrganizationRef | Unset | None = UNSET,
         owner: UserRef | Unset | None = UNSET,
         competitors: Iterable[str] | Unset = UNSET,
@@ -1370,7 +1380,7 @@ class OpportunityService(_Service[Opportunity, OpportunityId]):
                 "amount": amount,
                 "expected_close": expected_close,
                 "source": source,
-                "campaign_id": campaign,
+                "campaign": campaign,
                 "prescriber": prescriber,
                 "owner": owner,
                 "competitors": competitors,

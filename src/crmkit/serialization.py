@@ -10,6 +10,10 @@ never in core.  The rules:
 * ``Money`` is ``{"amount": "12.50", "currency": "EUR"}``;
 * custom field values are an object of JSON values, the non-text strings
   named in ``"$types"`` (:mod:`crmkit.core.custom_fields`);
+* a segment's criteria tree is tagged by ``"op"`` (``{"op": "eq", "field":
+  "lifecycle", "value": "customer"}``); a filter value that JSON cannot tell
+  apart from text is tagged by its type (``{"uuid": "..."}``, ``{"date":
+  "..."}``, ``{"datetime": "..."}``, ``{"decimal": "..."}``, ``{"money": {...}}``);
 * unknown keys, missing keys and wrong types are refused.
 
 :meth:`CrmConverter.structure` raises only :class:`crmkit.ValidationError`,
@@ -25,7 +29,7 @@ import enum
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, Final, TypeVar, get_args, get_origin
 from uuid import UUID
 
 import cattrs
@@ -39,8 +43,25 @@ from crmkit.core.contact_points import EmailAddress, PhoneNumber
 from crmkit.core.custom_fields import CustomValues, custom_from_json, custom_to_json
 from crmkit.core.errors import ValidationError
 from crmkit.core.money import Money
+from crmkit.core.query import Contains, Eq, Has, In, Range
+from crmkit.core.segments import (
+    CRITERIA_TYPES,
+    And,
+    Criteria,
+    NoInteraction,
+    Not,
+    OpenOpportunity,
+    Or,
+    WonValue,
+)
 
-__all__ = ["CrmConverter", "converter", "make_converter"]
+__all__ = [
+    "CrmConverter",
+    "converter",
+    "make_converter",
+    "structure_criteria",
+    "unstructure_criteria",
+]
 
 T = TypeVar("T")
 
@@ -239,6 +260,194 @@ def _structure_enum(value: object, cl: type[enum.Enum]) -> enum.Enum:
         ) from None
 
 
+# ------------------------------------------------------------ criteria trees
+
+
+def _unstructure_value(value: object) -> object:
+    """A filter value in JSON form, tagged when JSON text could not tell its type."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, EmailAddress):
+        return value.value
+    if isinstance(value, PhoneNumber):
+        return value.e164
+    if isinstance(value, UUID):
+        return {"uuid": str(value)}
+    if isinstance(value, datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"date": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, Money):
+        return {"money": _unstructure_money(value)}
+    raise ValidationError("value", "cannot be stored in a criteria tree", code="type", value=value)
+
+
+_VALUE_TAGS: Final[dict[str, Callable[[object, type], Any]]] = {
+    "uuid": _structure_uuid,
+    "datetime": _structure_datetime,
+    "date": _structure_date,
+    "decimal": _structure_decimal,
+    "money": _structure_money,
+}
+
+
+def _structure_value(value: object) -> object:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, raw),) = value.items()
+        build = _VALUE_TAGS.get(tag)
+        if build is not None:
+            try:
+                return build(raw, object)
+            except ValidationError as exc:
+                raise exc.at(tag) from None
+    raise ValidationError("", "is not a filter value", code="type", value=value)
+
+
+def unstructure_criteria(node: Criteria) -> dict[str, Any]:
+    """A criteria tree in its tagged JSON form."""
+    if isinstance(node, Eq):
+        return {"op": "eq", "field": node.field, "value": _unstructure_value(node.value)}
+    if isinstance(node, In):
+        return {
+            "op": "in",
+            "field": node.field,
+            "values": [_unstructure_value(v) for v in node.values],
+        }
+    if isinstance(node, Range):
+        return {
+            "op": "range",
+            "field": node.field,
+            "low": _unstructure_value(node.low),
+            "high": _unstructure_value(node.high),
+            "include_high": node.include_high,
+        }
+    if isinstance(node, Contains):
+        return {"op": "contains", "field": node.field, "text": node.text}
+    if isinstance(node, Has):
+        return {"op": "has", "field": node.field, "value": _unstructure_value(node.value)}
+    if isinstance(node, And | Or):
+        op = "and" if isinstance(node, And) else "or"
+        return {"op": op, "parts": [unstructure_criteria(p) for p in node.parts]}
+    if isinstance(node, Not):
+        return {"op": "not", "part": unstructure_criteria(node.part)}
+    if isinstance(node, NoInteraction):
+        return {"op": "no_interaction", "days": node.days}
+    if isinstance(node, WonValue):
+        return {
+            "op": "won_value",
+            "at_least": _unstructure_money(node.at_least),
+            "start": node.start.isoformat(),
+            "end": node.end.isoformat(),
+        }
+    if isinstance(node, OpenOpportunity):
+        return {"op": "open_opportunity", "stage": node.stage, "pipeline": node.pipeline}
+    raise ValidationError("", "is not a criteria tree", code="type", value=node)
+
+
+#: each tag's node: its fields and how to build it from them
+_OPS: Final[dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], Criteria]]]] = {
+    "eq": (("field", "value"), lambda d: Eq(_text(d["field"]), _structure_value(d["value"]))),
+    "in": (
+        ("field", "values"),
+        lambda d: In(_text(d["field"]), [_structure_value(v) for v in _list(d["values"])]),
+    ),
+    "range": (
+        ("field", "low", "high", "include_high"),
+        lambda d: Range(
+            _text(d["field"]),
+            _structure_value(d["low"]),
+            _structure_value(d["high"]),
+            _strict(bool, "true or false")(d["include_high"], bool),
+        ),
+    ),
+    "contains": (("field", "text"), lambda d: Contains(_text(d["field"]), _text(d["text"]))),
+    "has": (("field", "value"), lambda d: Has(_text(d["field"]), _structure_value(d["value"]))),
+    "and": (("parts",), lambda d: And(*_tree_list(d["parts"]))),
+    "or": (("parts",), lambda d: Or(*_tree_list(d["parts"]))),
+    "not": (("part",), lambda d: Not(_tree(d["part"], "part"))),
+    "no_interaction": (
+        ("days",),
+        lambda d: NoInteraction(_strict(int, "an integer")(d["days"], int)),
+    ),
+    "won_value": (
+        ("at_least", "start", "end"),
+        lambda d: WonValue(
+            _structure_money(d["at_least"], Money),
+            _structure_datetime(d["start"], datetime),
+            _structure_datetime(d["end"], datetime),
+        ),
+    ),
+    "open_opportunity": (
+        ("stage", "pipeline"),
+        lambda d: OpenOpportunity(
+            _text(d["stage"]), None if d["pipeline"] is None else _text(d["pipeline"])
+        ),
+    ),
+}
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise _type_error("text", value)
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise _type_error("a list", value)
+    return list(value)
+
+
+def _tree_list(value: object) -> list[Criteria]:
+    return [_tree(v, f"parts[{i}]") for i, v in enumerate(_list(value))]
+
+
+def _tree(value: object, path: str) -> Criteria:
+    try:
+        return structure_criteria(value)
+    except ValidationError as exc:
+        raise exc.at(path) from None
+
+
+def structure_criteria(data: object) -> Criteria:
+    """The criteria tree of its tagged JSON form.
+
+    Raises:
+        ValidationError: an unknown ``op``, a missing or unknown key, a wrong type.
+    """
+    if not isinstance(data, dict):
+        raise _type_error("an object", data)
+    op = data.get("op")
+    found = _OPS.get(op) if isinstance(op, str) else None
+    if found is None:
+        raise ValidationError("op", f"must be one of: {', '.join(_OPS)}", code="choice", value=op)
+    names, build = found
+    extra = set(data) - {"op", *names}
+    if extra:
+        raise ValidationError(
+            sorted(map(str, extra))[0], "is not a known field", code="unknown_field"
+        )
+    for name in names:
+        if name not in data:
+            raise ValidationError(name, "is required", code="required")
+    try:
+        return build(data)
+    except ValidationError:
+        raise
+    except Exception as exc:  # an attrs converter's own error
+        raise _translate(exc, "") from None
+
+
+def _is_criteria(t: Any) -> bool:
+    return t is Criteria or t in CRITERIA_TYPES
+
+
 def make_converter() -> CrmConverter:
     """A fresh converter with crmkit's rules (plugins may extend their own copy)."""
     c = CrmConverter(forbid_extra_keys=True)
@@ -265,11 +474,20 @@ def make_converter() -> CrmConverter:
         lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _structure_enum
     )
     c.register_structure_hook_factory(_is_collection, c._structure_collection)
+    c.register_unstructure_hook_func(_is_criteria, unstructure_criteria)
+    c.register_structure_hook_func(_is_criteria, _structure_criteria_as)
     c.register_unstructure_hook_func(
         lambda t: get_origin(t) is frozenset or t is frozenset,  # type: ignore[comparison-overlap]
         lambda s: sorted((c.unstructure(v) for v in s), key=str),
     )
     return c
+
+
+def _structure_criteria_as(data: object, cl: Any) -> Criteria:
+    node = structure_criteria(data)
+    if cl in CRITERIA_TYPES and not isinstance(node, cl):
+        raise ValidationError("op", f"must be a {cl.__name__}", code="type", value=data)
+    return node
 
 
 #: The converter crmkit uses everywhere.

@@ -24,6 +24,7 @@ from crmkit.core.ids import (
     OutcomeId,
     PositionId,
     ProductId,
+    SegmentId,
     SourceId,
     UserId,
     ZoneId,
@@ -46,6 +47,7 @@ _ID_TYPES = (
     OutcomeId,
     LeadId,
     CaseId,
+    SegmentId,
 )
 
 

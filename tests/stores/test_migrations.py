@@ -11,7 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import crmkit
+from crmkit import CampaignId
 from crmkit.app import database_url
+from crmkit.core.ids import uuid7
 from crmkit.stores import migrations
 from crmkit.stores.schema import metadata
 from crmkit.stores.sql import database_revision, upgrade_database
@@ -122,3 +124,40 @@ def test_upgrading_from_0002_fills_the_organizations_name_keys(empty_url: str) -
     with crmkit.open(empty_url) as crm:
         assert [acme.id] == [o.id for o in crm.organizations.find(name_key="acme")]
         assert "distribuciones perez" == crm.organizations.get(perez.id).name_key
+
+
+def test_upgrading_from_0005_gives_stored_campaign_ids_a_placeholder_campaign(
+    empty_url: str,
+) -> None:
+    """Migration 0006: a campaign_id that pointed to no record gets a "Campaign <id>" campaign,
+    the attribution is kept, and the foreign key holds from then on."""
+    from alembic import command
+
+    with crmkit.open(empty_url) as crm:
+        conversion = crm.leads.convert(crm.leads.create(company="Acme").id, opportunity_name="ERP")
+        lead, opp = conversion.lead, conversion.opportunity
+        assert opp is not None  # a lead that refers to an opportunity: rebuilt tables in a chain
+    engine = sa.create_engine(empty_url)
+    old = uuid7()
+    with engine.begin() as conn:
+        command.downgrade(migrations._config(conn), "0005")
+        assert "campaigns" not in sa.inspect(conn).get_table_names()
+        for table in ("leads", "opportunities"):
+            conn.execute(sa.text(f"UPDATE {table} SET campaign_id = :c"), {"c": old.hex})
+    engine.dispose()
+
+    assert ("0005", migrations.head_revision()) == upgrade_database(empty_url)
+
+    with crmkit.open(empty_url) as crm:
+        placeholder = crm.campaigns.get(CampaignId(old))
+        assert f"Campaign {old}" == placeholder.name
+        assert (old, old) == (
+            crm.leads.get(lead.id).campaign_id,
+            crm.opportunities.get(opp.id).campaign_id,
+        )
+        assert (1, 1) == (
+            crm.campaigns.results(placeholder).leads,
+            crm.campaigns.results(placeholder).opportunities,
+        )
+        with pytest.raises(crmkit.ValidationError):
+            crm.leads.create(company="Globex", campaign=CampaignId(uuid7()))

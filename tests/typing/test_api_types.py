@@ -93,6 +93,19 @@ def test_duplicate_service_types(crm: crmkit.CRM) -> None:
     assert_type(crm.duplicates.undo(journal.id), MergeJournal)
 
 
+def test_segment_and_campaign_service_types(crm: crmkit.CRM) -> None:
+    segment = crm.segments.create(name="all", criteria=crmkit.And())
+    assert_type(segment, crmkit.Segment)
+    assert_type(segment.id, crmkit.SegmentId)
+    assert_type(crm.segments.members(segment), list[Organization])
+    assert_type(crm.segments.member_ids("all"), list[OrganizationId])
+    campaign = crm.campaigns.create(name="c", segment=segment)
+    assert_type(campaign.id, crmkit.CampaignId)
+    assert_type(crm.campaigns.launch(campaign), crmkit.Campaign)
+    assert_type(crm.campaigns.results(campaign.id), crmkit.CampaignResults)
+    assert_type(crm.campaigns.results(campaign).roi, Decimal | None)
+
+
 def test_money_arithmetic_types() -> None:
     """Money + Money and Money - Money are Money; amount is a Decimal."""
     total = Money("10.50", "EUR") + Money("2.25", "EUR")

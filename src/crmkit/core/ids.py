@@ -29,6 +29,7 @@ __all__ = [
     "OutcomeId",
     "PositionId",
     "ProductId",
+    "SegmentId",
     "SourceId",
     "UserId",
     "ZoneId",
@@ -50,6 +51,7 @@ InteractionId = NewType("InteractionId", UUID)
 OutcomeId = NewType("OutcomeId", UUID)
 LeadId = NewType("LeadId", UUID)
 CaseId = NewType("CaseId", UUID)
+SegmentId = NewType("SegmentId", UUID)
 
 _lock = threading.Lock()
 _last = [0, 0]  # [unix milliseconds, 12-bit counter] of the previous id

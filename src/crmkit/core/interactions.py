@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from attrs import field, frozen
 
 from crmkit.core import changes
+from crmkit.core.campaigns import Campaign
 from crmkit.core.cases import Case
 from crmkit.core.custom_fields import CustomValues, custom_field
 from crmkit.core.entities import (
@@ -205,6 +206,7 @@ class Interaction(Entity):
 
 
 Interaction.REFERENCES = {
+    "campaign_id": Campaign,
     "organization_id": Organization,
     "contact_id": Contact,
     "assignee_id": User,

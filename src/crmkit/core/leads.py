@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Final
 from attrs import field, frozen
 
 from crmkit.core import changes
+from crmkit.core.campaigns import Campaign
 from crmkit.core.contact_points import EmailAddress, PhoneNumber, normalize_text
 from crmkit.core.custom_fields import CustomValues, custom_field
 from crmkit.core.entities import (
@@ -174,6 +175,7 @@ class Lead(Entity):
 
 
 Lead.REFERENCES = {
+    "campaign_id": Campaign,
     "source_id": Source,
     "owner_id": User,
     "organization_id": Organization,

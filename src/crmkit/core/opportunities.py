@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import attrs
 from attrs import field, frozen
 
+from crmkit.core.campaigns import Campaign
 from crmkit.core.custom_fields import CustomValues, custom_field
 from crmkit.core.entities import (
     _BASE_FIELDS,
@@ -224,6 +225,7 @@ class Opportunity(Entity):
 
 
 Opportunity.REFERENCES = {
+    "campaign_id": Campaign,
     "organization_id": Organization,
     "contact_id": Contact,
     "source_id": Source,

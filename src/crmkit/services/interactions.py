@@ -19,6 +19,7 @@ import attrs
 
 from crmkit.core import changes
 from crmkit.core import interactions as core
+from crmkit.core.campaigns import Campaign
 from crmkit.core.cases import SETTLED, Case, CaseStatus
 from crmkit.core.entities import Contact, Entity, Organization, Outcome, User
 from crmkit.core.errors import NotFoundError, ValidationError
@@ -93,6 +94,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
         "assignee": ("assignee_id", User),
         "outcome": ("outcome_id", Outcome),
         "follow_up_of": ("follow_up_of", Interaction),
+        "campaign": ("campaign_id", Campaign),
     }
     _bulk_create_like: ClassVar[str] = "plan"
 
@@ -120,7 +122,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
         assignee: UserRef | None = None,
         opportunity: Opportunity | OpportunityId | None = None,
         case: Case | CaseId | None = None,
-        campaign: CampaignId | None = None,
+        campaign: Campaign | CampaignId | None = None,
         tags: Iterable[str] = (),
         external_ref: str | None = None,
         custom: Mapping[str, object] | None = None,
@@ -156,7 +158,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
             "assignee": assignee,
             "opportunity": opportunity,
             "case": case,
-            "campaign_id": campaign,
+            "campaign": campaign,
             "tags": tags,
             "external_ref": external_ref,
             "custom": custom,
@@ -190,7 +192,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
         assignee: UserRef | None = None,
         opportunity: Opportunity | OpportunityId | None = None,
         case: Case | CaseId | None = None,
-        campaign: CampaignId | None = None,
+        campaign: Campaign | CampaignId | None = None,
         follow_up_of: Interaction | InteractionId | None = None,
         tags: Iterable[str] = (),
         external_ref: str | None = None,
@@ -214,7 +216,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
                 "assignee": assignee,
                 "opportunity": opportunity,
                 "case": case,
-                "campaign_id": campaign,
+                "campaign": campaign,
                 "follow_up_of": follow_up_of,
                 "tags": tags,
                 "external_ref": external_ref,
@@ -232,7 +234,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
         outcome: OutcomeRef | Unset | None = UNSET,
         opportunity: Opportunity | OpportunityId | Unset | None = UNSET,
         case: Case | CaseId | Unset | None = UNSET,
-        campaign: CampaignId | Unset | None = UNSET,
+        campaign: Campaign | CampaignId | Unset | None = UNSET,
         tags: Iterable[str] | Unset = UNSET,
         external_ref: str | Unset | None = UNSET,
         custom: Mapping[str, object] | Unset | None = UNSET,
@@ -255,7 +257,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
                 "outcome": outcome,
                 "opportunity": opportunity,
                 "case": case,
-                "campaign_id": campaign,
+                "campaign": campaign,
                 "tags": tags,
                 "external_ref": external_ref,
                 "custom": custom,
@@ -389,7 +391,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
         start: datetime | None = None,
         assignee: UserRef | None = None,
         opportunity: Opportunity | OpportunityId | None = None,
-        campaign: CampaignId | None = None,
+        campaign: Campaign | CampaignId | None = None,
     ) -> list[Interaction]:
         """Plan every step of a sequence for an organization or contact, in one transaction.
 
@@ -426,7 +428,7 @@ class InteractionService(_Service[Interaction, InteractionId]):
             "contact": contact,
             "assignee": assignee,
             "opportunity": opportunity,
-            "campaign_id": campaign,
+            "campaign": campaign,
         }
 
         def run(uow: UnitOfWork, events: list[Event]) -> list[Interaction]:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Final, TypeVar
 
 from crmkit.core import changes
 from crmkit.core import leads as core
+from crmkit.core.campaigns import Campaign
 from crmkit.core.contact_points import EmailAddress, PhoneNumber, normalize_text
 from crmkit.core.entities import Contact, Entity, Lifecycle, Organization, Source, User
 from crmkit.core.errors import InvalidTransition, ValidationError
@@ -75,6 +76,7 @@ class LeadService(_Service[Lead, LeadId]):
         "organization": ("organization_id", Organization),
         "contact": ("contact_id", Contact),
         "opportunity": ("opportunity_id", Opportunity),
+        "campaign": ("campaign_id", Campaign),
     }
 
     # ---------------------------------------------------------------- capture
@@ -90,7 +92,7 @@ class LeadService(_Service[Lead, LeadId]):
         website: str | None = None,
         message: str | None = None,
         source: SourceRef | None = None,
-        campaign: CampaignId | None = None,
+        campaign: Campaign | CampaignId | None = None,
         owner: UserRef | None = None,
         channel: LeadChannel | str = LeadChannel.MANUAL,
         tags: Iterable[str] = (),
@@ -156,7 +158,7 @@ class LeadService(_Service[Lead, LeadId]):
         mapping: Mapping[str, str],
         honeypot: str | None = None,
         source: SourceRef | None = None,
-        campaign: CampaignId | None = None,
+        campaign: Campaign | CampaignId | None = None,
         owner: UserRef | None = None,
     ) -> Lead | None:
         """Capture a lead from a submitted web form (channel ``web_form``).
@@ -318,7 +320,7 @@ class LeadService(_Service[Lead, LeadId]):
         website: str | Unset | None = UNSET,
         message: str | Unset | None = UNSET,
         source: SourceRef | Unset | None = UNSET,
-        campaign: CampaignId | Unset | None = UNSET,
+        campaign: Campaign | CampaignId | Unset | None = UNSET,
         owner: UserRef | Unset | None = UNSET,
         tags: Iterable[str] | Unset = UNSET,
         external_ref: str | Unset | None = UNSET,
@@ -631,16 +633,6 @@ class LeadService(_Service[Lead, LeadId]):
         return new
 
     # --------------------------------------------------------------- helpers
-    def _creating(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """``campaign`` is stored as ``campaign_id`` (there is no campaign record yet)."""
-        values = dict(values)
-        if "campaign" in values:
-            campaign = values.pop("campaign")
-            if campaign is not None and campaign is not UNSET:
-                _check_uuid(campaign, "campaign")
-            values["campaign_id"] = campaign
-        return values
-
     def _prepare(
         self,
         uow: UnitOfWork,

@@ -27,10 +27,12 @@ from typing import Protocol, TypeVar
 from uuid import UUID
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
-from crmkit.core.entities import Entity
+from crmkit.core.entities import Entity, FieldKind
+from crmkit.core.ids import OrganizationId
 from crmkit.core.query import Query
+from crmkit.core.segments import Criteria
 
-__all__ = ["AuditLog", "Repository", "Store", "UnitOfWork"]
+__all__ = ["AuditLog", "Repository", "SegmentEvaluator", "Store", "UnitOfWork"]
 
 E = TypeVar("E", bound=Entity)
 
@@ -116,6 +118,27 @@ class UnitOfWork(Protocol):
 
     def rollback(self) -> None:
         """Discard every uncommitted change."""
+
+
+class SegmentEvaluator(Protocol):
+    """A unit of work that evaluates segment criteria itself (optional).
+
+    ``MemoryStore`` and ``SqlStore`` provide it (``SqlStore`` in one SQL
+    query); for a backend without it, the segments service evaluates the tree
+    with :func:`crmkit.core.segments.evaluate` over the records it reads.
+    """
+
+    def segment(
+        self,
+        criteria: Criteria,
+        *,
+        as_of: datetime,
+        custom_kinds: Sequence[tuple[str, FieldKind]] = (),
+    ) -> list[OrganizationId]:
+        """The ids of the organizations (not archived) meeting ``criteria``, in id order.
+
+        Must agree with :func:`crmkit.core.segments.evaluate`.
+        """
 
 
 class Store(Protocol):

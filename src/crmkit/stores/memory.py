@@ -21,9 +21,13 @@ from uuid import UUID
 import attrs
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
-from crmkit.core.entities import Entity
+from crmkit.core.entities import Entity, FieldKind, Organization
 from crmkit.core.errors import ConcurrencyError, DuplicateError, NotFoundError, ValidationError
+from crmkit.core.ids import OrganizationId
+from crmkit.core.interactions import Interaction
+from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import Query, select
+from crmkit.core.segments import Criteria, History, evaluate
 
 __all__ = ["MemoryStore"]
 
@@ -182,6 +186,22 @@ class _MemoryUnitOfWork:
 
     def repository(self, cls: type[E]) -> _Repository[E]:
         return _Repository(self, cls)
+
+    def segment(
+        self,
+        criteria: Criteria,
+        *,
+        as_of: datetime,
+        custom_kinds: Sequence[tuple[str, FieldKind]] = (),
+    ) -> list[OrganizationId]:
+        history = History.of(
+            cast(Collection[Interaction], self.table(Interaction).rows.values()),
+            cast(Collection[Opportunity], self.table(Opportunity).rows.values()),
+        )
+        organizations = cast(Collection[Organization], self.table(Organization).rows.values())
+        return evaluate(
+            organizations, criteria, as_of=as_of, history=history, kinds=dict(custom_kinds)
+        )
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -51,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
+from crmkit.core.campaigns import Campaign
 from crmkit.core.cases import Case
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
 from crmkit.core.custom_fields import CustomValues, custom_from_json, custom_to_json
@@ -72,6 +73,7 @@ from crmkit.core.leads import Lead
 from crmkit.core.merge import MergeJournal
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
+from crmkit.core.segments import Segment
 from crmkit.serialization import converter
 
 __all__ = [
@@ -96,6 +98,8 @@ ENTITY_TYPES: Final[tuple[type[Entity], ...]] = (
     LossReason,
     Organization,
     Contact,
+    Segment,
+    Campaign,
     Opportunity,
     Outcome,
     Case,
@@ -120,6 +124,8 @@ _TABLE_NAMES: Final = {
     "interaction": "interactions",
     "lead": "leads",
     "merge": "merges",
+    "segment": "segments",
+    "campaign": "campaigns",
 }
 
 NAMING: Final = {
@@ -235,8 +241,8 @@ def _kind_of(hint: Any) -> _Kind:
         return scalar
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return _Kind.ENUM
-    if get_origin(hint) in (tuple, frozenset, list, dict):
-        return _Kind.JSON
+    if get_origin(hint) in (tuple, frozenset, list, dict, Union, types.UnionType):
+        return _Kind.JSON  # collections, and tagged unions (a segment's criteria tree)
     raise TypeError(f"no column type for {hint!r}")  # a new field type needs a mapping here
 
 
@@ -338,6 +344,7 @@ _EXTRA_INDEXES: Final[dict[type[Entity], tuple[tuple[str, ...], ...]]] = {
     Case: (("owner_id", "status", "sla_due"), ("status", "sla_due")),
     Lead: (("status",), ("email",)),
     MergeJournal: (("survivor_id",),),
+    Campaign: (("status",),),
 }
 
 

@@ -25,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Generic, TypeVar, cast
 from uuid import UUID
@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
 from crmkit.core.contact_points import PhoneNumber
 from crmkit.core.custom_fields import CUSTOM_PREFIX, TYPES_KEY
-from crmkit.core.entities import Entity, FieldKind
+from crmkit.core.entities import Entity, FieldKind, Organization
 from crmkit.core.errors import (
     ConcurrencyError,
     CrmkitError,
@@ -47,8 +47,13 @@ from crmkit.core.errors import (
     StorageError,
     ValidationError,
 )
+from crmkit.core.ids import OrganizationId
+from crmkit.core.interactions import Interaction, InteractionStatus
 from crmkit.core.money import Money
+from crmkit.core.opportunities import Opportunity
+from crmkit.core.pipelines import StageKind
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold, is_custom
+from crmkit.core.segments import And, Criteria, NoInteraction, Not, OpenOpportunity, Or, WonValue
 from crmkit.stores.schema import (
     TABLES,
     EntityCodec,
@@ -422,16 +427,77 @@ def _condition(table: sa.Table, cls: type[Entity], f: Filter, dialect: str) -> A
     return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
 
 
+def _filter_condition(
+    table: sa.Table, cls: type[Entity], f: Filter, query: Query, dialect: str
+) -> Any:
+    if is_custom(f.field):
+        return _custom_condition(table, f, _custom_kind(query, f.field), dialect)
+    return _condition(table, cls, f, dialect)
+
+
 def _where(table: sa.Table, cls: type[Entity], query: Query, dialect: str) -> list[Any]:
-    conds = [
-        _custom_condition(table, f, _custom_kind(query, f.field), dialect)
-        if is_custom(f.field)
-        else _condition(table, cls, f, dialect)
-        for f in query.filters
-    ]
+    conds = [_filter_condition(table, cls, f, query, dialect) for f in query.filters]
     if query.archived is not None:
         conds.append(table.c.archived.is_(query.archived))
     return conds
+
+
+# ------------------------------------------------------------ segment criteria
+# The tree becomes one WHERE clause over organizations; history criteria are
+# correlated subqueries, so no join can repeat a row (or a won amount).
+
+
+def _criteria_condition(
+    org: sa.Table, node: Criteria, query: Query, dialect: str, as_of: datetime
+) -> Any:
+    """The SQL condition of a criteria tree (NULL counts as false, as in memory)."""
+    if isinstance(node, Eq | In | Range | Contains | Has):
+        return _filter_condition(org, Organization, node, query, dialect)
+    if isinstance(node, And):
+        parts = [_criteria_condition(org, p, query, dialect, as_of) for p in node.parts]
+        return sa.and_(sa.true(), *parts)
+    if isinstance(node, Or):
+        parts = [_criteria_condition(org, p, query, dialect, as_of) for p in node.parts]
+        return sa.or_(sa.false(), *parts)
+    if isinstance(node, Not):
+        inner = _criteria_condition(org, node.part, query, dialect, as_of)
+        return sa.not_(sa.func.coalesce(inner, sa.false()))
+    if isinstance(node, NoInteraction):
+        it = TABLES[Interaction]
+        since = as_of - timedelta(days=node.days)
+        done = sa.select(1).where(
+            it.c.organization_id == org.c.id,
+            it.c.status == InteractionStatus.DONE.value,
+            it.c.archived.is_(False),
+            it.c.occurred_at >= since,
+            it.c.occurred_at <= as_of,
+        )
+        return ~sa.exists(done)
+    opp = TABLES[Opportunity]
+    if isinstance(node, WonValue):
+        total = (
+            sa.select(sa.func.coalesce(sa.func.sum(opp.c.amount_minor), 0))
+            .where(
+                opp.c.organization_id == org.c.id,
+                opp.c.status == StageKind.WON.value,
+                opp.c.archived.is_(False),
+                opp.c.amount_currency == node.at_least.currency,
+                opp.c.closed_at >= node.start,
+                opp.c.closed_at < node.end,
+            )
+            .scalar_subquery()
+        )
+        return total >= node.at_least.minor_units
+    assert isinstance(node, OpenOpportunity)
+    conds = [
+        opp.c.organization_id == org.c.id,
+        opp.c.status == StageKind.OPEN.value,
+        opp.c.archived.is_(False),
+        _column(opp, Opportunity, "stage", dialect) == node.stage,
+    ]
+    if node.pipeline is not None:
+        conds.append(_column(opp, Opportunity, "pipeline", dialect) == node.pipeline)
+    return sa.exists(sa.select(1).where(*conds))
 
 
 # ------------------------------------------------------- custom field queries
@@ -1174,6 +1240,26 @@ class _SqlUnitOfWork:
 
     def repository(self, cls: type[E]) -> _SqlRepository[E]:
         return _SqlRepository(self, cls)
+
+    def segment(
+        self,
+        criteria: Criteria,
+        *,
+        as_of: datetime,
+        custom_kinds: Sequence[tuple[str, FieldKind]] = (),
+    ) -> list[OrganizationId]:
+        org = TABLES[Organization]
+        query = Query(custom_kinds=custom_kinds)
+        stmt = (
+            sa.select(org.c.id)
+            .where(
+                org.c.archived.is_(False),
+                _criteria_condition(org, criteria, query, self.dialect, as_of),
+            )
+            .order_by(org.c.id)
+        )
+        with _translating(Organization):
+            return [OrganizationId(i) for i in self.connection.scalars(stmt)]
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -13,6 +13,8 @@ database at once create it exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -143,14 +145,50 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         StorageError: the database is at an unknown revision, or a step failed.
     """
     try:
-        with engine.begin() as connection:
+        with (
+            engine.connect() as connection,
+            _foreign_keys_checked_at_the_end(connection),
+            connection.begin(),
+        ):
             _lock(connection)
             before = _current(connection)
             if before is not None and not _known(before):
                 raise StorageError(f"the database is at revision {before}, unknown to this crmkit")
             command.upgrade(_config(connection), revision)
             after = _current(connection)
+            _check_foreign_keys(connection)
     except (sa.exc.SQLAlchemyError, CommandError) as error:
         reason = getattr(error, "orig", None) or error
         raise StorageError(f"upgrade failed: {reason}") from error
     return before, after
+
+
+@contextmanager
+def _foreign_keys_checked_at_the_end(connection: Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while the migrations run, as SQLite's documented
+    procedure for table rebuilds (and Alembic's batch mode) requires.
+
+    A batch migration rebuilds a table by copying it, dropping the original and
+    renaming the copy; with enforcement on, dropping a table other tables
+    refer to fails.  :func:`_check_foreign_keys` checks every key before the
+    commit instead.  The pragma only works outside a transaction, so it is
+    set on the driver connection before the migration transaction begins.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+    if broken is not None:
+        raise StorageError(f"upgrade failed: a row of {broken[0]} refers to no {broken[2]}")
