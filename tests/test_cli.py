@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 import crmkit
 import crmkit.testing.sample
-from crmkit import CRM, StorageError, ValidationError
-from crmkit.cli import _redact, cli, main
+from crmkit import CRM, Money, StorageError, ValidationError
+from crmkit.cli import _forecast, _redact, _short_money, cli, main
 from crmkit.testing.sample import SampleBook, build_sample_book
 
 WIDE = {"COLUMNS": "200"}
@@ -58,6 +58,33 @@ def test_demo_in_memory_prints_counts_and_organizations() -> None:
         assert org.name in result.output
         assert org.phones[0].international() in result.output
     assert "Traceback" not in result.output
+
+
+def test_demo_prints_the_weighted_pipeline_by_quarter() -> None:
+    """The forecast table's total is crm.analytics' weighted open pipeline."""
+    result = CliRunner().invoke(
+        cli, ["demo", "--db", ":memory:", "--organizations", "12", "--seed", "3"], env=WIDE
+    )
+    with crmkit.open(":memory:") as crm:
+        build_sample_book(crm, organizations=12, seed=3)
+        total = crm.analytics.pipeline(by="quarter", currency="EUR").total
+
+    assert 0 == result.exit_code, result.output
+    assert "Forecast / previsión" in result.output
+    [line] = [line for line in result.output.splitlines() if line.strip().startswith("total ")]
+    expected = f"total {total.count} {_short_money(total.value)} {_short_money(total.weighted)}"
+    assert expected == " ".join(line.split())
+
+
+def test_the_forecast_table_is_left_out_without_a_rate_or_open_deals() -> None:
+    """A book in dollars with no exchange-rate plugin, or with no open deal, gets no table."""
+    with crmkit.open(":memory:") as crm:
+        assert [] == _forecast(crm)
+        acme = crm.organizations.create(name="Acme")
+        crm.opportunities.create(name="Deal", organization=acme, amount=Money("10", "USD"))
+
+        assert [] == _forecast(crm)
+        assert 1 == len(_forecast(crm, currency="USD"))
 
 
 def test_demo_labels_positions_in_the_contacts_language() -> None:

@@ -99,7 +99,8 @@ def cli() -> None:
 )
 def demo(db: str, organizations: int, seed: int) -> None:
     """Build a sample book and print it: organizations, contacts, opportunities
-    on their pipeline boards, interactions, leads, cases and one rep's agenda.
+    on their pipeline boards, the weighted pipeline by quarter, interactions,
+    leads, cases and one rep's agenda.
 
     Running it again on the same database adds nothing it made before.
     """
@@ -491,6 +492,7 @@ def _print_summary(console: Console, crm: CRM) -> None:
         ),
         _contacts_table(crm, wide),
         *_boards(crm),
+        *_forecast(crm),
         *_agenda(crm),
     )
     for table in tables:
@@ -523,6 +525,25 @@ def _boards(crm: CRM) -> list[Table]:
         )
         tables.append(table)
     return tables
+
+
+def _forecast(crm: CRM, currency: str = "EUR") -> list[Table]:
+    """The open pipeline and weighted pipeline by quarter of expected close."""
+    try:
+        report = crm.analytics.pipeline(by="quarter", currency=currency)
+    except crmkit.ValidationError as error:
+        if error.code == "no_rate":  # amounts in currencies without a known rate
+            return []
+        raise
+    if not report.total.count:
+        return []
+    table = _table("Forecast / previsión", caption="open deals, by expected close")
+    for name in ("Quarter", "Deals", "Pipeline", "Weighted"):
+        table.add_column(name, justify="left" if name == "Quarter" else "right")
+    for row in (*report.rows, report.total):
+        key = "total" if row is report.total else row.key or "no date"
+        table.add_row(key, str(row.count), _short_money(row.value), _short_money(row.weighted))
+    return [table]
 
 
 def _agenda(crm: CRM) -> list[Table]:
