@@ -235,3 +235,45 @@ def test_dedupe_of_organizations_with_none_says_so(tmp_path: Path) -> None:
 
     assert 0 == result.exit_code, result.output
     assert "0 likely duplicates" in result.output
+
+
+PROBE_PLUGIN = """
+from crmkit import StoreBackend, hookimpl
+from crmkit.stores.memory import MemoryStore
+
+
+@hookimpl
+def crmkit_register_store_backends():
+    return [StoreBackend(scheme="probe", open=lambda url: MemoryStore())]
+"""
+
+
+@pytest.fixture
+def installed_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin installed under the crmkit entry-point group, serving probe:// books."""
+    (tmp_path / "crmkit_cli_probe.py").write_text(PROBE_PLUGIN, encoding="utf-8")
+    dist = tmp_path / "crmkit_cli_probe-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: crmkit-cli-probe\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (dist / "entry_points.txt").write_text("[crmkit]\nprobe = crmkit_cli_probe\n", "utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("CRMKIT_LOAD_ENTRY_POINTS", raising=False)
+
+
+@pytest.mark.usefixtures("installed_probe")
+def test_installed_plugins_load_only_with_the_load_entry_points_flag() -> None:
+    """Without -P the plugin's URL scheme is unknown; with -P (or the variable) it works."""
+    runner = CliRunner()
+    without = runner.invoke(cli, ["dedupe", "--db", "probe://book"], env=WIDE)
+    flag = runner.invoke(cli, ["-P", "dedupe", "--db", "probe://book"], env=WIDE)
+    variable = runner.invoke(
+        cli, ["dedupe", "--db", "probe://book"], env={**WIDE, "CRMKIT_LOAD_ENTRY_POINTS": "1"}
+    )
+
+    assert 1 == without.exit_code
+    assert "registered: none" in without.output
+    assert "Traceback" not in without.output
+    assert (0, 0) == (flag.exit_code, variable.exit_code), flag.output + variable.output
+    assert "0 contacts" in flag.output

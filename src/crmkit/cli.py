@@ -69,8 +69,32 @@ class _CrmkitGroup(click.Group):
 @click.version_option(
     crmkit.__version__, "--version", "-V", prog_name="crmkit", message="%(prog)s %(version)s"
 )
-def cli() -> None:
+@click.option(
+    "--load-entry-points",
+    "-P",
+    is_flag=True,
+    envvar="CRMKIT_LOAD_ENTRY_POINTS",
+    help="Load the plugins installed under the crmkit entry-point group "
+    "(their pipelines, fields, file formats and store backends).",
+)
+@click.pass_context
+def cli(ctx: click.Context, load_entry_points: bool) -> None:
     """crmkit: an embeddable, typed CRM."""
+    ctx.obj = _Options(load_entry_points=load_entry_points)
+
+
+class _Options:
+    """What the ``crmkit`` group's options ask of every command."""
+
+    def __init__(self, *, load_entry_points: bool) -> None:
+        self.load_entry_points = load_entry_points
+
+
+def _open(db: str, **options: Any) -> CRM:
+    """``crmkit.open(db)``, with the plugins the group's options ask for."""
+    chosen = click.get_current_context().find_object(_Options)
+    entry_points = chosen is not None and chosen.load_entry_points
+    return crmkit.open(db, load_entry_points=entry_points, **options)
 
 
 @cli.command()
@@ -107,7 +131,7 @@ def demo(db: str, organizations: int, seed: int) -> None:
     from crmkit.testing.sample import build_sample_book
 
     console = Console()
-    with crmkit.open(db, actor="crmkit demo", timezone="Europe/Madrid") as crm:
+    with _open(db, actor="crmkit demo", timezone="Europe/Madrid") as crm:
         with console.status("Building the sample book..."):
             book = build_sample_book(crm, organizations=organizations, seed=seed)
         console.print()
@@ -213,7 +237,7 @@ def dedupe(db: str, entity: str, threshold: float, limit: int) -> None:
     book itself.  Nothing is changed.
     """
     console = Console()
-    with crmkit.open(db) as crm:
+    with _open(db) as crm:
         with console.status(f"Looking for duplicate {entity}s..."):
             matching = crm.duplicates.find(
                 "contact" if entity == "contact" else "organization", threshold=threshold
@@ -331,7 +355,7 @@ def import_(
     mapping = _mapping(mappings)
     console = Console()
     with (
-        crmkit.open(db, actor="crmkit import") as crm,
+        _open(db, actor="crmkit import") as crm,
         Progress(
             TextColumn("[bold]Importing {task.fields[name]}"),
             BarColumn(),
@@ -435,7 +459,7 @@ def export(
         if not separator or not field:
             raise crmkit.ValidationError("where", "must be FIELD=VALUE", code="invalid", value=pair)
         equals[field] = value
-    with crmkit.open(db) as crm:
+    with _open(db) as crm:
         written = crm.exports.file(
             path,
             entity=entity,
