@@ -360,29 +360,39 @@ def _column(table: sa.Table, cls: type[Entity], name: str, dialect: str) -> Any:
 
 
 def _money_condition(table: sa.Table, f: Filter) -> Any:
-    """Money filters: one currency at a time, compared in integer minor units."""
+    """Money filters on a money field's columns, compared in integer minor units."""
     minor, currency = table.c[f"{f.field}_minor"], table.c[f"{f.field}_currency"]
+    return _money_filter(f, currency, minor, minor, lambda money: money.minor_units)
+
+
+def _money_filter(
+    f: Filter, currency: Any, amount: Any, present: Any, bind: Callable[[Money], object]
+) -> Any:
+    """A money filter: one currency at a time, ``amount`` compared with ``bind(money)``.
+
+    ``present`` is the expression that is NULL when a record has no value.
+    """
 
     def equal(value: object) -> Any:
         if value is None:
-            return minor.is_(None)
+            return present.is_(None)
         assert isinstance(value, Money)
-        return sa.and_(currency == value.currency, minor == value.minor_units)
+        return sa.and_(currency == value.currency, amount == bind(value))
 
     if isinstance(f, Eq):
         return equal(f.value)
     if isinstance(f, In):
         return sa.or_(sa.false(), *(equal(v) for v in f.values))
     assert isinstance(f, Range)
-    parts: list[Any] = [minor.is_not(None)]
+    parts: list[Any] = [present.is_not(None)]
     for bound in (f.low, f.high):
         if isinstance(bound, Money):
             parts.append(currency == bound.currency)
     if isinstance(f.low, Money):
-        parts.append(minor >= f.low.minor_units)
+        parts.append(amount >= bind(f.low))
     if isinstance(f.high, Money):
-        high = f.high.minor_units
-        parts.append(minor <= high if f.include_high else minor < high)
+        high = bind(f.high)
+        parts.append(amount <= high if f.include_high else amount < high)
     return sa.and_(*parts)
 
 
@@ -599,27 +609,7 @@ def _custom_condition(table: sa.Table, f: Filter, kind: FieldKind, dialect: str)
         def number(money: Money) -> object:
             return float(money.amount) if dialect == "sqlite" else money.amount
 
-        def equal(value: object) -> Any:
-            if value is None:
-                return currency.is_(None)
-            assert isinstance(value, Money)
-            return sa.and_(currency == value.currency, amount == number(value))
-
-        if isinstance(f, Eq):
-            return equal(f.value)
-        if isinstance(f, In):
-            return sa.or_(sa.false(), *(equal(v) for v in f.values))
-        assert isinstance(f, Range)
-        conds: list[Any] = [currency.is_not(None)]
-        for bound in (f.low, f.high):
-            if isinstance(bound, Money):
-                conds.append(currency == bound.currency)
-        if isinstance(f.low, Money):
-            conds.append(amount >= number(f.low))
-        if isinstance(f.high, Money):
-            high = number(f.high)
-            conds.append(amount <= high if f.include_high else amount < high)
-        return sa.and_(*conds)
+        return _money_filter(f, currency, amount, currency, number)
     (expr,) = parts
     if isinstance(f, Has):
         value = _custom_bind(kind, f.value, dialect)
