@@ -2,6 +2,7 @@
 
     make bench            # 100,000 organizations, best of 3 rounds
     python benchmarks/run.py --rows 20000 --repeat 5
+    python benchmarks/run.py --only import      # one section (bulk, dedupe, import)
 
 Machines are shared, so the numbers that matter are the ratios printed at the
 end, not the absolute times.  Every contender writes to its own fresh SQLite
@@ -464,18 +465,8 @@ def bench_import(d: Path, orgs: int) -> tuple[float, float]:
     return floor, ours
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--lookups", type=int, default=5_000)
-    parser.add_argument("--dedupe-rows", type=int, default=100_000)
-    parser.add_argument(
-        "--import-rows", type=int, default=100_000, help="organizations (contacts: twice)"
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="rounds; the best time of each contender counts"
-    )
-    args = parser.parse_args(argv)
+def bench_bulk_section(args: argparse.Namespace) -> None:
+    """Bulk create and point reads."""
     rows = make_rows(args.rows)
     masters = {k: uuid.uuid4().hex for k in ("retail", "industria", "norte", "sur")}
     with tempfile.TemporaryDirectory(prefix="crmkit-bench-") as tmp:
@@ -512,12 +503,53 @@ def main(argv: list[str] | None = None) -> int:
         get_ratio = ours / raw
         print(f"  ratio crmkit / raw             {get_ratio:8.2f}x   (target <= 3x)")
     print(f"RESULT bulk_ratio={bulk_ratio:.2f} get_ratio={get_ratio:.2f}")
+
+
+def bench_dedupe_section(args: argparse.Namespace) -> None:
+    """Duplicate detection against the plain blocking + rapidfuzz script."""
     baseline, ours = bench_dedupe(args.dedupe_rows, args.repeat)
     print(f"  ratio crmkit / baseline        {ours / baseline:8.2f}x")
     print(f"RESULT dedupe_ratio={ours / baseline:.2f}")
+
+
+def bench_import_section(args: argparse.Namespace) -> None:
+    """CSV import against the csv + validation + raw sqlite3 floor."""
     with tempfile.TemporaryDirectory(prefix="crmkit-bench-") as tmp:
         floor, imported = bench_import(Path(tmp), args.import_rows)
     print(f"RESULT import_ratio={imported / floor:.2f}")
+
+
+#: the sections, in the order they run; ``--only`` picks some of them
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "bulk": bench_bulk_section,
+    "dedupe": bench_dedupe_section,
+    "import": bench_import_section,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--lookups", type=int, default=5_000)
+    parser.add_argument("--dedupe-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--import-rows", type=int, default=100_000, help="organizations (contacts: twice)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds; the best time of each contender counts"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default: all of {', '.join(SECTIONS)})",
+    )
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(unknown)}")
+    for name in chosen:
+        SECTIONS[name](args)
     return 0
 
 
