@@ -95,8 +95,11 @@ from crmkit.core.ids import (
 from crmkit.core.money import Money, currency_exponent, is_currency
 from crmkit.core.opportunities import LineItem, Opportunity
 from crmkit.core.pipelines import Pipeline, StageKind, check_pipeline
+from crmkit.io.calendars import CalendarService
+from crmkit.io.cards import CardService
 from crmkit.io.exports import ExportService
 from crmkit.io.imports import ImportService
+from crmkit.io.inbox import InboxService
 from crmkit.plugins.host import (
     DELIVERED,
     DeliveryFailure,
@@ -340,6 +343,9 @@ class CRM:
         self.formats.load(plugins.register_formats(self))
         self.imports = ImportService(self)
         self.exports = ExportService(self)
+        self.cards = CardService(self)
+        self.calendar = CalendarService(self)
+        self.inbox = InboxService(self)
 
     # ------------------------------------------------------------- lifecycle
     def close(self) -> None:
