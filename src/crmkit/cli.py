@@ -352,6 +352,9 @@ def import_(
     Rows match existing records by external_ref (else id), so importing the
     same file twice changes nothing.  Exits with status 1 if rows were refused.
     """
+    if _is_vcard(path, format_):
+        _import_cards(path, entity, db, partial, dry_run, encoding, errors_path)
+        return
     mapping = _mapping(mappings)
     console = Console()
     with (
@@ -459,6 +462,9 @@ def export(
         if not separator or not field:
             raise crmkit.ValidationError("where", "must be FIELD=VALUE", code="invalid", value=pair)
         equals[field] = value
+    if _is_vcard(path, format_):
+        _export_cards(path, entity, db, equals, order_by, limit, archived)
+        return
     with _open(db) as crm:
         written = crm.exports.file(
             path,
@@ -474,6 +480,188 @@ def export(
             **equals,
         )
     Console().print(Text(f"{written} {entity} written to {path}"))
+
+
+_VCARD_SUFFIXES: Final = (".vcf", ".vcard")
+
+
+def _is_vcard(path: Path, format_: str | None) -> bool:
+    """Business cards go through ``crm.cards`` (``--format vcard`` or a .vcf file)."""
+    return format_ == "vcard" or (format_ is None and path.suffix.lower() in _VCARD_SUFFIXES)
+
+
+def _cards_entity(entity: str) -> None:
+    if entity != "contacts":
+        raise crmkit.ValidationError(
+            "entity", "business cards (vCard) hold contacts", code="choice", value=entity
+        )
+
+
+def _import_cards(
+    path: Path,
+    entity: str,
+    db: str,
+    partial: bool,
+    dry_run: bool,
+    encoding: str | None,
+    errors_path: Path | None,
+) -> None:
+    _cards_entity(entity)
+    console = Console()
+    with _open(db, actor="crmkit import") as crm:
+        report = crm.cards.import_file(
+            path, mode="partial" if partial else "atomic", dry_run=dry_run, encoding=encoding
+        )
+    _print_report(console, report, errors_path)
+
+
+def _print_report(console: Console, report: crmkit.ImportReport, errors_path: Path | None) -> None:
+    console.print(Text(report.summary()))
+    if report.errors:
+        console.print(report.table())
+        if errors_path is not None:
+            report.to_csv(errors_path)
+            console.print(Text(f"Errors written to {errors_path}"))
+        raise SystemExit(1)
+
+
+def _export_cards(
+    path: Path,
+    entity: str,
+    db: str,
+    equals: dict[str, Any],
+    order_by: str | None,
+    limit: int | None,
+    archived: bool,
+) -> None:
+    _cards_entity(entity)
+    with _open(db) as crm:
+        written = crm.cards.export(
+            path, order_by=order_by or (), limit=limit, archived=archived, **equals
+        )
+    Console().print(Text(f"{written} contacts written to {path} (vCard 3.0)"))
+
+
+# ------------------------------------------------------------------ calendar
+
+
+@cli.group()
+def calendar() -> None:
+    """Planned interactions to and from iCalendar (.ics) files."""
+
+
+@calendar.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@_DB_OPTION
+@click.option(
+    "--user",
+    "users",
+    multiple=True,
+    metavar="NAME",
+    help="Only this user's planned interactions (repeat for several; default: everyone's).",
+)
+@click.option("--cancelled", is_flag=True, help="Also write cancelled ones (STATUS:CANCELLED).")
+@click.option(
+    "--minutes", type=click.IntRange(min=1), default=30, show_default=True, help="Event length."
+)
+def calendar_export(
+    path: Path, db: str, users: tuple[str, ...], cancelled: bool, minutes: int
+) -> None:
+    """Write planned interactions as an iCalendar feed (times in UTC)."""
+    from datetime import timedelta
+
+    with _open(db) as crm:
+        written = crm.calendar.export(
+            path,
+            users=list(users) if users else None,
+            cancelled=cancelled,
+            duration=timedelta(minutes=minutes),
+        )
+    Console().print(Text(f"{written} events written to {path}"))
+
+
+@calendar.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@_DB_OPTION
+@click.option("--kind", default="meeting", show_default=True, help="The interactions' kind.")
+@click.option(
+    "--assignee", default=None, metavar="NAME", help="The user of events no CRM user organizes."
+)
+@click.option("--partial", is_flag=True, help="Write the valid events (default: all or nothing).")
+@click.option("--dry-run", is_flag=True, help="Check every event, write nothing.")
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the refused events as CSV (line, column, code, message).",
+)
+def calendar_import(
+    path: Path,
+    db: str,
+    kind: str,
+    assignee: str | None,
+    partial: bool,
+    dry_run: bool,
+    errors_path: Path | None,
+) -> None:
+    """Import the events of an .ics file as planned interactions (idempotent by UID)."""
+    with _open(db, actor="crmkit calendar import") as crm:
+        report = crm.calendar.import_file(
+            path,
+            kind=kind,
+            assignee=assignee,
+            mode="partial" if partial else "atomic",
+            dry_run=dry_run,
+        )
+    _print_report(Console(), report, errors_path)
+
+
+# ---------------------------------------------------------------------- mail
+
+
+@cli.group()
+def mail() -> None:
+    """E-mail messages into the CRM."""
+
+
+@mail.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_DB_OPTION
+@click.option("--create-lead", is_flag=True, help="Create a lead when no contact matches.")
+def mail_ingest(paths: tuple[Path, ...], db: str, create_lead: bool) -> None:
+    """Log .eml files as e-mail interactions of the contacts they name.
+
+    A message ingested before (same Message-ID) is skipped.  Exits with
+    status 1 if a file was refused.
+    """
+    console = Console()
+    table = _table("E-mail")
+    for name in ("file", "result", "contact", "subject"):
+        table.add_column(name)
+    failed = False
+    with _open(db, actor="crmkit mail ingest") as crm:
+        for path in paths:
+            try:
+                done = crm.inbox.ingest(path, create_lead=create_lead)
+            except crmkit.ValidationError as error:
+                failed = True
+                table.add_row(path.name, Text("refused", style="red"), "", str(error))
+                continue
+            if done.duplicate:
+                result = "already ingested"
+            elif done.interaction is not None:
+                result = f"logged ({done.direction.value})"
+            elif done.lead is not None:
+                result = "lead created"
+            else:
+                result = "no contact"
+            who = done.contacts[0].full_name if done.contacts else ""
+            subject = done.interaction.subject if done.interaction is not None else ""
+            table.add_row(path.name, result, who, subject or "")
+    console.print(table)
+    if failed:
+        raise SystemExit(1)
 
 
 def _redact(url: str) -> str:

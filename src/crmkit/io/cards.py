@@ -43,7 +43,7 @@ __all__ = ["CardService", "read_cards"]
 #: The card properties an import reads, and the contact column each feeds.
 CARD_COLUMNS: Final[Mapping[str, str]] = {
     "UID": "external_ref",
-    "N.given": "first_name",
+    "N": "first_name",
     "N.family": "last_name",
     "EMAIL": "email",
     "TEL": "phones",
@@ -143,7 +143,7 @@ def _card_cells(card: Any) -> dict[str, object]:
     full = first("FN")
     if not given and full:
         given = full if not family else full.replace(family, "").strip() or full
-    cells["N.given"] = given or None
+    cells["N"] = given or None
     cells["N.family"] = family or None
     emails = [line for line in contents.get("EMAIL", []) if _text(line.value)]
     cells["EMAIL"] = _text(_preferred(emails).value) if emails else None
