@@ -222,7 +222,7 @@ class CalendarService:
         event.add("dtstart", begin)
         event.add("dtend", begin + duration)
         kinds = self._crm.interactions.kinds
-        label: str | None = kinds.get(interaction.kind).name if interaction.kind in kinds else None
+        label = kinds.get(interaction.kind).name if interaction.kind in kinds else None
         event.add("summary", interaction.subject or label or interaction.kind)
         if interaction.description:
             event.add("description", interaction.description)
@@ -465,6 +465,10 @@ class _CalendarImport:
         )
         self.created += 1
 
+    def _label(self, kind: str) -> str | None:
+        kinds = self.crm.interactions.kinds
+        return kinds.get(kind).name if kind in kinds else None
+
     def _existing(self, uid: str) -> Interaction | None:
         found = self.crm.interactions.find(external_ref=uid, archived=None)
         if found:
@@ -494,6 +498,8 @@ class _CalendarImport:
             return
         changed = current
         values: dict[str, Any] = {}
+        if current.subject is None and summary in (self._label(current.kind), current.kind):
+            summary = None  # the kind's name an export writes for an interaction without subject
         if summary != current.subject:
             values["subject"] = summary
         if description != current.description:
