@@ -103,7 +103,7 @@ def test_importing_the_same_cards_twice_changes_nothing(
 def test_a_bad_card_is_a_row_error_and_an_atomic_import_writes_nothing(
     any_crm: crmkit.CRM, tmp_path: Path
 ) -> None:
-    """Errors name the line of the card's BEGIN:VCARD; nothing is written, no organization either."""
+    """Errors name the line of the card's BEGIN:VCARD; nothing is written, no organization."""
     path = write(tmp_path / "cards.vcf", CARDS + BAD)
     positions = any_crm.positions.count()
     report = any_crm.cards.import_file(path)
