@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import icalendar
 import pytest
@@ -186,7 +187,8 @@ def test_the_feed_holds_the_planned_interactions_of_the_chosen_users(book: crmki
     book.interactions.cancel(gone.id)
 
     feed = icalendar.Calendar.from_ical(book.calendar.feed(users=["Luis"]))
-    [event] = feed.walk("VEVENT")
+    [found] = feed.walk("VEVENT")
+    event: Any = found
     assert str(event["UID"]) == f"{planned.id}@crmkit"
     assert event["DTSTART"].dt == at
     assert event["DTEND"].dt == at + timedelta(minutes=30)
