@@ -31,7 +31,8 @@ Content-Type: multipart/alternative; boundary="YY"
 --YY
 Content-Type: text/html; charset=utf-8
 
-<html><head><style>p {color: red}</style></head><body><p>Hola Luis,</p><p>te env&iacute;o el presupuesto.</p></body></html>
+<html><head><style>p {color: red}</style></head><body>
+<p>Hola Luis,</p><p>te env&iacute;o el presupuesto.</p></body></html>
 --YY--
 --XX
 Content-Type: application/pdf
@@ -86,7 +87,8 @@ def test_the_same_message_ingested_twice_is_logged_once(book: crmkit.CRM, tmp_pa
     again = book.inbox.ingest(path)
 
     assert (first.duplicate, again.duplicate) == (False, True)
-    assert again.interaction is not None and first.interaction is not None
+    assert again.interaction is not None
+    assert first.interaction is not None
     assert again.interaction.id == first.interaction.id
     assert book.interactions.count() == 1
 
