@@ -171,3 +171,17 @@ def test_crmkit_mail_ingest(tmp_path: Path) -> None:
     assert "logged (inbound)" in result.output
     assert "already ingested" in result.output
     assert "refused" in result.output
+
+
+def test_the_sample_email_is_logged_for_the_sample_card(crm: crmkit.CRM) -> None:
+    """examples/data: the card of Lucía, then her e-mail asking for an offer."""
+    data = Path(__file__).parents[2] / "examples" / "data"
+    crm.users.create(name="Comercial", email="comercial@miempresa.es")
+    assert crm.cards.import_file(data / "tarjetas.vcf").created == 2
+
+    done = crm.inbox.ingest(data / "correo.eml")
+    assert done.interaction is not None
+    lucia = crm.contacts.find(external_ref="TV-002")[0]
+    assert done.interaction.contact_id == lucia.id
+    assert done.interaction.subject == "Petición de oferta - ERP"
+    assert [a.filename for a in done.attachments] == ["pliego-erp.pdf"]
