@@ -265,6 +265,10 @@ class CRM:
         formats: the registered file formats (:class:`~crmkit.FileFormat`, by key).
         imports: imports files (:class:`~crmkit.io.ImportService`).
         exports: exports ``find`` results to files (:class:`~crmkit.io.ExportService`).
+        cards: contacts to and from vCard business cards (:class:`~crmkit.io.CardService`).
+        calendar: planned interactions to and from iCalendar feeds
+            (:class:`~crmkit.io.CalendarService`).
+        inbox: e-mails logged as interactions (:class:`~crmkit.io.InboxService`).
         segments: saved criteria trees over organizations
             (:class:`~crmkit.services.segments.SegmentService`).
         campaigns: campaigns, their members, actions and results

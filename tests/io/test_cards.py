@@ -181,8 +181,8 @@ def test_exported_cards_import_back_to_the_same_contacts(
 
 
 _LETTERS = "abcdefghijklmnñopqrstuvwxyzáéíóúüçàèòøßłÁÉÍÓÚÑÇ"
-_names = st.text(alphabet=_LETTERS + " -'", min_size=1, max_size=20).filter(
-    lambda s: s.strip(" -'") != ""
+_names = st.text(alphabet=_LETTERS + " -',;:\\\"", min_size=1, max_size=20).filter(
+    lambda s: any(c.isalpha() for c in s)
 )
 _notes = st.text(alphabet=_LETTERS + " ,;:\\\n.", min_size=1, max_size=60).filter(
     lambda s: s.strip() != ""
