@@ -114,6 +114,33 @@ def test_floating_times_use_the_crms_time_zone(tmp_path: Path) -> None:
     ]
 
 
+def test_a_time_zone_the_file_defines_is_converted(crm: crmkit.CRM, tmp_path: Path) -> None:
+    """A Windows zone name with its VTIMEZONE (as Outlook writes) is no IANA name, yet exact."""
+    crm.contacts.create(first_name="Ana", email="ana@acme.es")
+    outlook = EVENTS.replace(
+        "PRODID:-//Ejemplo//ES\n",
+        "PRODID:-//Microsoft Corporation//Outlook 16.0//ES\n"
+        "BEGIN:VTIMEZONE\nTZID:Romance Standard Time\n"
+        "BEGIN:STANDARD\nDTSTART:16010101T030000\nTZOFFSETFROM:+0200\nTZOFFSETTO:+0100\n"
+        "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\nEND:STANDARD\n"
+        "BEGIN:DAYLIGHT\nDTSTART:16010101T020000\nTZOFFSETFROM:+0100\nTZOFFSETTO:+0200\n"
+        "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3\nEND:DAYLIGHT\nEND:VTIMEZONE\n",
+    ).replace("TZID=Europe/Madrid:20260310T100000", "TZID=Romance Standard Time:20260710T100000")
+    report = crm.calendar.import_file(write(tmp_path / "outlook.ics", outlook))
+
+    assert report.errors == ()
+    demo = crm.interactions.find(external_ref="evt-1@calendario.es")[0]
+    assert demo.scheduled_at == datetime(2026, 7, 10, 8, 0, tzinfo=UTC)  # summer: UTC+2
+
+
+def test_a_summary_too_long_is_reported_on_its_property(crm: crmkit.CRM, tmp_path: Path) -> None:
+    crm.contacts.create(first_name="Ana", email="ana@acme.es")
+    long = EVENTS.replace("SUMMARY:Demo del ERP", "SUMMARY:" + "x" * 301)
+    report = crm.calendar.import_file(write(tmp_path / "agenda.ics", long))
+
+    assert [(e.line, e.column, e.code) for e in report.errors] == [(4, "SUMMARY", "too_long")]
+
+
 def test_importing_the_same_calendar_twice_changes_nothing(
     book: crmkit.CRM, tmp_path: Path
 ) -> None:

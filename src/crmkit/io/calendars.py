@@ -56,6 +56,15 @@ LOCATION_FIELD: Final = "location"
 #: The domain of the ``UID`` of interactions without an ``external_ref``.
 UID_DOMAIN: Final = "crmkit"
 
+#: The event property an interaction's field comes from, to name it in row errors.
+_PROPERTIES: Final = {
+    "subject": "SUMMARY",
+    "description": "DESCRIPTION",
+    "scheduled_at": "DTSTART",
+    "custom": "LOCATION",
+    "external_ref": "UID",
+}
+
 _BEGIN_EVENT: Final = re.compile(rb"^BEGIN:VEVENT\s*$", re.IGNORECASE)
 
 
@@ -400,7 +409,8 @@ class _CalendarImport:
         except _Refused as refused:
             self.errors.append(RowError(line, refused.column, refused.code, refused.message))
         except ValidationError as error:
-            self.errors.append(RowError(line, error.field, error.code, error.reason))
+            column = _PROPERTIES.get(error.field.split("[", 1)[0].split(".", 1)[0], error.field)
+            self.errors.append(RowError(line, column, error.code, error.reason))
         except (ConcurrencyError, InvalidTransition, NotFoundError) as error:
             self.errors.append(RowError(line, "", "conflict", str(error)))
         except CrmkitError as error:
