@@ -44,15 +44,24 @@ JVBERi0xLjQK
 """
 
 
+def _fill(crm: crmkit.CRM) -> crmkit.CRM:
+    acme = crm.organizations.create(name="Acme S.A.")
+    crm.contacts.create(first_name="Ana", last_name="Pérez", email="ana@acme.es", organization=acme)
+    crm.contacts.create(first_name="Pepe", email="pepe@acme.es", organization=acme)
+    crm.users.create(name="Luis", email="luis@crm.es")
+    return crm
+
+
 @pytest.fixture
 def book(any_crm: crmkit.CRM) -> crmkit.CRM:
-    acme = any_crm.organizations.create(name="Acme S.A.")
-    any_crm.contacts.create(
-        first_name="Ana", last_name="Pérez", email="ana@acme.es", organization=acme
-    )
-    any_crm.contacts.create(first_name="Pepe", email="pepe@acme.es", organization=acme)
-    any_crm.users.create(name="Luis", email="luis@crm.es")
-    return any_crm
+    """Acme with contacts Ana and Pepe, and the user Luis, on every store."""
+    return _fill(any_crm)
+
+
+@pytest.fixture
+def small(crm: crmkit.CRM) -> crmkit.CRM:
+    """The same book in memory, for behaviour that does not depend on the store."""
+    return _fill(crm)
 
 
 def test_an_inbound_email_is_logged_for_the_matched_contacts(book: crmkit.CRM) -> None:
@@ -93,7 +102,8 @@ def test_the_same_message_ingested_twice_is_logged_once(book: crmkit.CRM, tmp_pa
     assert book.interactions.count() == 1
 
 
-def test_an_email_from_a_user_is_outbound(book: crmkit.CRM) -> None:
+def test_an_email_from_a_user_is_outbound(small: crmkit.CRM) -> None:
+    book = small
     message = EmailMessage()
     message["From"] = "Luis <LUIS@crm.es>"
     message["To"] = "Pepe <pepe@acme.es>"
@@ -144,7 +154,8 @@ def test_a_message_without_sender_is_refused_and_nothing_written(book: crmkit.CR
     assert book.interactions.count() == 0
 
 
-def test_a_message_without_message_id_is_still_ingested_once(book: crmkit.CRM) -> None:
+def test_a_message_without_message_id_is_still_ingested_once(small: crmkit.CRM) -> None:
+    book = small
     raw = b"From: ana@acme.es\nTo: luis@crm.es\nSubject: sin id\n\nhola\n"
     first = book.inbox.ingest(raw)
     assert first.message_id.startswith("sha256:")
