@@ -25,8 +25,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-import icalendar
-
 from crmkit.core.entities import Contact, User
 from crmkit.core.errors import (
     ConcurrencyError,
@@ -43,6 +41,8 @@ from crmkit.io.matching import EmailIndex, address_of
 from crmkit.io.report import ImportMode, ImportReport, RowError
 
 if TYPE_CHECKING:
+    import icalendar
+
     from crmkit.app import CRM
 
 __all__ = ["CalendarService"]
@@ -144,6 +144,8 @@ class CalendarService:
         Raises:
             ValidationError: bad arguments; an unknown user (code ``reference``).
         """
+        import icalendar  # imported when used: importing crmkit stays fast
+
         if not isinstance(duration, timedelta) or duration <= timedelta(0):
             raise ValidationError(
                 "duration", "must be a positive timedelta", code="type", value=duration
@@ -223,6 +225,8 @@ class CalendarService:
         location: bool,
     ) -> icalendar.Event:
         """One interaction as a ``VEVENT``."""
+        import icalendar
+
         assert interaction.scheduled_at is not None
         event = icalendar.Event()
         event.add("uid", event_uid(interaction))
@@ -310,6 +314,8 @@ class CalendarService:
         if kind not in self._crm.interactions.kinds:
             raise ValidationError("kind", "is not an interaction kind", code="choice", value=kind)
         default_user = self._user(assignee) if assignee is not None else None
+        import icalendar
+
         source = file_path(path)
         try:
             raw = source.read_bytes()

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-import vobject
-
 from crmkit.core.contact_points import Address
 from crmkit.core.entities import Contact, Organization, Position
 from crmkit.core.errors import ValidationError
@@ -231,6 +229,8 @@ def read_cards(
             continue
         line, text = block
         try:
+            import vobject  # imported when used: importing crmkit stays fast
+
             card = vobject.readOne(text, validate=False, ignoreUnreadable=False)
             cells = _card_cells(card)
             address = _address(card)
@@ -251,6 +251,8 @@ def _card(
     organization: Organization | None,
     position: Position | None,
 ) -> str:
+    import vobject
+
     card = vobject.vCard()
     card.add("n").value = vobject.vcard.Name(
         family=contact.last_name or "", given=contact.first_name
