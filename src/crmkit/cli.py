@@ -301,7 +301,7 @@ _FORMAT_OPTION = click.option(
     "format_",
     default=None,
     metavar="KEY",
-    help="csv, jsonl, xlsx or a plugin's format (default: from the file's extension).",
+    help="csv, jsonl, xlsx, vcard or a plugin's format (default: from the file's extension).",
 )
 
 
@@ -350,7 +350,9 @@ def import_(
     """Import a file of records, with a progress bar and a table of the refused rows.
 
     Rows match existing records by external_ref (else id), so importing the
-    same file twice changes nothing.  Exits with status 1 if rows were refused.
+    same file twice changes nothing.  A .vcf file (or --format vcard) holds
+    business cards: contacts with their organization (crm.cards).  Exits with
+    status 1 if rows were refused.
     """
     if _is_vcard(path, format_):
         _import_cards(path, entity, db, partial, dry_run, encoding, errors_path)
