@@ -26,10 +26,11 @@ from crmkit.core.analytics import (
     Funnel,
     PipelineReport,
     Revision,
-    StageTime,
+    StageTimes,
     Velocity,
     Waterfall,
     WinRate,
+    WinRates,
 )
 from crmkit.core.audit import AuditAction
 from crmkit.core.entities import Organization
@@ -182,7 +183,7 @@ class AnalyticsService:
         since: datetime | None = None,
         pipeline: str | None = None,
         fiscal_start: int = 1,
-    ) -> tuple[WinRate, ...]:
+    ) -> WinRates:
         """Win rate per owner, zone, source, close month...
 
         See :func:`crmkit.core.analytics.win_rates`.
@@ -211,7 +212,7 @@ class AnalyticsService:
 
     def time_in_stage(
         self, *, pipeline: str = "sales", as_of: datetime | None = None
-    ) -> tuple[StageTime, ...]:
+    ) -> StageTimes:
         """Time spent in each stage of ``pipeline`` per visit."""
         return self._run(
             as_of, lambda book, moment: core.time_in_stage(book, as_of=moment, pipeline=pipeline)
