@@ -1253,7 +1253,9 @@ class Velocity(Tabular):
     the window ``[as_of - window, as_of]``: open deals at ``as_of``, the
     average won deal and the win rate by count of deals closed in the window,
     and the mean days from opening to winning of the deals won in it.
-    ``per_day`` is ``None`` when a factor is unknown (no deal closed or won).
+    ``per_day`` is ``None`` when a factor is unknown (no deal closed or won),
+    or when it is too large for any amount (deals won within milliseconds of
+    opening, as in a book loaded by a script).
     """
 
     as_of: datetime
@@ -1266,7 +1268,9 @@ class Velocity(Tabular):
 
     def table(self) -> Table:
         """One row: the four factors and the velocity."""
-        currency = next((m.currency for m in (self.per_day, self.average_deal) if m), None)
+        currency = next(
+            (m.currency for m in (self.per_day, self.average_deal) if m is not None), None
+        )
         return Table.of(
             f"Pipeline velocity as of {self.as_of.isoformat()}",
             ("open_deals", "average_deal", "win_rate", "cycle_days", "per_day", "currency"),
@@ -1312,7 +1316,11 @@ def velocity(
         )
     per_day = None
     if rates.average_deal is not None and rates.by_count is not None and cycle_days:
-        per_day = rates.average_deal.multiply(Decimal(open_deals) * rates.by_count / cycle_days)
+        try:
+            per_day = rates.average_deal.multiply(Decimal(open_deals) * rates.by_count / cycle_days)
+        except ValidationError as error:  # a cycle of milliseconds: no money is that large
+            if error.code != "too_large":
+                raise
     return Velocity(
         as_of=as_of,
         window=window,
