@@ -44,6 +44,10 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> str:
             owner=ana, expected_close=date(2026, 1, 31),
         )  # fmt: skip
         lost = crm.opportunities.create(name="Lost", organization=acme, amount=Money("1000", "EUR"))
+        crm.interactions.log(
+            kind="call", organization=acme, outcome="initial-interest", assignee=luis,
+            occurred_at=clock(),
+        )  # fmt: skip
         clock.advance(days=10)
         crm.opportunities.win(won.id)
         crm.opportunities.lose(lost.id, reason="price")
@@ -153,3 +157,13 @@ def test_the_report_equals_the_api(db: str) -> None:
     assert [(r.key, r.value.amount) for r in expected.rows] == [
         (row["stage"], Decimal(row["value"])) for row in rows
     ]
+
+
+def test_interactions_by_user_and_reps_name_the_users(db: str) -> None:
+    """Ids become names: Luis made the call; Ana won 3000."""
+    rows = json.loads(_run("interactions", "--db", db, "--by", "user", "--format", "json"))["rows"]
+    assert [("Luis", 1)] == [(row["name"], row["done"]) for row in rows]
+    reps = {
+        row["name"]: row for row in json.loads(_run("reps", "--db", db, "--format", "json"))["rows"]
+    }
+    assert ("3000.00", 1) == (reps["=SUM(A1) Ana"]["won_value"], reps["Luis"]["activities"])

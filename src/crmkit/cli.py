@@ -44,8 +44,9 @@ from crmkit import (
     Organization,
     OrganizationId,
 )
-from crmkit.core.analytics import Dimension
+from crmkit.core.analytics import Dimension, PeriodKind
 from crmkit.core.duplicates import Candidate
+from crmkit.core.insights import ActivityDimension
 from crmkit.core.tables import Cell, Tabular
 from crmkit.core.tables import Table as CoreTable
 from crmkit.core.tables import text as cell_text
@@ -518,11 +519,13 @@ class _ReportKind:
         help: str,
         by: Sequence[str] = (),
         chart: Callable[[Any, Path], object] | None = None,
+        ids: str | None = None,
     ) -> None:
         self.run = run
         self.help = help
         self.by = tuple(by)
         self.chart = chart
+        self.ids = ids  # what the first column holds without --by (user, zone...)
 
 
 def _chart(name: str) -> Callable[[Any, Path], object]:
@@ -537,6 +540,8 @@ def _chart(name: str) -> Callable[[Any, Path], object]:
 
 
 _PIPELINE_BY: Final = tuple(d.value for d in Dimension)
+_ACTIVITY_BY: Final = tuple(d.value for d in ActivityDimension)
+_PERIODS: Final = tuple(k.value for k in PeriodKind)
 
 #: The kinds of ``crmkit report``, by name.  A new kind is one entry: a function
 #: of the CRM and the parsed options returning a tabular result (anything with
@@ -592,6 +597,37 @@ _REPORTS: Final[dict[str, _ReportKind]] = {
         ),
         help="how the pipeline moved from --since (30 days before) to --as-of",
     ),
+    "interactions": _ReportKind(
+        lambda crm, a: crm.analytics.interaction_results(by=a.by, as_of=a.as_of, since=a.since),
+        help="interactions done (since --since) and how many led to an opportunity",
+        by=_ACTIVITY_BY,
+    ),
+    "campaigns": _ReportKind(
+        lambda crm, a: crm.analytics.campaign_roi(currency=a.currency, as_of=a.as_of),
+        help="leads, opportunities, wins, cost and ROI per campaign",
+    ),
+    "customers": _ReportKind(
+        lambda crm, a: crm.analytics.customer_value(
+            currency=a.currency, as_of=a.as_of, since=a.since
+        ),
+        help="won revenue (since --since) and host revenue per customer",
+    ),
+    "retention": _ReportKind(
+        lambda crm, a: crm.analytics.retention(by=a.by or "quarter", as_of=a.as_of),
+        help="customers by cohort of their first win, and who won again (--by quarter)",
+        by=_PERIODS,
+    ),
+    "reps": _ReportKind(
+        lambda crm, a: crm.analytics.rep_performance(
+            currency=a.currency, as_of=a.as_of, since=a.since
+        ),
+        help="won value, win rate, open pipeline and activity per user (since --since)",
+        ids="user",
+    ),
+    "health": _ReportKind(
+        lambda crm, a: crm.analytics.relationship_health(as_of=a.as_of),
+        help="recency and frequency of interactions per organization",
+    ),
 }
 
 
@@ -612,7 +648,7 @@ def _moment(value: str | None, crm: CRM, name: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=crm.timezone)
 
 
-def _labelled(crm: CRM, by: str | None, table: CoreTable) -> CoreTable:
+def _labelled(crm: CRM, ids: str | None, table: CoreTable) -> CoreTable:
     """``table`` with a ``name`` column after the first when it holds ids (owner, zone...),
     and loss reasons named in the notes."""
     if any(label.startswith("lost for ") for label, _ in table.notes):
@@ -624,16 +660,22 @@ def _labelled(crm: CRM, by: str | None, table: CoreTable) -> CoreTable:
             for label, value in table.notes
         )
         table = CoreTable(title=table.title, columns=table.columns, rows=table.rows, notes=notes)
-    if by not in ("owner", "zone", "source", "campaign"):
+    if ids not in ("owner", "user", "zone", "source", "campaign", "outcome"):
         return table
     names: dict[str, str]
-    if by == "owner":
+    if ids in ("owner", "user"):
         names = {str(u.id): u.name for u in crm.users.find(archived=None)}
-    elif by == "campaign":
+    elif ids == "campaign":
         names = {str(c.id): c.name for c in crm.campaigns.find(archived=None)}
     else:
-        service = crm.zones if by == "zone" else crm.sources
-        names = {str(m.id): m.label() for m in service.find(archived=None)}
+        masters: Sequence[Master] = (
+            crm.zones.find(archived=None)
+            if ids == "zone"
+            else crm.sources.find(archived=None)
+            if ids == "source"
+            else crm.outcomes.find(archived=None)
+        )
+        names = {str(m.id): m.label() for m in masters}
     return CoreTable(
         title=table.title,
         columns=(table.columns[0], "name", *table.columns[1:]),
@@ -696,7 +738,8 @@ def _report_help() -> str:
     "--by",
     default=None,
     metavar="DIMENSION",
-    help="Group by owner, zone, stage, source, campaign, pipeline, month, quarter or year.",
+    help="Group by owner, zone, stage, source, campaign, pipeline, month, quarter or year "
+    "(interactions: kind, outcome, user, campaign or a period).",
 )
 @click.option(
     "--as-of",
@@ -762,7 +805,7 @@ def report(
             since=_moment(since, crm, "since"),
         )
         result = spec.run(crm, options)
-        table = _labelled(crm, by, result.table())
+        table = _labelled(crm, by or spec.ids, result.table())
     if format_ == "json":
         document = {
             "title": table.title,

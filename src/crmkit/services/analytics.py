@@ -39,6 +39,7 @@ from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import Query
 from crmkit.serialization import converter
+from crmkit.services.insights import InsightReports
 from crmkit.stores.base import UnitOfWork
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ _FIELD_TYPES: Final[dict[str, type]] = {
 assert set(_FIELD_TYPES) == REVISED_FIELDS
 
 
-class AnalyticsService:
+class AnalyticsService(InsightReports):
     """Pipeline, win rate, sales cycle, funnel, velocity and waterfall of this CRM.
 
     ``as_of`` defaults to the CRM clock's now; give a past moment to see the
