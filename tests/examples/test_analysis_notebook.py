@@ -18,7 +18,7 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "analysis.ipynb"
 def test_the_analysis_notebook_executes_cleanly(tmp_path: Path) -> None:
     """Every cell runs (building the demo book in a temporary directory), in under 60 s,
     and the charts are PNG images shown inline."""
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
 
     started = time.monotonic()
