@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 import crmkit
-from crmkit import Money
+from crmkit import Money, hookimpl
 from crmkit.core.insights import Health
 from tests.conftest import FixedClock
 
@@ -76,3 +76,32 @@ def test_customers_reps_retention_and_health_through_the_facade(book: crmkit.CRM
     assert [("Globex", Health.NEVER), ("Acme", Health.ACTIVE)] == [
         (r.name, r.health) for r in health.rows
     ]
+
+
+class Rates:
+    """USD -> EUR at 0.9 every day."""
+
+    @hookimpl
+    def crmkit_exchange_rate(self, base: str, quote: str, on: date) -> Decimal | None:
+        return Decimal("0.9") if (base, quote) == ("USD", "EUR") else None
+
+
+def test_dollar_costs_and_wins_convert_through_the_rate_plugin(
+    backend_url: str, clock: FixedClock
+) -> None:
+    """A USD 1000 campaign that won USD 3000: EUR 900 cost, EUR 2700 won, ROI 2; no rate, no sum."""
+    with crmkit.open(backend_url, clock=clock, plugins=[Rates()]) as crm:
+        acme = crm.organizations.create(name="Acme")
+        fair = crm.campaigns.create(name="Fair", actual_cost=Money("1000", "USD"))
+        deal = crm.opportunities.create(
+            name="ERP", organization=acme, stage="proposal", amount=Money("3000", "USD"),
+            expected_close=date(2026, 2, 1), campaign=fair,
+        )  # fmt: skip
+        crm.opportunities.win(deal.id)
+        [row] = crm.analytics.campaign_roi(currency="EUR").rows
+        assert (EUR("2700"), EUR("900"), Decimal("2.0000")) == (row.won_value, row.cost, row.roi)
+        [customer] = crm.analytics.customer_value(currency="EUR").rows
+        assert EUR("2700") == customer.total
+        with pytest.raises(crmkit.ValidationError) as caught:
+            crm.analytics.campaign_roi(currency="GBP")
+        assert "no_rate" == caught.value.code

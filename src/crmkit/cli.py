@@ -732,7 +732,7 @@ def _report_help() -> str:
 
 
 @cli.command("report", epilog="\b\nKinds:\n" + _report_help())
-@click.argument("kind", type=click.Choice(sorted(_REPORTS)))
+@click.argument("kind", type=click.Choice(sorted(_REPORTS)), metavar="KIND")
 @_DB_OPTION
 @click.option(
     "--by",
@@ -783,9 +783,9 @@ def report(
 ) -> None:
     """Print an analytics report: pipeline, funnel, cycle, winrate...
 
-    Amounts are exact; ``--format csv`` and ``json`` give every figure as
-    stored, with the names of owners, zones, sources and campaigns next to
-    their ids.  The definitions are in the "Analytics and forecasting" guide.
+    Amounts are exact; --format csv and json give every figure as stored,
+    with the names of owners, zones, sources and campaigns next to their ids.
+    The definitions are in the "Analytics and forecasting" guide.
     """
     spec = _REPORTS[kind]
     if by is not None and by not in spec.by:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmkit import Money, ValidationError
@@ -116,6 +116,7 @@ def test_interactions_after_as_of_and_opportunities_opened_after_it_do_not_count
     assert (1, 0) == (report.total.done, report.total.led_to_opportunity)
 
 
+@settings(max_examples=50)
 @given(st.lists(deals(), max_size=6), moments, st.sampled_from(ActivityDimension))
 def test_interaction_groups_add_up_to_the_total(
     items: list[Deal], at: datetime, by: ActivityDimension
@@ -222,6 +223,22 @@ def test_a_win_after_as_of_is_not_a_win_yet() -> None:
     )
 
 
+@settings(max_examples=50)
+@given(st.lists(deals(), max_size=6), moments, st.integers(1, 3))
+def test_repeated_rows_never_change_campaign_roi(
+    items: list[Deal], at: datetime, times: int
+) -> None:
+    """Campaigns and leads given several times (rows of a join) count once."""
+    feria, web = _campaign("Feria", "700"), _campaign("Web", None)
+    leads = [_lead(feria, items[0].opp.id)] if items else [_lead(web)]
+    book = _book(items)
+    once = campaign_roi(book, [feria, web], leads, as_of=at, currency="EUR")
+    again = campaign_roi(book, [feria, web] * times, leads * times, as_of=at, currency="EUR")
+    assert once == again
+    assert sum(r.won for r in once.rows) >= once.total.won
+    assert once.total.cost == EUR("700")
+
+
 # ==================================================================== customers
 
 
@@ -275,6 +292,7 @@ def test_retention_counts_customers_who_won_again_in_later_periods() -> None:
     assert ("2026-Q2", 1, Decimal(0), None) == table.rows[1]
 
 
+@settings(max_examples=50)
 @given(st.lists(deals(), max_size=8), moments, st.sampled_from(PeriodKind))
 def test_no_cohort_retains_more_customers_than_it_has(
     items: list[Deal], at: datetime, kind: PeriodKind
@@ -293,6 +311,7 @@ def test_no_cohort_retains_more_customers_than_it_has(
 # ======================================================================== reps
 
 
+@settings(max_examples=50)
 @given(st.lists(deals(), max_size=8), moments)
 def test_rep_performance_agrees_with_win_rates_by_owner(items: list[Deal], at: datetime) -> None:
     """Won, lost and won value per owner are those of win_rates(by="owner")."""
