@@ -98,10 +98,14 @@ def test_as_of_a_date_is_the_end_of_that_day(db: str) -> None:
     assert 2 == json.loads(_run("pipeline", "--db", db, "--format", "json"))["notes"]["deals"]
 
 
-def test_by_quarter_keeps_the_year(db: str) -> None:
-    """Quarters carry the year."""
+def test_by_quarter_keeps_the_year_and_follows_the_fiscal_start(db: str) -> None:
+    """Quarters carry the year; from July, March 2026 is in FY2026-Q3 and May in FY2026-Q4."""
     rows = json.loads(_run("pipeline", "--db", db, "--by", "quarter", "--format", "json"))["rows"]
     assert ["2026-Q1", "2026-Q2"] == [row["quarter"] for row in rows]
+    fiscal = _run(
+        "pipeline", "--db", db, "--by", "quarter", "--fiscal-start", "7", "--format", "json"
+    )
+    assert ["FY2026-Q3", "FY2026-Q4"] == [row["quarter"] for row in json.loads(fiscal)["rows"]]
 
 
 @pytest.mark.parametrize("kind", sorted(_REPORTS))

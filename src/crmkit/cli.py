@@ -501,7 +501,9 @@ class _ReportArgs:
         currency: str,
         pipeline: str | None,
         since: datetime | None,
+        fiscal_start: int = 1,
     ) -> None:
+        self.fiscal_start = fiscal_start
         self.as_of = as_of
         self.by = by
         self.currency = currency
@@ -550,7 +552,11 @@ _PERIODS: Final = tuple(k.value for k in PeriodKind)
 _REPORTS: Final[dict[str, _ReportKind]] = {
     "pipeline": _ReportKind(
         lambda crm, a: crm.analytics.pipeline(
-            currency=a.currency, as_of=a.as_of, by=a.by, pipeline=a.pipeline
+            currency=a.currency,
+            as_of=a.as_of,
+            by=a.by,
+            pipeline=a.pipeline,
+            fiscal_start=a.fiscal_start,
         ),
         help="open pipeline value and weighted value",
         by=_PIPELINE_BY,
@@ -559,7 +565,12 @@ _REPORTS: Final[dict[str, _ReportKind]] = {
     "winrate": _ReportKind(
         lambda crm, a: (
             crm.analytics.win_rates(
-                by=a.by, currency=a.currency, as_of=a.as_of, since=a.since, pipeline=a.pipeline
+                by=a.by,
+                currency=a.currency,
+                as_of=a.as_of,
+                since=a.since,
+                pipeline=a.pipeline,
+                fiscal_start=a.fiscal_start,
             )
             if a.by
             else crm.analytics.win_rate(
@@ -598,7 +609,9 @@ _REPORTS: Final[dict[str, _ReportKind]] = {
         help="how the pipeline moved from --since (30 days before) to --as-of",
     ),
     "interactions": _ReportKind(
-        lambda crm, a: crm.analytics.interaction_results(by=a.by, as_of=a.as_of, since=a.since),
+        lambda crm, a: crm.analytics.interaction_results(
+            by=a.by, as_of=a.as_of, since=a.since, fiscal_start=a.fiscal_start
+        ),
         help="interactions done (since --since) and how many led to an opportunity",
         by=_ACTIVITY_BY,
     ),
@@ -613,7 +626,9 @@ _REPORTS: Final[dict[str, _ReportKind]] = {
         help="won revenue (since --since) and host revenue per customer",
     ),
     "retention": _ReportKind(
-        lambda crm, a: crm.analytics.retention(by=a.by or "quarter", as_of=a.as_of),
+        lambda crm, a: crm.analytics.retention(
+            by=a.by or "quarter", as_of=a.as_of, fiscal_start=a.fiscal_start
+        ),
         help="customers by cohort of their first win, and who won again (--by quarter)",
         by=_PERIODS,
     ),
@@ -757,6 +772,13 @@ def _report_help() -> str:
 @click.option("--currency", default="EUR", show_default=True, help="The report's currency.")
 @click.option("--pipeline", default=None, metavar="KEY", help="Only this pipeline.")
 @click.option(
+    "--fiscal-start",
+    type=click.IntRange(1, 12),
+    default=1,
+    show_default=True,
+    help="The month the fiscal year starts (quarters and years are fiscal).",
+)
+@click.option(
     "--format",
     "format_",
     type=click.Choice(["table", "csv", "json"]),
@@ -778,6 +800,7 @@ def report(
     since: str | None,
     currency: str,
     pipeline: str | None,
+    fiscal_start: int,
     format_: str,
     chart: Path | None,
 ) -> None:
@@ -803,6 +826,7 @@ def report(
             currency=currency,
             pipeline=pipeline,
             since=_moment(since, crm, "since"),
+            fiscal_start=fiscal_start,
         )
         result = spec.run(crm, options)
         table = _labelled(crm, by or spec.ids, result.table())
