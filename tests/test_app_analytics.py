@@ -133,3 +133,30 @@ def test_bad_arguments_are_validation_errors(crm: crmkit.CRM) -> None:
     with pytest.raises(ValidationError) as caught:
         crm.analytics.funnel(pipeline="nope")
     assert caught.value.field == "pipeline"
+
+
+def test_every_report_shows_as_a_table_and_a_dataframe(book: crmkit.CRM) -> None:
+    """Each result has an HTML table and a DataFrame with the same columns and rows."""
+    reports = [
+        book.analytics.pipeline(currency="EUR", by="stage"),
+        book.analytics.pipeline(currency="EUR"),
+        book.analytics.win_rate(currency="EUR"),
+        book.analytics.win_rates(by="owner", currency="EUR"),
+        book.analytics.sales_cycle(),
+        book.analytics.time_in_stage(pipeline="sales"),
+        book.analytics.funnel(pipeline="sales"),
+        book.analytics.velocity(currency="EUR"),
+        book.analytics.waterfall(start=START + timedelta(days=1), currency="EUR"),
+    ]
+    for report in reports:
+        table = report.table()
+        frame = report.to_pandas()
+        assert list(table.columns) == list(frame.columns)
+        assert len(table.rows) == len(frame)
+        assert report._repr_html_().count("<tr>") == len(table.rows) + 1
+    funnel = book.analytics.funnel(pipeline="sales").to_pandas()
+    assert [3, 2, 1, 1, 1] == list(funnel["reached"])
+    by_stage = book.analytics.pipeline(currency="EUR", by="stage").to_pandas()
+    assert [("qualified", Decimal("5000"), "EUR")] == list(
+        zip(by_stage["stage"], by_stage["value"], by_stage["currency"], strict=True)
+    )

@@ -18,6 +18,7 @@ from crmkit.core import (
     contact_points,
     custom_fields,
     entities,
+    insights,
     interactions,
     leads,
     pipelines,
@@ -190,6 +191,7 @@ def _enums() -> list[type[enum.Enum]]:
         cases,
         custom_fields,
         analytics,
+        insights,
         segments,
         campaigns,
     ):

@@ -14,8 +14,13 @@ message in red and exit status 1, never a traceback.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -39,7 +44,13 @@ from crmkit import (
     Organization,
     OrganizationId,
 )
+from crmkit.core.analytics import Dimension, PeriodKind
 from crmkit.core.duplicates import Candidate
+from crmkit.core.insights import ActivityDimension
+from crmkit.core.tables import Cell, Tabular
+from crmkit.core.tables import Table as CoreTable
+from crmkit.core.tables import text as cell_text
+from crmkit.io.columns import escape_formula
 
 __all__ = ["cli", "main"]
 
@@ -664,6 +675,383 @@ def mail_ingest(paths: tuple[Path, ...], db: str, create_lead: bool) -> None:
     console.print(table)
     if failed:
         raise SystemExit(1)
+
+
+# ==================================================================== reports
+
+
+class _ReportArgs:
+    """What ``crmkit report`` passes to a report kind: the options, already parsed."""
+
+    def __init__(
+        self,
+        *,
+        as_of: datetime | None,
+        by: str | None,
+        currency: str,
+        pipeline: str | None,
+        since: datetime | None,
+        fiscal_start: int = 1,
+    ) -> None:
+        self.fiscal_start = fiscal_start
+        self.as_of = as_of
+        self.by = by
+        self.currency = currency
+        self.pipeline = pipeline
+        self.since = since
+
+
+class _ReportKind:
+    """One kind of ``crmkit report``: how to compute it, its ``--by`` values, its chart."""
+
+    def __init__(
+        self,
+        run: Callable[[CRM, _ReportArgs], Tabular],
+        *,
+        help: str,
+        by: Sequence[str] = (),
+        chart: Callable[[Any, Path], object] | None = None,
+        ids: str | None = None,
+    ) -> None:
+        self.run = run
+        self.help = help
+        self.by = tuple(by)
+        self.chart = chart
+        self.ids = ids  # what the first column holds without --by (user, zone...)
+
+
+def _chart(name: str) -> Callable[[Any, Path], object]:
+    """The ``crmkit.analysis`` function ``name``, imported when a chart is drawn."""
+
+    def draw(result: Any, path: Path) -> object:
+        from crmkit import analysis
+
+        return getattr(analysis, name)(result, path)
+
+    return draw
+
+
+_PIPELINE_BY: Final = tuple(d.value for d in Dimension)
+_ACTIVITY_BY: Final = tuple(d.value for d in ActivityDimension)
+_PERIODS: Final = tuple(k.value for k in PeriodKind)
+
+#: The kinds of ``crmkit report``, by name.  A new kind is one entry: a function
+#: of the CRM and the parsed options returning a tabular result (anything with
+#: ``table()``, see :mod:`crmkit.core.tables`), the ``--by`` values it accepts,
+#: and optionally the chart ``--chart`` draws.
+_REPORTS: Final[dict[str, _ReportKind]] = {
+    "pipeline": _ReportKind(
+        lambda crm, a: crm.analytics.pipeline(
+            currency=a.currency,
+            as_of=a.as_of,
+            by=a.by,
+            pipeline=a.pipeline,
+            fiscal_start=a.fiscal_start,
+        ),
+        help="open pipeline value and weighted value",
+        by=_PIPELINE_BY,
+        chart=_chart("pipeline_chart"),
+    ),
+    "winrate": _ReportKind(
+        lambda crm, a: (
+            crm.analytics.win_rates(
+                by=a.by,
+                currency=a.currency,
+                as_of=a.as_of,
+                since=a.since,
+                pipeline=a.pipeline,
+                fiscal_start=a.fiscal_start,
+            )
+            if a.by
+            else crm.analytics.win_rate(
+                currency=a.currency, as_of=a.as_of, since=a.since, pipeline=a.pipeline
+            )
+        ),
+        help="win rate by count and value, average deal (deals closed since --since)",
+        by=_PIPELINE_BY,
+    ),
+    "funnel": _ReportKind(
+        lambda crm, a: crm.analytics.funnel(pipeline=a.pipeline or "sales", as_of=a.as_of),
+        help="stage conversion funnel of --pipeline (sales by default)",
+        chart=_chart("funnel_chart"),
+    ),
+    "cycle": _ReportKind(
+        lambda crm, a: crm.analytics.sales_cycle(as_of=a.as_of, pipeline=a.pipeline),
+        help="sales-cycle length (Kaplan-Meier, open deals censored)",
+    ),
+    "stages": _ReportKind(
+        lambda crm, a: crm.analytics.time_in_stage(pipeline=a.pipeline or "sales", as_of=a.as_of),
+        help="time in each stage of --pipeline (sales by default)",
+    ),
+    "velocity": _ReportKind(
+        lambda crm, a: crm.analytics.velocity(
+            currency=a.currency, as_of=a.as_of, pipeline=a.pipeline
+        ),
+        help="pipeline velocity over the last year",
+    ),
+    "waterfall": _ReportKind(
+        lambda crm, a: crm.analytics.waterfall(
+            start=a.since or (a.as_of or crm.now()) - timedelta(days=30),
+            end=a.as_of,
+            currency=a.currency,
+            pipeline=a.pipeline,
+        ),
+        help="how the pipeline moved from --since (30 days before) to --as-of",
+    ),
+    "interactions": _ReportKind(
+        lambda crm, a: crm.analytics.interaction_results(
+            by=a.by, as_of=a.as_of, since=a.since, fiscal_start=a.fiscal_start
+        ),
+        help="interactions done (since --since) and how many led to an opportunity",
+        by=_ACTIVITY_BY,
+    ),
+    "campaigns": _ReportKind(
+        lambda crm, a: crm.analytics.campaign_roi(currency=a.currency, as_of=a.as_of),
+        help="leads, opportunities, wins, cost and ROI per campaign",
+    ),
+    "customers": _ReportKind(
+        lambda crm, a: crm.analytics.customer_value(
+            currency=a.currency, as_of=a.as_of, since=a.since
+        ),
+        help="won revenue (since --since) and host revenue per customer",
+    ),
+    "retention": _ReportKind(
+        lambda crm, a: crm.analytics.retention(
+            by=a.by or "quarter", as_of=a.as_of, fiscal_start=a.fiscal_start
+        ),
+        help="customers by cohort of their first win, and who won again (--by quarter)",
+        by=_PERIODS,
+    ),
+    "reps": _ReportKind(
+        lambda crm, a: crm.analytics.rep_performance(
+            currency=a.currency, as_of=a.as_of, since=a.since
+        ),
+        help="won value, win rate, open pipeline and activity per user (since --since)",
+        ids="user",
+    ),
+    "health": _ReportKind(
+        lambda crm, a: crm.analytics.relationship_health(as_of=a.as_of),
+        help="recency and frequency of interactions per organization",
+    ),
+}
+
+
+def _moment(value: str | None, crm: CRM, name: str) -> datetime | None:
+    """``--as-of``/``--since``: a date is the end of that day in the CRM's time zone;
+    a datetime without offset is in the CRM's time zone."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day + timedelta(days=1), time(0), tzinfo=crm.timezone)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise crmkit.ValidationError(
+            name, "must be an ISO 8601 date or datetime", code="invalid", value=value
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=crm.timezone)
+
+
+def _labelled(crm: CRM, ids: str | None, table: CoreTable) -> CoreTable:
+    """``table`` with a ``name`` column after the first when it holds ids (owner, zone...),
+    and loss reasons named in the notes."""
+    if any(label.startswith("lost for ") for label, _ in table.notes):
+        reasons = {str(r.id): r.label() for r in crm.loss_reasons.find(archived=None)}
+        notes = tuple(
+            (f"lost for {reasons.get(label[9:], label[9:])}", value)
+            if label.startswith("lost for ")
+            else (label, value)
+            for label, value in table.notes
+        )
+        table = CoreTable(title=table.title, columns=table.columns, rows=table.rows, notes=notes)
+    if ids not in ("owner", "user", "zone", "source", "campaign", "outcome"):
+        return table
+    names: dict[str, str]
+    if ids in ("owner", "user"):
+        names = {str(u.id): u.name for u in crm.users.find(archived=None)}
+    elif ids == "campaign":
+        names = {str(c.id): c.name for c in crm.campaigns.find(archived=None)}
+    else:
+        masters: Sequence[Master] = (
+            crm.zones.find(archived=None)
+            if ids == "zone"
+            else crm.sources.find(archived=None)
+            if ids == "source"
+            else crm.outcomes.find(archived=None)
+        )
+        names = {str(m.id): m.label() for m in masters}
+    return CoreTable(
+        title=table.title,
+        columns=(table.columns[0], "name", *table.columns[1:]),
+        rows=tuple(
+            (row[0], names.get(str(row[0]), "") if row[0] is not None else "", *row[1:])
+            for row in table.rows
+        ),
+        notes=table.notes,
+    )
+
+
+def _shown(value: Cell) -> str:
+    """A cell for the terminal: ratios to 4 places, amounts with thousands separators."""
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() or -value.as_tuple().exponent <= 2:  # type: ignore[operator]
+            return f"{value:,}"
+        return f"{value:,.4f}"
+    if isinstance(value, timedelta):
+        if value >= timedelta(days=1):
+            return f"{value / timedelta(days=1):,.1f} days"
+        return str(value - timedelta(microseconds=value.microseconds))
+    return cell_text(value)
+
+
+def _print_analysis(console: Console, table: CoreTable) -> None:
+    hidden = {0} if table.columns[1:2] == ("name",) else set()  # the ids behind the names
+    title = table.title
+    if "currency" in table.columns:  # one currency per report: say it once
+        at = table.columns.index("currency")
+        codes = {row[at] for row in table.rows} - {None}
+        if len(codes) <= 1:
+            hidden.add(at)
+            title += f" ({codes.pop()})" if codes else ""
+    console.print(Text(title, style="bold"))
+    for label, value in table.notes:
+        console.print(Text(f"{label}: {_shown(value)}"))
+    rich = Table(box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    shown = [i for i in range(len(table.columns)) if i not in hidden]
+    for i in shown:
+        name = table.columns[i]
+        numeric = any(
+            isinstance(row[i], int | Decimal | timedelta) and not isinstance(row[i], bool)
+            for row in table.rows
+        )
+        rich.add_column(name, justify="right" if numeric else "left")
+    for row in table.rows:
+        rich.add_row(*(Text(_shown(row[i])) for i in shown))
+    console.print(rich)
+
+
+def _report_help() -> str:
+    width = max(len(name) for name in _REPORTS)
+    return "\n".join(f"{name.ljust(width)}  {kind.help}" for name, kind in sorted(_REPORTS.items()))
+
+
+@cli.command("report", epilog="\b\nKinds:\n" + _report_help())
+@click.argument("kind", type=click.Choice(sorted(_REPORTS)), metavar="KIND")
+@_DB_OPTION
+@click.option(
+    "--by",
+    default=None,
+    metavar="DIMENSION",
+    help="Group by owner, zone, stage, source, campaign, pipeline, month, quarter or year "
+    "(interactions: kind, outcome, user, campaign or a period).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    metavar="DATE",
+    help="The report as it stood then (YYYY-MM-DD: the end of that day; default: now).",
+)
+@click.option(
+    "--since",
+    default=None,
+    metavar="DATE",
+    help="Start of the window (winrate: deals closed since; waterfall: the start).",
+)
+@click.option("--currency", default="EUR", show_default=True, help="The report's currency.")
+@click.option("--pipeline", default=None, metavar="KEY", help="Only this pipeline.")
+@click.option(
+    "--fiscal-start",
+    type=click.IntRange(1, 12),
+    default=1,
+    show_default=True,
+    help="The month the fiscal year starts (quarters and years are fiscal).",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="A Rich table, CSV or JSON (exact amounts, ids and names).",
+)
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the report as a PNG (needs the plot extra).",
+)
+def report(
+    kind: str,
+    db: str,
+    by: str | None,
+    as_of: str | None,
+    since: str | None,
+    currency: str,
+    pipeline: str | None,
+    fiscal_start: int,
+    format_: str,
+    chart: Path | None,
+) -> None:
+    """Print an analytics report: pipeline, funnel, cycle, winrate...
+
+    Amounts are exact; --format csv and json give every figure as stored,
+    with the names of owners, zones, sources and campaigns next to their ids.
+    The definitions are in the "Analytics and forecasting" guide.
+    """
+    spec = _REPORTS[kind]
+    if by is not None and by not in spec.by:
+        choices = ", ".join(spec.by) if spec.by else "none (this report has no groups)"
+        raise crmkit.ValidationError("by", f"must be one of: {choices}", code="choice", value=by)
+    if chart is not None and spec.chart is None:
+        raise crmkit.ValidationError(
+            "chart", f"the {kind} report has no chart", code="choice", value=str(chart)
+        )
+    console = Console()
+    with _open(db) as crm:
+        options = _ReportArgs(
+            as_of=_moment(as_of, crm, "as_of"),
+            by=by,
+            currency=currency,
+            pipeline=pipeline,
+            since=_moment(since, crm, "since"),
+            fiscal_start=fiscal_start,
+        )
+        result = spec.run(crm, options)
+        table = _labelled(crm, by or spec.ids, result.table())
+    if format_ == "json":
+        document = {
+            "title": table.title,
+            "notes": {label: _json_cell(value) for label, value in table.notes},
+            "rows": [{k: _json_cell(v) for k, v in row.items()} for row in table.records()],
+        }
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    elif format_ == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(table.columns)
+        writer.writerows(
+            [escape_formula(v) if isinstance(v, str) else cell_text(v) for v in row]
+            for row in table.rows
+        )
+        click.echo(out.getvalue(), nl=False)
+    else:
+        _print_analysis(console, table)
+    if chart is not None:
+        assert spec.chart is not None
+        spec.chart(result, chart)
+        if format_ == "table":
+            console.print(Text(f"Chart written to {chart}"))
+
+
+def _json_cell(value: Cell) -> object:
+    """Numbers that are exact in JSON stay numbers; Decimal, dates and durations are text."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return cell_text(value)
 
 
 def _redact(url: str) -> str:

@@ -80,6 +80,7 @@ TESTED_IN = {
     "test_bridge_hooks.py": ["crmkit_organization_from_customer"],
     "test_custom_field_hooks.py": ["crmkit_register_custom_fields"],
     "test_lookup_hooks.py": ["crmkit_exchange_rate"],
+    "test_customer_revenue_hook.py": ["crmkit_customer_revenue"],
     "test_store_backend_hooks.py": ["crmkit_register_store_backends"],
     "test_format_hooks.py": ["crmkit_register_formats"],
 }

@@ -195,3 +195,26 @@ def test_store_backend_types() -> None:
     assert_type(backend.open, Callable[[str], Store])
 
     assert isinstance(backend.open("shared-memory://x"), MemoryStore)
+
+
+def test_analytics_result_types(crm: crmkit.CRM) -> None:
+    """Reports are typed results; their tables hold plain cells; charts are figures."""
+    from matplotlib.figure import Figure
+
+    from crmkit.analysis import funnel_chart
+    from crmkit.core.analytics import Funnel, PipelineReport, StageTimes, WinRate, WinRates
+    from crmkit.core.insights import CampaignReport, InteractionResults, RelationshipHealth
+    from crmkit.core.tables import Cell, Table
+
+    report = assert_type(crm.analytics.pipeline(currency="EUR", by="stage"), PipelineReport)
+    table = assert_type(report.table(), Table)
+    assert_type(table.rows, tuple[tuple[Cell, ...], ...])
+    rates = assert_type(crm.analytics.win_rates(by="owner", currency="EUR"), WinRates)
+    for rate in rates:
+        assert_type(rate, WinRate)
+    assert_type(crm.analytics.time_in_stage(), StageTimes)
+    funnel = assert_type(crm.analytics.funnel(), Funnel)
+    assert_type(funnel_chart(funnel), Figure)
+    assert_type(crm.analytics.interaction_results(by="kind"), InteractionResults)
+    assert_type(crm.analytics.campaign_roi(currency="EUR"), CampaignReport)
+    assert_type(crm.analytics.relationship_health(), RelationshipHealth)

@@ -38,7 +38,7 @@ from decimal import (
 from fractions import Fraction
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar, overload
 from uuid import UUID
 
 from attrs import field, frozen
@@ -57,6 +57,7 @@ from crmkit.core.ids import (
 from crmkit.core.money import Money, currency_exponent
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import Pipeline, Stage, StageKind
+from crmkit.core.tables import Table, Tabular
 
 __all__ = [
     "REVISED_FIELDS",
@@ -74,12 +75,14 @@ __all__ = [
     "RateFunction",
     "Revision",
     "StageTime",
+    "StageTimes",
     "SurvivalPoint",
     "Velocity",
     "Waterfall",
     "WaterfallRow",
     "WaterfallStep",
     "WinRate",
+    "WinRates",
     "convert",
     "funnel",
     "kaplan_meier",
@@ -615,8 +618,11 @@ class PipelineRow:
     weighted: Money
 
 
+_PIPELINE_COLUMNS: Final = ("count", "unvalued", "value", "weighted", "currency")
+
+
 @frozen(kw_only=True)
-class PipelineReport:
+class PipelineReport(Tabular):
     """The open pipeline at ``as_of``, grouped ``by`` one dimension (or not at all)."""
 
     as_of: datetime
@@ -624,6 +630,20 @@ class PipelineReport:
     currency: str
     rows: tuple[PipelineRow, ...]
     total: PipelineRow
+
+    def table(self) -> Table:
+        """One row per group (or the total alone, without ``by``); they add up to the total."""
+        rows = self.rows if self.by is not None else (self.total,)
+        return Table.of(
+            f"Pipeline as of {self.as_of.isoformat()}",
+            (self.by.value if self.by else "total", *_PIPELINE_COLUMNS),
+            ((r.key, r.count, r.unvalued, r.value, r.weighted, self.currency) for r in rows),
+            (
+                ("deals", self.total.count),
+                ("value", self.total.value),
+                ("weighted", self.total.weighted),
+            ),
+        )
 
 
 def pipeline(
@@ -712,7 +732,7 @@ class LostReasonRow:
 
 
 @frozen(kw_only=True)
-class WinRate:
+class WinRate(Tabular):
     """Deals closed in ``[since, as_of]``: how many were won, and for how much.
 
     Attributes:
@@ -738,6 +758,78 @@ class WinRate:
     average_deal: Money | None
     lost_reasons: tuple[LostReasonRow, ...]
     key: str | None = None
+
+    #: the columns of a win rate's row in :meth:`table` (and in :class:`WinRates`)
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "key",
+        "won",
+        "lost",
+        "won_value",
+        "lost_value",
+        "by_count",
+        "by_value",
+        "average_deal",
+        "currency",
+    )
+
+    def row(self) -> tuple[object, ...]:
+        """The cells of this win rate, in the order of :attr:`COLUMNS`."""
+        return (
+            self.key,
+            self.won,
+            self.lost,
+            self.won_value,
+            self.lost_value,
+            self.by_count,
+            self.by_value,
+            self.average_deal,
+            self.currency,
+        )
+
+    def table(self) -> Table:
+        """One row; the lost reasons are the notes."""
+        return Table.of(
+            f"Win rate as of {self.as_of.isoformat()}",
+            self.COLUMNS,
+            (self.row(),),
+            (
+                (f"lost for {r.reason_id or 'no reason'}", f"{r.count} ({r.value})")
+                for r in self.lost_reasons
+            ),
+        )
+
+
+@frozen(kw_only=True)
+class WinRates(Sequence[WinRate], Tabular):
+    """:func:`win_rates`' groups: a sequence of :class:`WinRate`, one per group.
+
+    Attributes:
+        by: the dimension of the groups.
+        groups: the win rates, in group order (``None`` last).
+    """
+
+    as_of: datetime
+    by: Dimension
+    currency: str
+    groups: tuple[WinRate, ...]
+
+    @overload
+    def __getitem__(self, index: int) -> WinRate: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[WinRate, ...]: ...
+    def __getitem__(self, index: int | slice) -> WinRate | tuple[WinRate, ...]:
+        return self.groups[index]
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def table(self) -> Table:
+        """One row per group."""
+        return Table.of(
+            f"Win rate by {self.by.value} as of {self.as_of.isoformat()}",
+            (self.by.value, *WinRate.COLUMNS[1:]),
+            (g.row() for g in self.groups),
+        )
 
 
 def _closed(
@@ -785,7 +877,7 @@ def win_rates(
     rate: RateFunction | None = None,
     pipeline: str | None = None,
     fiscal_start: int = 1,
-) -> tuple[WinRate, ...]:
+) -> WinRates:
     """:func:`win_rate` per group (owner, zone, source...), each with its ``key``.
 
     The deals are those :func:`win_rate` counts; periods group by the close
@@ -802,9 +894,14 @@ def win_rates(
     for deal in _closed(book, as_of, since, pipeline):
         day = deal.closed_at.date() if deal.closed_at is not None else None
         groups.setdefault(_key(deal, dimension, day, fiscal_start), []).append(deal)
-    return tuple(
-        _win_rate(groups[key], as_of=as_of, since=since, valuer=valuer, key=key)
-        for key in sorted(groups, key=_order(book, dimension))
+    return WinRates(
+        as_of=as_of,
+        by=dimension,
+        currency=code,
+        groups=tuple(
+            _win_rate(groups[key], as_of=as_of, since=since, valuer=valuer, key=key)
+            for key in sorted(groups, key=_order(book, dimension))
+        ),
     )
 
 
@@ -906,7 +1003,7 @@ def kaplan_meier(
 
 
 @frozen(kw_only=True)
-class CycleReport:
+class CycleReport(Tabular):
     """Sales-cycle length: from opening to winning or losing, open deals censored.
 
     Attributes:
@@ -924,6 +1021,20 @@ class CycleReport:
     curve: tuple[SurvivalPoint, ...]
     median: timedelta | None
     median_won: timedelta | None
+
+    def table(self) -> Table:
+        """The Kaplan-Meier curve: elapsed time and share still open; the medians as notes."""
+        return Table.of(
+            f"Sales cycle as of {self.as_of.isoformat()}",
+            ("elapsed", "still_open"),
+            ((p.elapsed, p.survival) for p in self.curve),
+            (
+                ("closed", self.closed),
+                ("censored (still open)", self.censored),
+                ("median (Kaplan-Meier)", self.median),
+                ("median of won deals", self.median_won),
+            ),
+        )
 
 
 def _median(values: Sequence[timedelta]) -> timedelta | None:
@@ -982,7 +1093,34 @@ class StageTime:
     median: timedelta | None
 
 
-def time_in_stage(book: Book, *, as_of: datetime, pipeline: str) -> tuple[StageTime, ...]:
+@frozen(kw_only=True)
+class StageTimes(Sequence[StageTime], Tabular):
+    """:func:`time_in_stage`'s result: a sequence of :class:`StageTime` in stage order."""
+
+    as_of: datetime
+    pipeline: str
+    stages: tuple[StageTime, ...]
+
+    @overload
+    def __getitem__(self, index: int) -> StageTime: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[StageTime, ...]: ...
+    def __getitem__(self, index: int | slice) -> StageTime | tuple[StageTime, ...]:
+        return self.stages[index]
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def table(self) -> Table:
+        """One row per stage."""
+        return Table.of(
+            f"Time in stage ({self.pipeline}) as of {self.as_of.isoformat()}",
+            ("stage", "visits", "left", "mean_left", "median"),
+            ((s.stage, s.visits, s.left, s.mean_left, s.median) for s in self.stages),
+        )
+
+
+def time_in_stage(book: Book, *, as_of: datetime, pipeline: str) -> StageTimes:
     """Time in each open and on-hold stage of a pipeline, from the stage history.
 
     Every entry into a stage starts a visit; the next history entry ends it.
@@ -1016,7 +1154,7 @@ def time_in_stage(book: Book, *, as_of: datetime, pipeline: str) -> tuple[StageT
                 median=kaplan_meier(observed)[1],
             )
         )
-    return tuple(result)
+    return StageTimes(as_of=as_of, pipeline=pipe.key, stages=tuple(result))
 
 
 def _pipeline(book: Book, key: object) -> Pipeline:
@@ -1048,12 +1186,20 @@ class FunnelStep:
 
 
 @frozen(kw_only=True)
-class Funnel:
+class Funnel(Tabular):
     """The stage conversion funnel of one pipeline at ``as_of``."""
 
     as_of: datetime
     pipeline: str
     steps: tuple[FunnelStep, ...]
+
+    def table(self) -> Table:
+        """One row per step, in order."""
+        return Table.of(
+            f"Funnel ({self.pipeline}) as of {self.as_of.isoformat()}",
+            ("stage", "reached", "conversion"),
+            ((s.stage, s.reached, s.conversion) for s in self.steps),
+        )
 
 
 def funnel(book: Book, *, as_of: datetime, pipeline: str) -> Funnel:
@@ -1100,14 +1246,16 @@ def funnel(book: Book, *, as_of: datetime, pipeline: str) -> Funnel:
 
 
 @frozen(kw_only=True)
-class Velocity:
+class Velocity(Tabular):
     """Pipeline velocity: the value the pipeline turns into wins per day.
 
     ``per_day = open_deals x average_deal x win_rate / cycle_days``, each from
     the window ``[as_of - window, as_of]``: open deals at ``as_of``, the
     average won deal and the win rate by count of deals closed in the window,
     and the mean days from opening to winning of the deals won in it.
-    ``per_day`` is ``None`` when a factor is unknown (no deal closed or won).
+    ``per_day`` is ``None`` when a factor is unknown (no deal closed or won),
+    or when it is too large for any amount (deals won within milliseconds of
+    opening, as in a book loaded by a script).
     """
 
     as_of: datetime
@@ -1117,6 +1265,27 @@ class Velocity:
     win_rate: Decimal | None
     cycle_days: Decimal | None
     per_day: Money | None
+
+    def table(self) -> Table:
+        """One row: the four factors and the velocity."""
+        currency = next(
+            (m.currency for m in (self.per_day, self.average_deal) if m is not None), None
+        )
+        return Table.of(
+            f"Pipeline velocity as of {self.as_of.isoformat()}",
+            ("open_deals", "average_deal", "win_rate", "cycle_days", "per_day", "currency"),
+            (
+                (
+                    self.open_deals,
+                    self.average_deal,
+                    self.win_rate,
+                    self.cycle_days,
+                    self.per_day,
+                    currency,
+                ),
+            ),
+            (("window", self.window),),
+        )
 
 
 def velocity(
@@ -1147,7 +1316,11 @@ def velocity(
         )
     per_day = None
     if rates.average_deal is not None and rates.by_count is not None and cycle_days:
-        per_day = rates.average_deal.multiply(Decimal(open_deals) * rates.by_count / cycle_days)
+        try:
+            per_day = rates.average_deal.multiply(Decimal(open_deals) * rates.by_count / cycle_days)
+        except ValidationError as error:  # a cycle of milliseconds: no money is that large
+            if error.code != "too_large":
+                raise
     return Velocity(
         as_of=as_of,
         window=window,
@@ -1193,7 +1366,7 @@ class WaterfallRow:
 
 
 @frozen(kw_only=True)
-class Waterfall:
+class Waterfall(Tabular):
     """The pipeline at ``start``, each step, and the pipeline at ``end``.
 
     ``start_value`` plus every row's ``value`` equals ``end_value`` exactly,
@@ -1209,6 +1382,18 @@ class Waterfall:
     rows: tuple[WaterfallRow, ...]
     end_value: Money
     end_weighted: Money
+
+    def table(self) -> Table:
+        """The start, one row per step, the end: each step's value is a change."""
+        return Table.of(
+            f"Pipeline waterfall {self.start.isoformat()} to {self.end.isoformat()}",
+            ("step", "count", "value", "weighted", "currency"),
+            (
+                ("start", None, self.start_value, self.start_weighted, self.currency),
+                *((r.step, r.count, r.value, r.weighted, self.currency) for r in self.rows),
+                ("end", None, self.end_value, self.end_weighted, self.currency),
+            ),
+        )
 
 
 def waterfall(

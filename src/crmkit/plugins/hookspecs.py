@@ -16,8 +16,8 @@ Families, in this order below:
 * notifications (``crmkit_<noun>_<past participle>``) run after the commit,
   exactly once per change, and return ``None``; a failure is logged and
   reported in a :class:`~crmkit.DeliveryReport`, never undoing the change;
-* lookups (``crmkit_exchange_rate``) answer a question; the first non-None
-  answer wins.
+* lookups (``crmkit_exchange_rate``, ``crmkit_customer_revenue``) answer a
+  question; the first non-None answer wins.
 
 .. versionadded:: 0.1
 """
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from crmkit.plugins import hookspec
 
 if TYPE_CHECKING:
-    from datetime import date
+    from datetime import date, datetime
     from decimal import Decimal
 
     from crmkit.app import CRM
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from crmkit.core.formats import FileFormat
     from crmkit.core.interactions import Interaction, InteractionKind
     from crmkit.core.leads import Lead, LeadConversion
+    from crmkit.core.money import Money
     from crmkit.core.opportunities import Opportunity, StageChange
     from crmkit.core.pipelines import Pipeline
     from crmkit.plugins.host import StoreBackend
@@ -497,6 +498,34 @@ def crmkit_exchange_rate(crm: CRM, base: str, quote: str, on: date) -> Decimal |
 
     Returns:
         A positive ``Decimal`` (1 ``base`` = rate ``quote``), or ``None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def crmkit_customer_revenue(
+    crm: CRM, organization: Organization, since: datetime | None, until: datetime
+) -> Money | None:
+    """The revenue the host system (ERP) recorded for a customer between two moments.
+
+    Called by ``crm.analytics.customer_value()`` once per organization in the
+    report, after the book is read.  Return what the host invoiced the
+    customer (sales orders, invoices...) from ``since`` (``None``: from the
+    start) to ``until``; crmkit adds it to the deals won in the CRM.  Return
+    ``None`` when this plugin does not know the customer.  Stops at the first
+    non-None result.
+
+    Args:
+        crm: the CRM.
+        organization: the organization (its ``external_ref`` is usually the
+            host's customer key).
+        since: the start of the period, or ``None`` for all time.
+        until: the end of the period (the report's ``as_of``).
+
+    Returns:
+        A :class:`crmkit.Money` (any currency with an exchange rate to the
+        report's), or ``None``.
 
     .. versionadded:: 0.1
     """

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,6 +30,7 @@ from crmkit.core.errors import CrmkitError, HookError, PluginError, ValidationEr
 from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
+from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, check_pipeline
 from crmkit.plugins import PROJECT, hookspecs
@@ -612,4 +613,32 @@ class PluginHost:
             if not rate.is_finite() or rate <= 0:
                 raise HookError(name, f"{_plugin_name(impl)}: returned {rate}, not a positive rate")
             return rate
+        return None
+
+    def customer_revenue(
+        self, crm: CRM, organization: Organization, since: datetime | None, until: datetime
+    ) -> Money | None:
+        """The host revenue the first answering plugin gives for ``organization``.
+
+        Raises:
+            HookError: an implementation raised (other than a crmkit error,
+                which passes through) or returned something else than
+                ``Money``; ``reason`` starts with the plugin's name.
+        """
+        name = "crmkit_customer_revenue"
+        kwargs = {"crm": crm, "organization": organization, "since": since, "until": until}
+        for impl, function in self._impls(name):
+            try:
+                result = function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except CrmkitError:
+                raise
+            except Exception as exc:
+                raise HookError(name, f"{_plugin_name(impl)}: {type(exc).__name__}: {exc}") from exc
+            if result is None:
+                continue
+            if not isinstance(result, Money):
+                raise HookError(
+                    name, f"{_plugin_name(impl)}: returned {type(result).__name__}, not Money"
+                )
+            return result
         return None

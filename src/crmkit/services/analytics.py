@@ -26,10 +26,11 @@ from crmkit.core.analytics import (
     Funnel,
     PipelineReport,
     Revision,
-    StageTime,
+    StageTimes,
     Velocity,
     Waterfall,
     WinRate,
+    WinRates,
 )
 from crmkit.core.audit import AuditAction
 from crmkit.core.entities import Organization
@@ -38,6 +39,7 @@ from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import Query
 from crmkit.serialization import converter
+from crmkit.services.insights import InsightReports
 from crmkit.stores.base import UnitOfWork
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ _FIELD_TYPES: Final[dict[str, type]] = {
 assert set(_FIELD_TYPES) == REVISED_FIELDS
 
 
-class AnalyticsService:
+class AnalyticsService(InsightReports):
     """Pipeline, win rate, sales cycle, funnel, velocity and waterfall of this CRM.
 
     ``as_of`` defaults to the CRM clock's now; give a past moment to see the
@@ -182,7 +184,7 @@ class AnalyticsService:
         since: datetime | None = None,
         pipeline: str | None = None,
         fiscal_start: int = 1,
-    ) -> tuple[WinRate, ...]:
+    ) -> WinRates:
         """Win rate per owner, zone, source, close month...
 
         See :func:`crmkit.core.analytics.win_rates`.
@@ -211,7 +213,7 @@ class AnalyticsService:
 
     def time_in_stage(
         self, *, pipeline: str = "sales", as_of: datetime | None = None
-    ) -> tuple[StageTime, ...]:
+    ) -> StageTimes:
         """Time spent in each stage of ``pipeline`` per visit."""
         return self._run(
             as_of, lambda book, moment: core.time_in_stage(book, as_of=moment, pipeline=pipeline)

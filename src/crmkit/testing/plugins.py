@@ -25,7 +25,7 @@ nothing, validation hooks veto nothing, lookups and the ERP bridge answer
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from crmkit.core.entities import Contact, MasterSeed, Organization
 from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
+from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline
 from crmkit.plugins import hookimpl
@@ -214,6 +215,16 @@ class RecordingPlugin:
     def crmkit_exchange_rate(self, crm: CRM, base: str, quote: str, on: date) -> Decimal | None:
         """Record the call; know no rate."""
         self._record("crmkit_exchange_rate", crm=crm, base=base, quote=quote, on=on)
+        return None
+
+    @hookimpl
+    def crmkit_customer_revenue(
+        self, crm: CRM, organization: Organization, since: datetime | None, until: datetime
+    ) -> Money | None:
+        """Record the call; know no revenue."""
+        self._record(
+            "crmkit_customer_revenue", crm=crm, organization=organization, since=since, until=until
+        )
         return None
 
     # --------------------------------------------------------- notifications
