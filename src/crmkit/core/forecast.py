@@ -337,9 +337,13 @@ class _Survival:
         return 1.0 if i == 0 else self.values[i - 1]
 
     def within(self, age: int, start: int, end: int) -> float | None:
-        """P(age + start <= T < age + end | T >= age); ``None`` when nothing outlives ``age``."""
+        """P(age + start <= T < age + end | T >= age).
+
+        ``None`` when history says nothing about a deal that old: no deal
+        closed at ``age`` days or later.
+        """
         alive = self(age - 1)
-        if alive <= 0.0:
+        if alive <= 0.0 or not self.days or self.days[-1] < age:
             return None
         return max(0.0, (self(age + start - 1) - self(age + end - 1)) / alive)
 
