@@ -18,10 +18,12 @@ from crmkit.core import (
     contact_points,
     custom_fields,
     entities,
+    forecast,
     interactions,
     leads,
     pipelines,
     segments,
+    targets,
 )
 from crmkit.plugins import hookspecs
 
@@ -190,6 +192,8 @@ def _enums() -> list[type[enum.Enum]]:
         cases,
         custom_fields,
         analytics,
+        forecast,
+        targets,
         segments,
         campaigns,
     ):
