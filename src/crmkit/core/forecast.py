@@ -508,6 +508,7 @@ class _Settings:
     lookback: int | None = None
     min_history: int = MIN_HISTORY
     min_samples: int = MIN_SAMPLES
+    keep_chances: bool = False  #: each deal's chance, for the backtest's Brier score
 
 
 @frozen(kw_only=True)
@@ -578,11 +579,12 @@ def _won_so_far(
     return won
 
 
-def _open_pipeline(
+def _open_pipeline(  # noqa: PLR0915 - one flat pass over every open deal, for speed
     deals: Sequence[DealState], s: _Settings, learned: _Learned, offsets: tuple[int, int]
 ) -> _Open:
     """Each open deal's fixed chance factor, its cell, and the deals simulated one by one."""
     day = s.as_of.date()
+    code = s.valuer.currency
     certain = Decimal(0)
     grouped: dict[tuple[tuple[str, str] | None, int | None], list[float]] = {}
     bigs: list[tuple[float, float, float, tuple[str, str] | None, int | None]] = []
@@ -591,45 +593,62 @@ def _open_pipeline(
     timing: dict[int, float | None] = {}
     defaults: dict[tuple[str, str], float] = {}
     everyone = s.scope.owners is None and s.scope.zones is None
+    manual = s.probabilities is ProbabilitySource.MANUAL
+    empirical = s.probabilities is ProbabilitySource.EMPIRICAL
+    history = s.timing is Timing.HISTORY
+    within = learned.curve.within
+    start, end = s.period.start, s.period.end
     for deal in deals:
-        if not deal.in_pipeline or not (everyone or deal in s.scope):
-            continue
+        if deal.closed_at is not None or not (everyone or deal in s.scope):
+            continue  # closed deals have a close time; open and on-hold ones do not
         count += 1
-        amount = s.valuer.amount(deal, day)
-        key = (deal.pipeline, deal.stage)
-        stage: tuple[str, str] | None = None
-        if s.probabilities is ProbabilitySource.MANUAL:
-            p0 = float(deal.probability)
-        elif s.probabilities is ProbabilitySource.STAGE:
-            p0 = defaults.get(key) or defaults.setdefault(key, learned.default(key))
+        money = deal.amount
+        if money is None:
+            amount = Decimal(0)
+        elif money.currency == code:
+            amount = money.amount
         else:
-            p0, stage = 1.0, key
+            amount = s.valuer.amount(deal, day)
+        stage: tuple[str, str] | None = None
+        if manual:
+            p0 = float(deal.probability)
+        else:
+            key = (deal.pipeline, deal.stage)
+            if empirical:
+                p0, stage = 1.0, key
+            else:
+                p0 = defaults.get(key) or defaults.setdefault(key, learned.default(key))
         age: int | None = None
-        in_period = deal.expected_close is not None and deal.expected_close in s.period
         q: float | None = None
-        if s.timing is Timing.HISTORY:
-            age = _days(s.as_of - deal.opened_at)
+        if history:
+            age = (s.as_of - deal.opened_at).days
             if age in timing:
                 q = timing[age]
             else:
-                q = timing[age] = learned.curve.within(age, *offsets)
+                q = timing[age] = within(age, *offsets)
             if q is None:  # it outlived every close seen: its expected date decides
                 age = None
         if age is None:
-            p0 *= in_period
-        timed = q if age is not None and q is not None else 1.0
-        chances[deal.id] = p0 * (learned.rate(key) if stage else 1.0) * timed
-        if p0 == 0.0 or amount == 0:
+            close = deal.expected_close
+            if close is None or not start <= close < end:
+                p0 = 0.0
+        if s.keep_chances:
+            timed = 1.0 if q is None else q
+            chances[deal.id] = p0 * (learned.rate(stage) if stage else 1.0) * timed
+        if p0 == 0.0 or not amount:
             continue
         if stage is None and age is None and p0 == 1.0:
             certain += amount  # won within the period for sure: kept exact
             continue
         value = float(amount)
-        bigs.append((value * value * p0, value, p0, stage, age))
-        entry = grouped.setdefault((stage, age), [0.0, 0.0, 0.0])
+        square = value * value * p0
+        bigs.append((square, value, p0, stage, age))
+        entry = grouped.get((stage, age))
+        if entry is None:
+            entry = grouped[stage, age] = [0.0, 0.0, 0.0]
         entry[0] += value * p0
-        entry[1] += value * value * p0
-        entry[2] += value * value * p0 * p0
+        entry[1] += square
+        entry[2] += square * p0
     exact, summed = _split(grouped, bigs)
     return _Open(certain=certain, summed=summed, exact=exact, chances=chances, count=count)
 
@@ -1136,6 +1155,7 @@ def _probabilistic(request: ForecastRequest) -> ForecastEstimate:
         scope=_Scope(pipeline=request.pipeline),
         new_deals=True,
         fiscal_start=request.fiscal_start,
+        keep_chances=True,
     )
     run = _run(request.book, settings)
     result = _result(
