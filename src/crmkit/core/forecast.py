@@ -1028,8 +1028,12 @@ def attainment(
         as_of: the moment.
         members: for a team's target, the team's members (the owners whose
             deals count).
-        seed, simulations, bootstrap, probabilities, timing, new_deals: as
-            in :func:`forecast`.
+        seed: as in :func:`forecast`.
+        simulations: as in :func:`forecast`.
+        bootstrap: as in :func:`forecast`.
+        probabilities: as in :func:`forecast`.
+        timing: as in :func:`forecast`.
+        new_deals: as in :func:`forecast`.
         rate: exchange rates (amounts in other currencies than the target's).
 
     Raises:

@@ -182,9 +182,10 @@ class SalesTargetService(_Service[SalesTarget, SalesTargetId]):
         Args:
             amount: the won value to reach (more than zero).
             period: a ``Period`` or its label.
-            user, team, zone: whose target it is: exactly one of them (a
-                user record or id, a team record, id or name, a zone record,
-                id or key).
+            user: a user's target (record or id).
+            team: a team's target (record, id or name).
+            zone: a zone's target (record, id or key); exactly one of
+                ``user``, ``team`` and ``zone``.
             fiscal_start: the month the fiscal year starts, for quarter and
                 year labels.
             description: a note.
