@@ -716,7 +716,7 @@ def _run(book: Book, s: _Settings) -> _Run:
     keys = sorted(
         {c.stage for c in pipe.summed if c.stage} | {b.stage for b in pipe.exact if b.stage}
     )
-    replicates = max(1, s.bootstrap)
+    replicates = max(1, min(s.bootstrap, s.simulations))  # no replicate without a simulation
     pipeline_totals: list[float] = []
     new_totals: list[float] = []
     for r in range(replicates):
