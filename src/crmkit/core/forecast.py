@@ -587,7 +587,7 @@ def _open_pipeline(  # noqa: PLR0915 - one flat pass over every open deal, for s
     code = s.valuer.currency
     certain = Decimal(0)
     grouped: dict[tuple[tuple[str, str] | None, int | None], list[float]] = {}
-    bigs: list[tuple[float, float, float, tuple[str, str] | None, int | None]] = []
+    bigs: list[_Candidate] = []
     chances: dict[OpportunityId, float] = {}
     count = 0
     timing: dict[int, float | None] = {}
@@ -642,7 +642,10 @@ def _open_pipeline(  # noqa: PLR0915 - one flat pass over every open deal, for s
             continue
         value = float(amount)
         square = value * value * p0
-        bigs.append((square, value, p0, stage, age))
+        if len(bigs) < EXACT_DEALS:  # keep only the largest: a min-heap of EXACT_DEALS
+            heapq.heappush(bigs, (square, count, value, p0, stage, age))
+        elif square > bigs[0][0]:
+            heapq.heapreplace(bigs, (square, count, value, p0, stage, age))
         entry = grouped.get((stage, age))
         if entry is None:
             entry = grouped[stage, age] = [0.0, 0.0, 0.0]
@@ -653,13 +656,17 @@ def _open_pipeline(  # noqa: PLR0915 - one flat pass over every open deal, for s
     return _Open(certain=certain, summed=summed, exact=exact, chances=chances, count=count)
 
 
+#: a deal that may be simulated on its own: (amount² x p, order, amount, p, stage, age)
+_Candidate = tuple[float, int, float, float, tuple[str, str] | None, int | None]
+
+
 def _split(
     grouped: dict[tuple[tuple[str, str] | None, int | None], list[float]],
-    bigs: list[tuple[float, float, float, tuple[str, str] | None, int | None]],
+    bigs: list[_Candidate],
 ) -> tuple[list[_Big], list[_Cell]]:
     """The largest deals, simulated one by one, and the cells of the rest."""
-    largest = heapq.nlargest(EXACT_DEALS, bigs, key=lambda item: item[0])
-    exact = [_Big(value, p0, stage, age) for _, value, p0, stage, age in largest]
+    largest = sorted(bigs, reverse=True)
+    exact = [_Big(value, p0, stage, age) for _, _, value, p0, stage, age in largest]
     for big in exact:  # out of the normal approximation
         entry = grouped[big.stage, big.age]
         entry[0] -= big.value * big.p0
