@@ -48,7 +48,7 @@ from crmkit.core.ids import (
     uuid7,
 )
 from crmkit.core.opportunities import Opportunity
-from crmkit.core.targets import SalesTarget, TargetScope, Team
+from crmkit.core.targets import SalesTarget
 from crmkit.core.transitions import lose, open_opportunity, win
 from crmkit.plugins.builtin_pipelines import SALES
 
@@ -167,41 +167,6 @@ def test_a_bad_period_label_is_refused(label: str, fiscal_start: int) -> None:
 def test_previous_periods_go_back_across_years() -> None:
     labels = [p.label for p in previous_periods(Q1, 3)]
     assert ["2026-Q4", "2026-Q3", "2026-Q2"] == labels
-
-
-# ================================================================= entities
-
-
-def test_a_target_belongs_to_exactly_one_of_user_team_and_zone() -> None:
-    for scope in ({}, {"user_id": ANA, "zone_id": NORTE}):
-        with pytest.raises(ValidationError) as caught:
-            target(**scope)
-        assert ("scope", "scope") == (caught.value.field, caught.value.code)
-    assert TargetScope.ZONE is target(zone_id=NORTE).scope
-
-
-def test_a_target_starts_on_the_first_day_of_its_period() -> None:
-    assert Q1 == target(user_id=ANA).period
-    with pytest.raises(ValidationError) as caught:
-        target(user_id=ANA, period_start=date(2027, 2, 1))
-    assert ("period_start", "period") == (caught.value.field, caught.value.code)
-
-
-def test_a_fiscal_quarter_target_keeps_its_fiscal_label() -> None:
-    fiscal = target(user_id=ANA, period_start=date(2026, 7, 1), fiscal_start=7)
-    assert "FY2027-Q1" == fiscal.period.label
-
-
-def test_a_target_amount_must_be_more_than_zero() -> None:
-    with pytest.raises(ValidationError) as caught:
-        target(user_id=ANA, amount=EUR(0))
-    assert ("amount", "range") == (caught.value.field, caught.value.code)
-
-
-def test_a_team_lists_each_member_once() -> None:
-    with pytest.raises(ValidationError) as caught:
-        changes.create(Team, id=TeamId(uuid7()), now=T0, name="Norte", member_ids=[ANA, ANA])
-    assert ("member_ids", "duplicate") == (caught.value.field, caught.value.code)
 
 
 def target(**fields: object) -> SalesTarget:
