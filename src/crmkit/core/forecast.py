@@ -1287,7 +1287,7 @@ def backtest(
         outcome = {
             d.id: d
             for d in _select(book, end, pipeline)
-            if d.status is StageKind.WON and d.closed_at is not None and start <= d.closed_at
+            if d.status is StageKind.WON and d.closed_at is not None and start <= d.closed_at < end
         }
         actual = _money(
             sum(
