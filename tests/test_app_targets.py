@@ -95,6 +95,7 @@ def test_a_target_is_set_for_a_user_a_team_or_a_zone(any_crm: crmkit.CRM) -> Non
     assert mine == crm.targets.get(mine.id)
     assert {mine.id, ours.id} == {t.id for t in crm.targets.for_period("2027-Q1")}
     assert [zonal] == crm.targets.find(zone=zone)
+    assert [ours] == crm.targets.find(team="Norte")
     raised = crm.targets.update(mine.id, expected_version=1, amount=Money("60000", "EUR"))
     assert Money("60000", "EUR") == crm.targets.get(raised.id).amount
 

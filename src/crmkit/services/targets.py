@@ -15,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
+import attrs
+
 from crmkit.core.analytics import Period
 from crmkit.core.entities import Entity, User, Zone
 from crmkit.core.errors import NotFoundError, ValidationError
 from crmkit.core.forecast import parse_period
-from crmkit.core.ids import SalesTargetId, TeamId, UserId
+from crmkit.core.ids import SalesTargetId, TeamId
 from crmkit.core.money import Money
+from crmkit.core.query import Eq, Query
 from crmkit.core.targets import SalesTarget, Team
 from crmkit.services.base import UNSET, Unset, UserRef, ZoneRef, _ref_id, _Service
 from crmkit.stores.base import UnitOfWork
@@ -253,7 +256,12 @@ class SalesTargetService(_Service[SalesTarget, SalesTargetId]):
     ) -> dict[str, Any]:
         return super()._prepare(uow, values, resolve or _team_id)
 
-    def _member_ids(self, uow: UnitOfWork, target: SalesTarget) -> tuple[UserId, ...]:
-        if target.team_id is None:
-            return ()
-        return uow.repository(Team).get(target.team_id).member_ids
+    def _resolved(self, uow: UnitOfWork, query: Query) -> Query:
+        """``find(team="Norte")``: a team name is resolved to its id first."""
+        filters = tuple(
+            Eq(f.field, _team_id(uow, Team, f.value, f.field))
+            if isinstance(f, Eq) and f.field == "team" and isinstance(f.value, str)
+            else f
+            for f in query.filters
+        )
+        return super()._resolved(uow, attrs.evolve(query, filters=filters))
