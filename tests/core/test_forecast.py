@@ -20,6 +20,9 @@ from crmkit.core import changes
 from crmkit.core.analytics import Book, Period, PeriodKind, Revision
 from crmkit.core.entities import LossReason
 from crmkit.core.forecast import (
+    Attainment,
+    Backtest,
+    Calibration,
     Forecast,
     ForecastEstimate,
     ForecastMethod,
@@ -561,6 +564,24 @@ def test_the_forecast_can_use_empirical_probabilities() -> None:
     result = run(book(young, *closed), probabilities="empirical", new_deals=False, bootstrap=0)
     pipeline = result.part("pipeline")
     assert EUR(4000) == pipeline.p10 == pipeline.p90
+
+
+def test_every_result_has_a_table_whose_rows_fit_its_columns() -> None:
+    """``_table()`` gives what ``crmkit.core.tables.Table.of`` takes."""
+    b = _monthly_book()
+    as_of = datetime(2027, 1, 1, tzinfo=UTC)
+    results: list[Forecast | Attainment | Backtest | Calibration] = [
+        run(b, as_of=as_of),
+        attainment(b, target(user_id=ANA), as_of=as_of, simulations=50),
+        backtest(b, as_of=as_of, currency="EUR", periods=2, methods=[weighted_method]),
+        calibration(b, as_of=as_of, snapshots=2),
+    ]
+    for result in results:
+        title, columns, rows, notes = result._table()
+        assert title
+        assert rows
+        assert all(len(row) == len(columns) for row in rows)
+        assert all(len(note) == 2 for note in notes)
 
 
 def test_forecast_results_are_plain_frozen_attrs() -> None:

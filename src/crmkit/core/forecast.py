@@ -40,7 +40,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from types import MappingProxyType
-from typing import Final, TypeVar
+from typing import ClassVar, Final, TypeVar
 
 from attrs import evolve, field, frozen
 
@@ -111,6 +111,12 @@ MIN_SEASON: Final = 2
 _EXACT_NEW: Final = 30
 _RATIO: Final = Decimal("0.0001")
 _E = TypeVar("_E", bound=enum.Enum)
+#: A result as a table: title, column names, rows of values and summary notes
+#: (the arguments of ``crmkit.core.tables.Table.of``; money, enums and ids are
+#: turned into plain cells there).
+_TableArgs = tuple[
+    str, tuple[str, ...], tuple[tuple[object, ...], ...], tuple[tuple[str, object], ...]
+]
 _MONTHS: Final = MappingProxyType({PeriodKind.MONTH: 1, PeriodKind.QUARTER: 3, PeriodKind.YEAR: 12})
 
 
@@ -424,6 +430,26 @@ class Forecast:
         """The part of ``kind`` (``"won"``, ``"pipeline"`` or ``"new"``)."""
         wanted = ForecastPartKind(kind)
         return next(p for p in self.parts if p.part is wanted)
+
+    def _table(self) -> _TableArgs:
+        """One row per part, then the total; the settings are the notes."""
+        rows = tuple((p.part, p.expected, p.p10, p.p50, p.p90, self.currency) for p in self.parts)
+        total = ("total", self.expected, self.p10, self.p50, self.p90, self.currency)
+        return (
+            f"Forecast {self.period.label} as of {self.as_of.isoformat()}",
+            ("part", "expected", "p10", "p50", "p90", "currency"),
+            (*rows, total),
+            (
+                ("open deals", self.open_deals),
+                ("probabilities", self.probabilities),
+                ("timing", self.timing),
+                ("history", self.history),
+                ("analogs", self.analogs),
+                ("seed", self.seed),
+                ("simulations", self.simulations),
+                ("bootstrap", self.bootstrap),
+            ),
+        )
 
 
 @frozen(kw_only=True)
@@ -1012,6 +1038,29 @@ class Attainment:
     probability: Decimal
     forecast: Forecast
 
+    #: the columns of :meth:`row`
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "scope", "owner", "period", "target", "won", "attainment", "probability",
+        "p10", "p50", "p90", "currency",
+    )  # fmt: skip
+
+    def row(self) -> tuple[object, ...]:
+        """The attainment as one row of :attr:`COLUMNS`."""
+        t = self.target
+        return (
+            t.scope, t.user_id or t.team_id or t.zone_id, t.period.label, t.amount, self.won,
+            self.attainment, self.probability, self.forecast.p10, self.forecast.p50,
+            self.forecast.p90, t.amount.currency,
+        )  # fmt: skip
+
+    def _table(self) -> _TableArgs:
+        return (
+            f"Target attainment as of {self.as_of.isoformat()}",
+            self.COLUMNS,
+            (self.row(),),
+            (),
+        )
+
 
 def attainment(
     book: Book,
@@ -1240,6 +1289,25 @@ class Backtest:
     rows: tuple[BacktestRow, ...]
     scores: tuple[MethodScore, ...]
 
+    def _table(self) -> _TableArgs:
+        """One row per method and period; each method's scores are the notes."""
+        return (
+            f"Backtest as of {self.as_of.isoformat()}",
+            ("method", "period", "as_of", "actual", "point", "p10", "p90", "error", "covered",
+             "currency"),
+            tuple(
+                (r.method, r.period.label, r.as_of, r.actual, r.point, r.p10, r.p90, r.error,
+                 r.covered, self.currency)
+                for r in self.rows
+            ),
+            tuple(
+                (f"{s.method} {name}", value)
+                for s in self.scores
+                for name, value in (("MAPE", s.mape), ("coverage", s.coverage),
+                                    ("Brier", s.brier))
+            ),
+        )  # fmt: skip
+
 
 def backtest(
     book: Book,
@@ -1414,6 +1482,19 @@ class Calibration:
     as_of: datetime
     snapshots: tuple[datetime, ...]
     rows: tuple[CalibrationRow, ...]
+
+    def _table(self) -> _TableArgs:
+        """One row per source and reliability bin; each source's Brier score is a note."""
+        return (
+            f"Calibration as of {self.as_of.isoformat()}",
+            ("source", "lower", "upper", "count", "predicted", "observed"),
+            tuple(
+                (r.source, b.lower, b.upper, b.count, b.predicted, b.observed)
+                for r in self.rows
+                for b in r.bins
+            ),
+            tuple((f"{r.source.value} Brier", r.brier) for r in self.rows),
+        )
 
 
 def calibration(
