@@ -2,7 +2,7 @@
 
     make bench            # 100,000 organizations, best of 3 rounds
     python benchmarks/run.py --rows 20000 --repeat 5
-    python benchmarks/run.py --only import      # one section (bulk, dedupe, import)
+    python benchmarks/run.py --only import      # one section (bulk, dedupe, import, forecast)
 
 Machines are shared, so the numbers that matter are the ratios printed at the
 end, not the absolute times.  Every contender writes to its own fresh SQLite
@@ -29,6 +29,14 @@ Duplicates (the book of :func:`crmkit.testing.duplicates.planted_contacts`,
   plus a shared e-mail or phone;
 * crmkit's pure core: profiles, blocking, comparisons, EM fit, decision.
 
+Forecast (a :class:`~crmkit.core.analytics.Book` built in memory: open
+deals of random age, stage, amount and close date, plus a fifth as many
+closed deals of history, in the ``sales`` pipeline; best of ``--repeat``):
+
+* ``crmkit.core.forecast.forecast``: P10/P50/P90 of the next quarter, with
+  the default 2,000 simulations and 100 bootstrap replicates; the target is
+  under 2 s for 100,000 open deals.
+
 CSV import (organizations, then two contacts each pointing at its
 organization by external_ref; one round):
 
@@ -51,7 +59,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +69,13 @@ from email_validator import validate_email
 from rapidfuzz.fuzz import token_sort_ratio
 
 import crmkit
+from crmkit.core.analytics import Book
 from crmkit.core.duplicates import contact_spec, find_duplicates
+from crmkit.core.entities import LossReason
+from crmkit.core.forecast import forecast
+from crmkit.core.ids import LossReasonId, OpportunityId
+from crmkit.core.transitions import lose, open_opportunity, win
+from crmkit.plugins.builtin_pipelines import SALES
 from crmkit.testing.duplicates import PlantedBook, planted_contacts
 
 PRAGMAS = (
@@ -519,11 +533,61 @@ def bench_import_section(args: argparse.Namespace) -> None:
     print(f"RESULT import_ratio={imported / floor:.2f}")
 
 
+def forecast_book(open_deals: int, seed: int = 1) -> tuple[Book, datetime]:
+    """A book of ``open_deals`` open deals and a fifth as many closed ones, and its ``as_of``."""
+    rng = random.Random(seed)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    as_of = datetime(2027, 1, 10, tzinfo=UTC)
+    hours = int((as_of - start) / timedelta(hours=1))
+    reason = LossReason(
+        id=LossReasonId(uuid.uuid4()), version=1, created_at=start, updated_at=start,
+        key="price", name="Price",
+    )  # fmt: skip
+    stages = ("lead", "qualified", "proposal", "negotiation")
+    opportunities = []
+    for i in range(open_deals + open_deals // 5):
+        opened = start + timedelta(hours=rng.randrange(hours))
+        closing = i >= open_deals
+        opp, _ = open_opportunity(
+            SALES,
+            id=OpportunityId(uuid.uuid4()),
+            now=opened,
+            by=None,
+            stage="proposal" if closing else rng.choice(stages),
+            name=f"Deal {i}",
+            amount=crmkit.Money.from_minor_units(rng.randrange(10**5, 10**7), "EUR"),
+            expected_close=opened.date() + timedelta(days=rng.randrange(10, 200)),
+        )
+        close = opened + timedelta(days=rng.expovariate(1 / 60))
+        if closing and close < as_of:
+            if rng.random() < 0.3:
+                opp, _ = win(opp, SALES, now=close, by=None)
+            else:
+                opp, _ = lose(opp, SALES, reason=reason, note=None, now=close, by=None)
+        opportunities.append(opp)
+    return Book(opportunities=opportunities, pipelines=[SALES]), as_of
+
+
+def bench_forecast_section(args: argparse.Namespace) -> None:
+    """The probabilistic forecast of a quarter over a book of open deals."""
+    book, as_of = forecast_book(args.forecast_deals)
+    best = min(
+        timed(lambda: forecast(book, period="2027-Q1", as_of=as_of, currency="EUR", seed=1))
+        for _ in range(args.repeat)
+    )
+    result = forecast(book, period="2027-Q1", as_of=as_of, currency="EUR", seed=1)
+    print(f"forecast P10/P50/P90 of a quarter ({args.forecast_deals:,} open deals)")
+    print(f"  P10 {result.p10}  P50 {result.p50}  P90 {result.p90}")
+    print(f"  crmkit forecast                {best:8.3f} s      (target < 2 s)")
+    print(f"RESULT forecast_seconds={best:.2f}")
+
+
 #: the sections, in the order they run; ``--only`` picks some of them
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "bulk": bench_bulk_section,
     "dedupe": bench_dedupe_section,
     "import": bench_import_section,
+    "forecast": bench_forecast_section,
 }
 
 
@@ -534,6 +598,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dedupe-rows", type=int, default=100_000)
     parser.add_argument(
         "--import-rows", type=int, default=100_000, help="organizations (contacts: twice)"
+    )
+    parser.add_argument(
+        "--forecast-deals", type=int, default=100_000, help="open deals in the forecast's book"
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="rounds; the best time of each contender counts"

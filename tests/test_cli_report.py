@@ -51,6 +51,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> str:
         clock.advance(days=10)
         crm.opportunities.win(won.id)
         crm.opportunities.lose(lost.id, reason="price")
+        crm.targets.create(user=ana, period="2026-Q1", amount=Money("2000", "EUR"))
+        crm.targets.create(zone=norte, period="2026-Q1", amount=Money("6000", "EUR"))
     return path
 
 
@@ -123,6 +125,33 @@ def test_chart_writes_a_png(db: str, tmp_path: Path) -> None:
     assert (400, 700, 4) == imread(path).shape
 
 
+def test_forecast_prints_consecutive_periods_and_draws_a_fan(db: str, tmp_path: Path) -> None:
+    """--by picks the period kind, --period the first one, --periods how many."""
+    path = tmp_path / "fan.png"
+    output = _run(
+        "forecast", "--db", db, "--by", "month", "--period", "2026-03", "--periods", "3",
+        "--format", "json", "--chart", str(path),
+    )  # fmt: skip
+    rows = json.loads(output[: output.rindex("}") + 1])["rows"]
+    assert ["2026-03", "2026-04", "2026-05"] == [row["period"] for row in rows]
+    for row in rows:
+        assert Decimal(row["p10"]) <= Decimal(row["p50"]) <= Decimal(row["p90"])
+    assert (400, 700, 4) == imread(path).shape
+
+
+def test_targets_report_names_each_target_and_its_attainment(db: str, tmp_path: Path) -> None:
+    """Ana won 3000 of her 2000 target (1.5); the Norte zone 3000 of 6000 (0.5)."""
+    path = tmp_path / "targets.png"
+    output = _run(
+        "targets", "--db", db, "--period", "2026-Q1", "--format", "csv", "--chart", str(path)
+    )
+    rows = {row["name"]: row for row in csv.DictReader(io.StringIO(output)) if row.get("scope")}
+    assert "1.5000" == rows["'=SUM(A1) Ana"]["attainment"]
+    assert "0.5000" == rows["Norte"]["attainment"]
+    assert "1.0000" == rows["'=SUM(A1) Ana"]["probability"]  # the quarter is over
+    assert (400, 700, 4) == imread(path).shape
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -131,6 +160,8 @@ def test_chart_writes_a_png(db: str, tmp_path: Path) -> None:
         (["cycle", "--chart", "c.png"], "the cycle report has no chart"),
         (["pipeline", "--as-of", "yesterday"], "must be an ISO 8601 date"),
         (["pipeline", "--currency", "XYZ"], "currency"),
+        (["targets", "--period", "2026-Q5"], "period: must be a period label"),
+        (["forecast", "--by", "owner"], "by: must be one of: month"),
     ],
 )
 def test_bad_options_exit_1_with_a_message(db: str, args: list[str], message: str) -> None:

@@ -18,11 +18,13 @@ from crmkit.core import (
     contact_points,
     custom_fields,
     entities,
+    forecast,
     insights,
     interactions,
     leads,
     pipelines,
     segments,
+    targets,
 )
 from crmkit.plugins import hookspecs
 
@@ -192,6 +194,8 @@ def _enums() -> list[type[enum.Enum]]:
         custom_fields,
         analytics,
         insights,
+        forecast,
+        targets,
         segments,
         campaigns,
     ):

@@ -66,6 +66,7 @@ from crmkit.core.errors import (
     StorageError,
     ValidationError,
 )
+from crmkit.core.forecast import Forecast, ForecastEstimate, ForecastMethod, ForecastRequest
 from crmkit.core.formats import FileFormat, MalformedRow, ReadOptions, WriteOptions
 from crmkit.core.ids import (
     CampaignId,
@@ -80,8 +81,10 @@ from crmkit.core.ids import (
     OutcomeId,
     PositionId,
     ProductId,
+    SalesTargetId,
     SegmentId,
     SourceId,
+    TeamId,
     UserId,
     ZoneId,
 )
@@ -108,6 +111,7 @@ from crmkit.core.segments import (
     SegmentMode,
     WonValue,
 )
+from crmkit.core.targets import SalesTarget, TargetScope, Team
 from crmkit.io.report import ImportReport, RowError
 from crmkit.plugins import hookimpl
 from crmkit.plugins.host import DeliveryFailure, DeliveryReport, StoreBackend
@@ -163,6 +167,10 @@ __all__ = [
     "Entity",
     "Eq",
     "FileFormat",
+    "Forecast",
+    "ForecastEstimate",
+    "ForecastMethod",
+    "ForecastRequest",
     "Has",
     "HookError",
     "ImportReport",
@@ -217,6 +225,8 @@ __all__ = [
     "Registry",
     "Role",
     "RowError",
+    "SalesTarget",
+    "SalesTargetId",
     "Segment",
     "SegmentId",
     "SegmentMode",
@@ -231,6 +241,9 @@ __all__ = [
     "StorageError",
     "StoreBackend",
     "SyncResult",
+    "TargetScope",
+    "Team",
+    "TeamId",
     "TimelineEntry",
     "Transaction",
     "Unset",

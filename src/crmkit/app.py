@@ -135,10 +135,12 @@ from crmkit.services.campaigns import CampaignService
 from crmkit.services.cases import CaseService
 from crmkit.services.custom_fields import CustomFieldRegistry
 from crmkit.services.duplicates import DuplicateService, OnCreate
+from crmkit.services.forecast import ForecastService
 from crmkit.services.interactions import AgendaService, InteractionService
 from crmkit.services.leads import LeadService
 from crmkit.services.registry import Registry
 from crmkit.services.segments import SegmentService
+from crmkit.services.targets import SalesTargetService, TeamService
 from crmkit.services.timeline import TimelineEntry, timeline
 from crmkit.stores.base import Store, UnitOfWork
 
@@ -273,6 +275,11 @@ class CRM:
             (:class:`~crmkit.services.segments.SegmentService`).
         campaigns: campaigns, their members, actions and results
             (:class:`~crmkit.services.campaigns.CampaignService`).
+        teams: groups of users (:class:`~crmkit.services.targets.TeamService`).
+        targets: sales targets per user, team or zone and period
+            (:class:`~crmkit.services.targets.SalesTargetService`).
+        forecast: the probabilistic forecast, attainment, backtest and
+            calibration (:class:`~crmkit.services.forecast.ForecastService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -339,6 +346,9 @@ class CRM:
         self.duplicates = DuplicateService(self, on_create=duplicate_check)
         self.segments = SegmentService(self)
         self.campaigns = CampaignService(self)
+        self.teams = TeamService(self)
+        self.targets = SalesTargetService(self)
+        self.forecast = ForecastService(self)
         self.pipelines.load(plugins.register_pipelines(self))
         self.interactions.kinds.load(plugins.register_interaction_kinds(self))
         self.cases.types.load(plugins.register_case_types(self))

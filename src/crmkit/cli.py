@@ -44,7 +44,7 @@ from crmkit import (
     Organization,
     OrganizationId,
 )
-from crmkit.core.analytics import Dimension, PeriodKind
+from crmkit.core.analytics import Dimension, Period, PeriodKind
 from crmkit.core.duplicates import Candidate
 from crmkit.core.insights import ActivityDimension
 from crmkit.core.tables import Cell, Tabular
@@ -692,8 +692,12 @@ class _ReportArgs:
         pipeline: str | None,
         since: datetime | None,
         fiscal_start: int = 1,
+        period: str | None = None,
+        periods: int = 4,
     ) -> None:
         self.fiscal_start = fiscal_start
+        self.period = period
+        self.periods = periods
         self.as_of = as_of
         self.by = by
         self.currency = currency
@@ -729,6 +733,20 @@ def _chart(name: str) -> Callable[[Any, Path], object]:
         return getattr(analysis, name)(result, path)
 
     return draw
+
+
+def _analysis() -> Any:
+    """:mod:`crmkit.analysis`, imported when a chart is drawn (matplotlib is an extra)."""
+    from crmkit import analysis
+
+    return analysis
+
+
+def _current_quarter(crm: CRM, args: _ReportArgs) -> Period:
+    """The fiscal quarter the report's moment falls in."""
+    moment = args.as_of or crm.now()
+    today = moment.astimezone(crm.timezone).date()
+    return Period.containing(today, PeriodKind.QUARTER, fiscal_start=args.fiscal_start)
 
 
 _PIPELINE_BY: Final = tuple(d.value for d in Dimension)
@@ -769,6 +787,29 @@ _REPORTS: Final[dict[str, _ReportKind]] = {
         ),
         help="win rate by count and value, average deal (deals closed since --since)",
         by=_PIPELINE_BY,
+    ),
+    "forecast": _ReportKind(
+        lambda crm, a: crm.forecast.series(
+            currency=a.currency,
+            kind=a.by or "quarter",
+            start=a.period,
+            periods=a.periods,
+            as_of=a.as_of,
+            pipeline=a.pipeline,
+            fiscal_start=a.fiscal_start,
+        ),
+        help="P10/P50/P90 of the revenue won per period (--periods, from --period)",
+        by=_PERIODS,
+        chart=lambda result, path: _analysis().forecast_fan(result.fan(), path),
+    ),
+    "targets": _ReportKind(
+        lambda crm, a: crm.forecast.attainment_report(
+            period=a.period or _current_quarter(crm, a),
+            as_of=a.as_of,
+            fiscal_start=a.fiscal_start,
+        ),
+        help="sales-target attainment of --period (this quarter by default) and its chances",
+        chart=lambda result, path: _analysis().attainment_chart(result.bars(), path),
     ),
     "funnel": _ReportKind(
         lambda crm, a: crm.analytics.funnel(pipeline=a.pipeline or "sales", as_of=a.as_of),
@@ -969,6 +1010,19 @@ def _report_help() -> str:
     help="The month the fiscal year starts (quarters and years are fiscal).",
 )
 @click.option(
+    "--period",
+    default=None,
+    metavar="LABEL",
+    help="forecast: the first period; targets: the period (2027-Q1, 2027-03, 2027, FY2027-Q3).",
+)
+@click.option(
+    "--periods",
+    type=click.IntRange(1, 36),
+    default=4,
+    show_default=True,
+    help="forecast: how many consecutive periods.",
+)
+@click.option(
     "--format",
     "format_",
     type=click.Choice(["table", "csv", "json"]),
@@ -991,6 +1045,8 @@ def report(
     currency: str,
     pipeline: str | None,
     fiscal_start: int,
+    period: str | None,
+    periods: int,
     format_: str,
     chart: Path | None,
 ) -> None:
@@ -1017,6 +1073,8 @@ def report(
             pipeline=pipeline,
             since=_moment(since, crm, "since"),
             fiscal_start=fiscal_start,
+            period=period,
+            periods=periods,
         )
         result = spec.run(crm, options)
         table = _labelled(crm, by or spec.ids, result.table())

@@ -83,6 +83,7 @@ TESTED_IN = {
     "test_customer_revenue_hook.py": ["crmkit_customer_revenue"],
     "test_store_backend_hooks.py": ["crmkit_register_store_backends"],
     "test_format_hooks.py": ["crmkit_register_formats"],
+    "test_forecast_hooks.py": ["crmkit_register_forecast_methods"],
 }
 
 

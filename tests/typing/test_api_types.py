@@ -21,14 +21,20 @@ from crmkit import (
     AuditEntry,
     Contact,
     ContactId,
+    Forecast,
     Market,
     MarketId,
     Money,
     Organization,
     OrganizationId,
     Position,
+    SalesTarget,
+    SalesTargetId,
     Source,
+    Team,
+    TeamId,
     User,
+    UserId,
     Zone,
 )
 from crmkit.serialization import converter
@@ -104,6 +110,25 @@ def test_segment_and_campaign_service_types(crm: crmkit.CRM) -> None:
     assert_type(crm.campaigns.launch(campaign), crmkit.Campaign)
     assert_type(crm.campaigns.results(campaign.id), crmkit.CampaignResults)
     assert_type(crm.campaigns.results(campaign).roi, Decimal | None)
+
+
+def test_team_target_and_forecast_service_types(crm: crmkit.CRM) -> None:
+    """Teams, targets and forecasts come back as their own types."""
+    ana = crm.users.create(name="Ana")
+    team = crm.teams.create(name="Norte", members=[ana])
+    assert_type(team, Team)
+    assert_type(team.id, TeamId)
+    assert_type(team.member_ids, tuple[UserId, ...])
+    target = crm.targets.create(amount=Money("100", "EUR"), period="2027-Q1", team=team)
+    assert_type(target, SalesTarget)
+    assert_type(target.id, SalesTargetId)
+    assert_type(crm.targets.for_period("2027-Q1"), list[SalesTarget])
+    result = crm.forecast.forecast(period="2027-Q1", currency="EUR", simulations=10)
+    assert_type(result, Forecast)
+    assert_type(result.p50, Money)
+    assert_type(crm.forecast.attainment(target, simulations=10).probability, Decimal)
+
+    assert [team] == crm.teams.of_user(ana)
 
 
 def test_money_arithmetic_types() -> None:

@@ -412,31 +412,40 @@ class Book:
             history = tuple(c for c in history if c.at <= as_of)
         if not history:  # not opened yet (or built without a history)
             return None
-        values: dict[str, Any] = {name: getattr(opp, name) for name in REVISED_FIELDS}
-        for revision in reversed(self._by_opportunity.get(opp.id, ())):
-            if revision.at <= as_of:
-                break
-            values[revision.field] = revision.old
+        revisions = self._by_opportunity.get(opp.id)
+        if revisions is None:  # nothing to undo: today's values (the common case, kept fast)
+            amount, expected_close, owner_id = opp.amount, opp.expected_close, opp.owner_id
+            probability, override = opp.probability, opp.probability_override
+            close_reason_id = opp.close_reason_id
+        else:
+            values: dict[str, Any] = {name: getattr(opp, name) for name in REVISED_FIELDS}
+            for revision in reversed(revisions):
+                if revision.at <= as_of:
+                    break
+                values[revision.field] = revision.old
+            amount, expected_close = values["amount"], values["expected_close"]
+            owner_id, close_reason_id = values["owner_id"], values["close_reason_id"]
+            probability, override = values["probability"], values["probability_override"]
         stage, position = _stage_at(self.pipelines[opp.pipeline], history[-1].target)
-        probability = values["probability"]
-        if stage.is_final or not (values["probability_override"] or stage.key == opp.stage):
+        if stage.is_final or not (override or stage.key == opp.stage):
             probability = stage.probability
         closed = stage.is_final
+        organization_id = opp.organization_id
         return DealState(
             id=opp.id,
             pipeline=opp.pipeline,
             stage=stage.key,
             status=stage.kind,
             position=position,
-            amount=values["amount"],
+            amount=amount,
             probability=probability,
-            expected_close=values["expected_close"],
-            owner_id=values["owner_id"],
+            expected_close=expected_close,
+            owner_id=owner_id,
             source_id=opp.source_id,
             campaign_id=opp.campaign_id,
-            organization_id=opp.organization_id,
-            zone_id=None if opp.organization_id is None else self.zones.get(opp.organization_id),
-            close_reason_id=values["close_reason_id"] if stage.kind is StageKind.LOST else None,
+            organization_id=organization_id,
+            zone_id=None if organization_id is None else self.zones.get(organization_id),
+            close_reason_id=close_reason_id if stage.kind is StageKind.LOST else None,
             opened_at=history[0].at,
             closed_at=history[-1].at if closed else None,
         )

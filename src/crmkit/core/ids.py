@@ -29,8 +29,10 @@ __all__ = [
     "OutcomeId",
     "PositionId",
     "ProductId",
+    "SalesTargetId",
     "SegmentId",
     "SourceId",
+    "TeamId",
     "UserId",
     "ZoneId",
     "uuid7",
@@ -52,6 +54,8 @@ OutcomeId = NewType("OutcomeId", UUID)
 LeadId = NewType("LeadId", UUID)
 CaseId = NewType("CaseId", UUID)
 SegmentId = NewType("SegmentId", UUID)
+TeamId = NewType("TeamId", UUID)
+SalesTargetId = NewType("SalesTargetId", UUID)
 
 _lock = threading.Lock()
 _last = [0, 0]  # [unix milliseconds, 12-bit counter] of the previous id

@@ -142,7 +142,7 @@ def _transitions(value: object) -> frozenset[tuple[str, str]]:
     return frozenset(pairs)
 
 
-@frozen(kw_only=True)
+@frozen(kw_only=True, cache_hash=True)  # hashed per deal by analytics caches
 class Pipeline:
     """A sales process: ordered stages and the moves allowed between them.
 

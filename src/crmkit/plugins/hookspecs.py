@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from crmkit.core.cases import Case, CaseType
     from crmkit.core.custom_fields import CustomField
     from crmkit.core.entities import Contact, MasterSeed, Organization
+    from crmkit.core.forecast import ForecastMethod
     from crmkit.core.formats import FileFormat
     from crmkit.core.interactions import Interaction, InteractionKind
     from crmkit.core.leads import Lead, LeadConversion
@@ -171,6 +172,31 @@ def crmkit_register_formats(crm: CRM) -> list[FileFormat]:  # type: ignore[empty
 
     Returns:
         A list of :class:`crmkit.FileFormat`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_register_forecast_methods(crm: CRM) -> list[ForecastMethod]:  # type: ignore[empty-body]
+    """Contribute forecast methods that ``crm.forecast.backtest()`` can score.
+
+    Called the first time ``crm.forecast.methods()`` (or a backtest) needs
+    them.  A method is a name and a function from a
+    :class:`crmkit.core.forecast.ForecastRequest` (the book, the period, the
+    moment the forecast is made at, currency, rates, seed) to a
+    :class:`crmkit.core.forecast.ForecastEstimate` (a point forecast,
+    optionally a P10-P90 interval and each open deal's chance).  The function
+    must only use what the book knew at ``request.as_of``
+    (``request.book.at(request.as_of)``).  A name registered twice, or one of
+    the built-in ``weighted`` and ``probabilistic``, is a
+    :class:`crmkit.PluginError`.
+
+    Args:
+        crm: the CRM asking.
+
+    Returns:
+        A list of :class:`crmkit.core.forecast.ForecastMethod`.
 
     .. versionadded:: 0.1
     """

@@ -27,6 +27,7 @@ from crmkit.core.cases import Case, CaseType
 from crmkit.core.custom_fields import CustomField
 from crmkit.core.entities import Contact, Entity, MasterSeed, Organization
 from crmkit.core.errors import CrmkitError, HookError, PluginError, ValidationError
+from crmkit.core.forecast import ForecastMethod
 from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
@@ -379,6 +380,30 @@ class PluginHost:
         name = "crmkit_register_formats"
         formats = self._flatten(name, self._call(name, crm=crm), FileFormat)
         return self._unique(formats, "file format")
+
+    def register_forecast_methods(
+        self, crm: CRM, *, reserved: Collection[str] = ()
+    ) -> list[ForecastMethod]:
+        """Every plugin's forecast methods (``crmkit_register_forecast_methods``).
+
+        Args:
+            crm: the CRM asking.
+            reserved: the names of the built-in methods, which no plugin may take.
+
+        Raises:
+            PluginError: a name registered twice or reserved, or not a list of
+                ForecastMethod.
+        """
+        name = "crmkit_register_forecast_methods"
+        methods: list[ForecastMethod] = self._flatten(
+            name, self._call(name, crm=crm), ForecastMethod
+        )
+        seen = set(reserved)
+        for method in methods:
+            if method.name in seen:
+                raise PluginError(f"forecast method {method.name!r} is registered twice")
+            seen.add(method.name)
+        return methods
 
     # --------------------------------------------------------- validation
     def validate(self, crm: CRM, entity: Entity, previous: Entity | None) -> None:

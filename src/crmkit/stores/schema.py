@@ -74,6 +74,7 @@ from crmkit.core.merge import MergeJournal
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.segments import Segment
+from crmkit.core.targets import SalesTarget, Team
 from crmkit.serialization import converter
 
 __all__ = [
@@ -106,6 +107,8 @@ ENTITY_TYPES: Final[tuple[type[Entity], ...]] = (
     Interaction,
     Lead,
     MergeJournal,
+    Team,
+    SalesTarget,
 )
 
 _TABLE_NAMES: Final = {
@@ -126,6 +129,8 @@ _TABLE_NAMES: Final = {
     "merge": "merges",
     "segment": "segments",
     "campaign": "campaigns",
+    "team": "teams",
+    "sales_target": "targets",
 }
 
 NAMING: Final = {

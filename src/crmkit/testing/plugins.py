@@ -35,6 +35,7 @@ from crmkit.core.bridge import OrganizationDraft
 from crmkit.core.cases import Case, CaseType
 from crmkit.core.custom_fields import CustomField
 from crmkit.core.entities import Contact, MasterSeed, Organization
+from crmkit.core.forecast import ForecastMethod
 from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
@@ -138,6 +139,12 @@ class RecordingPlugin:
     def crmkit_register_formats(self, crm: CRM) -> list[FileFormat]:
         """Record the call; contribute no file format."""
         self._record("crmkit_register_formats", crm=crm)
+        return []
+
+    @hookimpl
+    def crmkit_register_forecast_methods(self, crm: CRM) -> list[ForecastMethod]:
+        """Record the call; contribute no forecast method."""
+        self._record("crmkit_register_forecast_methods", crm=crm)
         return []
 
     # ------------------------------------------------- validation, ERP bridge
