@@ -27,6 +27,19 @@ from crmkit.app import (
     open,
 )
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.automation import (
+    Action,
+    ActionContext,
+    ActionKind,
+    AutomationReport,
+    FiringStatus,
+    Rule,
+    RuleFiring,
+    RuleSpec,
+    RuleSubject,
+    Trigger,
+    TriggerKind,
+)
 from crmkit.core.bridge import ContactDraft, OrganizationDraft, SyncResult
 from crmkit.core.campaigns import Campaign, CampaignKind, CampaignResults, CampaignStatus
 from crmkit.core.cases import Case, CasePriority, CaseStatus, CaseType, SlaTarget
@@ -55,6 +68,7 @@ from crmkit.core.entities import (
 )
 from crmkit.core.errors import (
     AccessDenied,
+    AutomationError,
     ConcurrencyError,
     CrmkitError,
     CurrencyMismatchError,
@@ -80,6 +94,8 @@ from crmkit.core.ids import (
     OutcomeId,
     PositionId,
     ProductId,
+    RuleFiringId,
+    RuleId,
     SegmentId,
     SourceId,
     UserId,
@@ -124,6 +140,9 @@ __all__ = [
     "CRM",
     "UNSET",
     "AccessDenied",
+    "Action",
+    "ActionContext",
+    "ActionKind",
     "Address",
     "AddressKind",
     "Agenda",
@@ -132,6 +151,8 @@ __all__ = [
     "AuditAction",
     "AuditChange",
     "AuditEntry",
+    "AutomationError",
+    "AutomationReport",
     "Campaign",
     "CampaignId",
     "CampaignKind",
@@ -163,6 +184,7 @@ __all__ = [
     "Entity",
     "Eq",
     "FileFormat",
+    "FiringStatus",
     "Has",
     "HookError",
     "ImportReport",
@@ -217,6 +239,12 @@ __all__ = [
     "Registry",
     "Role",
     "RowError",
+    "Rule",
+    "RuleFiring",
+    "RuleFiringId",
+    "RuleId",
+    "RuleSpec",
+    "RuleSubject",
     "Segment",
     "SegmentId",
     "SegmentMode",
@@ -233,6 +261,8 @@ __all__ = [
     "SyncResult",
     "TimelineEntry",
     "Transaction",
+    "Trigger",
+    "TriggerKind",
     "Unset",
     "User",
     "UserId",

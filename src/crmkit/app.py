@@ -106,6 +106,7 @@ from crmkit.plugins.host import (
 )
 from crmkit.serialization import converter
 from crmkit.services.analytics import AnalyticsService
+from crmkit.services.automation import AutomationService
 from crmkit.services.base import (
     UNSET,
     DomainEvent,
@@ -266,6 +267,8 @@ class CRM:
             (:class:`~crmkit.services.segments.SegmentService`).
         campaigns: campaigns, their members, actions and results
             (:class:`~crmkit.services.campaigns.CampaignService`).
+        automation: automation rules, fired after commit and by ``run_due``
+            (:class:`~crmkit.services.automation.AutomationService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -332,12 +335,15 @@ class CRM:
         self.duplicates = DuplicateService(self, on_create=duplicate_check)
         self.segments = SegmentService(self)
         self.campaigns = CampaignService(self)
+        self.automation = AutomationService(self)
         self.pipelines.load(plugins.register_pipelines(self))
         self.interactions.kinds.load(plugins.register_interaction_kinds(self))
         self.cases.types.load(plugins.register_case_types(self))
         self.custom_fields.load(plugins.register_custom_fields(self))
         self.formats: Registry[FileFormat] = Registry(FileFormat, "file format", "format")
         self.formats.load(plugins.register_formats(self))
+        self.automation.actions.load(plugins.register_rule_actions(self))
+        self.automation.registered = plugins.register_rules(self)
         self.imports = ImportService(self)
         self.exports = ExportService(self)
 
@@ -542,6 +548,7 @@ class CRM:
                 failures.extend(self.plugins.organization_created(self, event.entity).failures)
             elif isinstance(event.entity, Contact):
                 failures.extend(self.plugins.contact_created(self, event.entity).failures)
+        failures.extend(self.automation._after_commit(events))
         report = DeliveryReport(tuple(failures)) if failures else DELIVERED
         self._delivery.set(report)
         return report
@@ -1586,7 +1593,8 @@ def open(
         load_entry_points: also load plugins installed under the ``crmkit``
             entry-point group.
         builtins: register crmkit's built-in plugins (default masters).
-        seed_masters: create missing master entries that plugins register.
+        seed_masters: create missing master entries and automation rules
+            that plugins register.
         clock: returns the current time, timezone-aware (tests inject one).
         default_region: ISO 3166 country for reading national phone numbers.
         actor: who the audit trail records as making changes.
@@ -1639,6 +1647,7 @@ def open(
         )
         if seed_masters:
             crm.seed_masters()
+            crm.automation._seed()
     except BaseException:
         store.close()
         raise

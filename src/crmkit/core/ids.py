@@ -29,6 +29,8 @@ __all__ = [
     "OutcomeId",
     "PositionId",
     "ProductId",
+    "RuleFiringId",
+    "RuleId",
     "SegmentId",
     "SourceId",
     "UserId",
@@ -52,6 +54,8 @@ OutcomeId = NewType("OutcomeId", UUID)
 LeadId = NewType("LeadId", UUID)
 CaseId = NewType("CaseId", UUID)
 SegmentId = NewType("SegmentId", UUID)
+RuleId = NewType("RuleId", UUID)
+RuleFiringId = NewType("RuleFiringId", UUID)
 
 _lock = threading.Lock()
 _last = [0, 0]  # [unix milliseconds, 12-bit counter] of the previous id

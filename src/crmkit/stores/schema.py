@@ -51,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
+from crmkit.core.automation import Rule, RuleFiring
 from crmkit.core.campaigns import Campaign
 from crmkit.core.cases import Case
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
@@ -106,6 +107,8 @@ ENTITY_TYPES: Final[tuple[type[Entity], ...]] = (
     Interaction,
     Lead,
     MergeJournal,
+    Rule,
+    RuleFiring,
 )
 
 _TABLE_NAMES: Final = {
@@ -126,6 +129,8 @@ _TABLE_NAMES: Final = {
     "merge": "merges",
     "segment": "segments",
     "campaign": "campaigns",
+    "rule": "rules",
+    "rule_firing": "rule_firings",
 }
 
 NAMING: Final = {
@@ -243,6 +248,8 @@ def _kind_of(hint: Any) -> _Kind:
         return _Kind.ENUM
     if get_origin(hint) in (tuple, frozenset, list, dict, Union, types.UnionType):
         return _Kind.JSON  # collections, and tagged unions (a segment's criteria tree)
+    if attrs.has(hint):
+        return _Kind.JSON  # a value object the converter knows (a rule's trigger)
     raise TypeError(f"no column type for {hint!r}")  # a new field type needs a mapping here
 
 
@@ -401,6 +408,8 @@ _ITEM_DECODERS: Final[dict[Any, Callable[[Any], Any]]] = {
 
 
 def _json_decoder(hint: Any) -> Callable[[Any], Any]:
+    if attrs.has(hint):  # one value object (a rule's trigger): the converter knows it
+        return lambda v: converter.structure(v, hint)
     origin = get_origin(hint)
     item = get_args(hint)[0]
     if isinstance(item, type) and issubclass(item, enum.Enum):
@@ -612,6 +621,8 @@ _quote: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 
 def _json_text_encoder(hint: Any) -> Callable[[Any], str] | None:
     """``json.dumps(converter.unstructure(value))`` for a collection of text-like items."""
+    if not get_args(hint):  # one value object (a rule's trigger), not a collection
+        return None
     item = get_args(hint)[0]
     text: Callable[[Any], str]
     if item is str:
