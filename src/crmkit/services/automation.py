@@ -119,6 +119,9 @@ class AutomationService(_Service[Rule, RuleId]):
         self.actions: Registry[ActionKind] = Registry(ActionKind, "rule action kind", "kind")
         self.registered: list[RuleSpec] = []
         self._depth: ContextVar[int] = ContextVar(f"crmkit-automation-{id(self)}", default=0)
+        self._heard: ContextVar[list[DeliveryFailure]] = ContextVar(
+            f"crmkit-automation-heard-{id(self)}"
+        )
         self._report: ContextVar[AutomationReport] = ContextVar(
             f"crmkit-automation-report-{id(self)}", default=_NOTHING
         )
@@ -372,15 +375,20 @@ class AutomationService(_Service[Rule, RuleId]):
             return []
         from crmkit.plugins.host import DeliveryFailure
 
+        heard: list[DeliveryFailure] = []
+        token = self._heard.set(heard)
         try:
             report = self.deliver(events)
         except CrmkitError as exc:  # the rules could not even be read: report it
             logger.exception("automation rules could not run after a commit")
             return [DeliveryFailure("automation", "crmkit.automation", f"{exc}", exc)]
-        return [
+        finally:
+            self._heard.reset(token)
+        failed = [
             DeliveryFailure("automation", f"rule {error.rule}", f"{error}", error)
             for error in report.failed
         ]
+        return failed + heard
 
     def _enabled(self) -> list[Rule]:
         query = Query(filters=(Eq("enabled", True),), order=(Order("name"),))
@@ -502,7 +510,11 @@ class AutomationService(_Service[Rule, RuleId]):
 
         error: Exception
         try:
-            return crm._write(run)
+            fired = crm._write(run)
+            heard = self._heard.get(None)
+            if fired is not None and heard is not None:  # crmkit_rule_fired may have failed
+                heard.extend(crm.last_delivery.failures)
+            return fired
         except DuplicateError as exc:
             if exc.entity == RuleFiring.ENTITY and exc.field == "key":
                 return None  # another process fired it at the same moment
