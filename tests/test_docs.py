@@ -13,6 +13,7 @@ import pytest
 
 from crmkit.core import (
     analytics,
+    automation,
     campaigns,
     cases,
     contact_points,
@@ -192,6 +193,7 @@ def _enums() -> list[type[enum.Enum]]:
         analytics,
         segments,
         campaigns,
+        automation,
     ):
         for value in vars(module).values():
             if (
