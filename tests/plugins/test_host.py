@@ -28,6 +28,7 @@ BUILTINS = [
     "crmkit.plugins.builtin_masters",
     "crmkit.plugins.builtin_pipelines",
     "crmkit.plugins.builtin_activities",
+    "crmkit.plugins.builtin_automation",
     "crmkit.io.formats",
 ]
 

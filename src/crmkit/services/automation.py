@@ -669,11 +669,13 @@ class AutomationService(_Service[Rule, RuleId]):
                     kind = self.actions.get(action.kind)
                 except ValidationError as error:
                     raise error.at(f"actions[{i}]") from None
-                if kind.check is not None:
-                    try:
+                try:
+                    if kind.check is not None:
                         kind.check(action.params)
-                    except ValidationError as error:
-                        raise error.at(f"actions[{i}].params") from None
+                    if action.kind == "plan_interaction":  # its kind must exist now
+                        self._crm.interactions.kinds.get(str(action.params.get("kind")))
+                except ValidationError as error:
+                    raise error.at(f"actions[{i}].params") from None
             values["actions"] = items
         return values
 

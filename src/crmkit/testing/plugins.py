@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from crmkit.core.automation import ActionKind, Rule, RuleFiring, RuleSpec
 from crmkit.core.bridge import OrganizationDraft
 from crmkit.core.cases import Case, CaseType
 from crmkit.core.custom_fields import CustomField
-from crmkit.core.entities import Contact, MasterSeed, Organization
+from crmkit.core.entities import Contact, Entity, MasterSeed, Organization
 from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
@@ -137,6 +138,18 @@ class RecordingPlugin:
     def crmkit_register_formats(self, crm: CRM) -> list[FileFormat]:
         """Record the call; contribute no file format."""
         self._record("crmkit_register_formats", crm=crm)
+        return []
+
+    @hookimpl
+    def crmkit_register_rule_actions(self, crm: CRM) -> list[ActionKind]:
+        """Record the call; contribute no action kind."""
+        self._record("crmkit_register_rule_actions", crm=crm)
+        return []
+
+    @hookimpl
+    def crmkit_register_rules(self, crm: CRM) -> list[RuleSpec]:
+        """Record the call; contribute no rule."""
+        self._record("crmkit_register_rules", crm=crm)
         return []
 
     # ------------------------------------------------- validation, ERP bridge
@@ -265,3 +278,12 @@ class RecordingPlugin:
     def crmkit_case_closed(self, crm: CRM, case: Case) -> None:
         """Record the call."""
         self._record("crmkit_case_closed", crm=crm, case=case)
+
+    @hookimpl
+    def crmkit_rule_fired(
+        self, crm: CRM, rule: Rule, firing: RuleFiring, record: Entity, note: str | None
+    ) -> None:
+        """Record the call."""
+        self._record(
+            "crmkit_rule_fired", crm=crm, rule=rule, firing=firing, record=record, note=note
+        )
