@@ -303,6 +303,8 @@ def test_load_entry_points_registers_installed_plugins(clock: FixedClock) -> Non
             "crmkit_register_case_types",
             "crmkit_register_custom_fields",
             "crmkit_register_formats",
+            "crmkit_register_rule_actions",
+            "crmkit_register_rules",
             "crmkit_register_masters",
         ] == ENTRY_POINT_PLUGIN.names()
 
