@@ -131,7 +131,9 @@ def _open(db: str, **options: Any) -> CRM:
 def demo(db: str, organizations: int, seed: int) -> None:
     """Build a sample book and print it: organizations, contacts, opportunities
     on their pipeline boards, the weighted pipeline by quarter, interactions,
-    leads, cases and one rep's agenda.
+    leads, cases and one rep's agenda; then a campaign from segment to ROI and
+    an automation rule planning a follow-up call when a deal reaches
+    negotiation.
 
     Running it again on the same database adds nothing it made before.
     """
