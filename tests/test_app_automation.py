@@ -16,6 +16,7 @@ from crmkit import (
     ActionContext,
     ActionKind,
     AutomationError,
+    AutomationReport,
     DuplicateError,
     Eq,
     FiringStatus,
@@ -358,11 +359,12 @@ def test_bad_triggers_and_actions_are_refused() -> None:
         Action.plan_interaction("call", due_in=timedelta(seconds=5))
 
 
-def test_rule_names_are_unique(crm: CRM) -> None:
-    """A second rule with the same name is a DuplicateError."""
-    _follow_up_rule(crm)
-    with pytest.raises(DuplicateError):
-        _follow_up_rule(crm)
+def test_rule_names_are_unique(any_crm: CRM) -> None:
+    """A second rule with the same name is a DuplicateError naming the field."""
+    _follow_up_rule(any_crm)
+    with pytest.raises(DuplicateError) as info:
+        _follow_up_rule(any_crm)
+    assert ("rule", "name") == (info.value.entity, info.value.field)
 
 
 def test_a_rule_reads_back_as_saved_and_updates(any_crm: CRM) -> None:
@@ -514,3 +516,52 @@ def test_a_plugin_rule_is_saved_once_and_fires(backend_url: str, clock: FixedClo
         _to_negotiation(crm, deal)
 
         assert 1 == len(crm.interactions.find(status="planned"))
+
+
+# ------------------------------------------------------------- concurrency
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_two_processes_running_due_rules_at_once_fire_each_once(
+    backend: str, tmp_path: object, request: pytest.FixtureRequest
+) -> None:
+    """Two CRMs (own connections) race on run_due: one firing, one planned call, no error."""
+    import threading
+
+    url = (
+        f"{tmp_path}/crm.db"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    with crmkit.open(url, clock=lambda: now) as setup:
+        setup.organizations.create(name="Acme")
+        setup.automation.create(
+            name="Hourly call",
+            trigger=Trigger.schedule(timedelta(hours=1)),
+            actions=[Action.plan_interaction("call")],
+        )
+    crms = [crmkit.open(url, clock=lambda: now) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    reports: list[AutomationReport] = []
+
+    def run(crm: CRM) -> None:
+        barrier.wait()
+        reports.append(crm.automation.run_due(now))
+
+    threads = [threading.Thread(target=run, args=(crm,)) for crm in crms]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        fired = sum(len(r.fired) for r in reports)
+        failed = sum(len(r.failed) for r in reports)
+        assert (1, 0, 2) == (fired, failed, len(reports))
+        assert 1 == len(crms[0].automation.firings())
+        assert 1 == crms[0].interactions.count(kind="call")
+    finally:
+        for crm in crms:
+            crm.close()
