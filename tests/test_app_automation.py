@@ -15,6 +15,7 @@ from crmkit import (
     Action,
     ActionContext,
     ActionKind,
+    And,
     AutomationError,
     AutomationReport,
     DuplicateError,
@@ -565,3 +566,28 @@ def test_two_processes_running_due_rules_at_once_fire_each_once(
     finally:
         for crm in crms:
             crm.close()
+
+
+def test_bulk_create_checks_rules_as_create_does(crm: CRM) -> None:
+    """Conditions are resolved and action kinds checked for each item; a bad one writes none."""
+    crm.markets.create(key="retail", name="Retail")
+    notify = [Action.notify()]
+    [first, second] = crm.automation.bulk_create(
+        [
+            {"name": "a", "trigger": Trigger.lead_created(), "actions": notify},
+            {
+                "name": "b",
+                "trigger": Trigger.lead_created(),
+                "actions": notify,
+                "condition": Eq("market", "retail"),
+            },
+        ]
+    )
+    assert And() == first.condition
+    assert Eq("market_id", crm.markets.get_by_key("retail").id) == second.condition
+    with pytest.raises(ValidationError) as info:
+        crm.automation.bulk_create(
+            [{"name": "c", "trigger": Trigger.lead_created(), "actions": [Action("mail")]}]
+        )
+    assert ("[0].actions[0].kind", "reference") == (info.value.field, info.value.code)
+    assert 2 == crm.automation.count()

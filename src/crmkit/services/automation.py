@@ -639,6 +639,15 @@ class AutomationService(_Service[Rule, RuleId]):
         _check_uuid(rule, "rule")
         return repo.get(cast(RuleId, rule))
 
+    def _prepare(
+        self, uow: UnitOfWork, values: Mapping[str, Any], resolve: Any = None
+    ) -> dict[str, Any]:
+        """``bulk_create`` items are checked as :meth:`create` checks its arguments."""
+        values = dict(values)
+        if "condition" in values and values["condition"] is None:
+            values["condition"] = And()
+        return super()._prepare(uow, self._checked(uow, values), resolve)
+
     def _checked(self, uow: UnitOfWork, values: Mapping[str, Any]) -> dict[str, Any]:
         """The rule's values with its condition resolved and its trigger and actions checked."""
         values = dict(values)
