@@ -591,3 +591,25 @@ def test_bulk_create_checks_rules_as_create_does(crm: CRM) -> None:
         )
     assert ("[0].actions[0].kind", "reference") == (info.value.field, info.value.code)
     assert 2 == crm.automation.count()
+
+
+def test_rules_run_after_the_outermost_commit_only(crm: CRM) -> None:
+    """Inside a transaction nothing fires yet; a rolled-back move fires nothing at all."""
+    _, _, deal = _book(crm)
+    _follow_up_rule(crm)
+    deal = crm.opportunities.advance(deal.id, to="qualified")
+    deal = crm.opportunities.advance(deal.id, to="proposal")
+
+    def change_my_mind() -> None:
+        with crm.transaction():
+            crm.opportunities.advance(deal.id, to="negotiation")
+            raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError):
+        change_my_mind()
+    assert [] == crm.automation.firings()
+
+    with crm.transaction():
+        crm.opportunities.advance(deal.id, to="negotiation")
+        assert [] == crm.interactions.find(status="planned")  # not yet: not committed
+    assert 1 == len(crm.interactions.find(status="planned"))
