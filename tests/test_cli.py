@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,95 @@ def test_installed_plugins_load_only_with_the_load_entry_points_flag() -> None:
     assert "Traceback" not in without.output
     assert (0, 0) == (flag.exit_code, variable.exit_code), flag.output + variable.output
     assert "0 contacts" in flag.output
+
+
+# ------------------------------------------------------------------ automation
+
+
+def test_demo_runs_a_campaign_to_roi_and_the_negotiation_rule(tmp_path: Path) -> None:
+    """The demo prints the campaign's results (ROI as crm.campaigns computes it) and the
+    follow-up call the negotiation rule planned; a second run adds neither again."""
+    db = str(tmp_path / "crm.db")
+    runner = CliRunner()
+    first = runner.invoke(cli, ["demo", "--db", db, "-n", "12", "--seed", "3"], env=WIDE)
+    second = runner.invoke(cli, ["demo", "--db", db, "-n", "12", "--seed", "3"], env=WIDE)
+    assert (0, 0) == (first.exit_code, second.exit_code), first.output + second.output
+
+    with crmkit.open(db) as crm:
+        campaign = crm.campaigns.get_by_name("Spring push / Campaña de primavera")
+        results = crm.campaigns.results(campaign)
+        rule = crm.automation.get_by_name("Negotiation follow-up")
+        [firing] = crm.automation.firings(rule)
+        deal = crm.opportunities.get(firing.record_id)  # type: ignore[arg-type]
+        [call] = crm.interactions.find(opportunity=deal.id, kind="call", status="planned")
+        assert 1 == crm.campaigns.count()
+    assert (2, 4) == (results.won, results.leads)
+    assert results.roi is not None
+    for output in (first.output, second.output):
+        assert "Campaign Spring push / Campaña de primavera" in output
+        assert f"{results.roi:.0%}" in output
+        assert "Automation rule Negotiation follow-up" in output
+        assert deal.name in output
+    assert "negotiation" == deal.stage
+    assert "Negotiation follow-up" == call.subject
+
+
+def test_automation_run_fires_due_rules_once(tmp_path: Path) -> None:
+    """``automation run --now`` fires an overdue rule once; the second run skips it."""
+    from datetime import UTC, datetime
+
+    from crmkit import Action, Trigger
+
+    db = str(tmp_path / "crm.db")
+    with crmkit.open(db, clock=lambda: datetime(2026, 3, 2, 9, tzinfo=UTC)) as crm:
+        acme = crm.organizations.create(name="Acme")
+        crm.interactions.plan(
+            kind="call", scheduled_at=datetime(2026, 3, 2, 10, tzinfo=UTC), organization=acme
+        )
+        crm.automation.create(
+            name="Chase",
+            trigger=Trigger.interaction_overdue(),
+            actions=[Action.plan_interaction("email", due_in=timedelta(days=1))],
+        )
+    runner = CliRunner()
+    early = runner.invoke(cli, ["automation", "run", "--db", db, "--now", "2026-03-02T09:30Z"])
+    first = runner.invoke(cli, ["automation", "run", "--db", db, "--now", "2026-03-02T11:00Z"])
+    again = runner.invoke(cli, ["automation", "run", "--db", db, "--now", "2026-03-02T11:05Z"])
+    listed = runner.invoke(cli, ["automation", "list", "--db", db], env=WIDE)
+
+    assert (0, 0, 0, 0) == (early.exit_code, first.exit_code, again.exit_code, listed.exit_code)
+    assert early.output.startswith("0 fired")
+    assert first.output.startswith("1 fired, 0 already done, 0 failed.")
+    assert "fired Chase for interaction" in first.output
+    assert again.output.startswith("0 fired, 1 already done")
+    assert "Chase" in listed.output
+    assert "interaction_overdue" in listed.output
+
+
+def test_automation_run_refuses_a_time_without_offset(tmp_path: Path) -> None:
+    """``--now`` needs a UTC offset: usage error, exit status 2."""
+    db = str(tmp_path / "crm.db")
+    result = CliRunner().invoke(cli, ["automation", "run", "--db", db, "--now", "2026-03-02"])
+    assert 2 == result.exit_code
+    assert "--now" in result.stderr
+
+
+def test_automation_run_exits_1_when_a_firing_fails(tmp_path: Path) -> None:
+    """A failed firing is printed and the exit status is 1 (cron mails it)."""
+    from datetime import UTC, datetime
+
+    from crmkit import Action, Trigger
+
+    db = str(tmp_path / "crm.db")
+    with crmkit.open(db) as crm:
+        crm.organizations.create(name="Acme")
+        crm.automation.create(  # the sequence is registered by code this process lacks
+            name="Hourly",
+            trigger=Trigger.schedule(timedelta(hours=1)),
+            actions=[Action.apply_sequence("onboarding")],
+        )
+    result = CliRunner().invoke(
+        cli, ["automation", "run", "--db", db, "--now", datetime.now(UTC).isoformat()]
+    )
+    assert 1 == result.exit_code, result.output
+    assert "failed: an automation rule failed in action 0 (apply_sequence)" in result.stderr

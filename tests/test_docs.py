@@ -13,6 +13,7 @@ import pytest
 
 from crmkit.core import (
     analytics,
+    automation,
     campaigns,
     cases,
     contact_points,
@@ -198,6 +199,7 @@ def _enums() -> list[type[enum.Enum]]:
         targets,
         segments,
         campaigns,
+        automation,
     ):
         for value in vars(module).values():
             if (

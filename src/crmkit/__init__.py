@@ -27,6 +27,19 @@ from crmkit.app import (
     open,
 )
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
+from crmkit.core.automation import (
+    Action,
+    ActionContext,
+    ActionKind,
+    AutomationReport,
+    FiringStatus,
+    Rule,
+    RuleFiring,
+    RuleSpec,
+    RuleSubject,
+    Trigger,
+    TriggerKind,
+)
 from crmkit.core.bridge import ContactDraft, OrganizationDraft, SyncResult
 from crmkit.core.campaigns import Campaign, CampaignKind, CampaignResults, CampaignStatus
 from crmkit.core.cases import Case, CasePriority, CaseStatus, CaseType, SlaTarget
@@ -55,6 +68,7 @@ from crmkit.core.entities import (
 )
 from crmkit.core.errors import (
     AccessDenied,
+    AutomationError,
     ConcurrencyError,
     CrmkitError,
     CurrencyMismatchError,
@@ -81,6 +95,8 @@ from crmkit.core.ids import (
     OutcomeId,
     PositionId,
     ProductId,
+    RuleFiringId,
+    RuleId,
     SalesTargetId,
     SegmentId,
     SourceId,
@@ -128,6 +144,9 @@ __all__ = [
     "CRM",
     "UNSET",
     "AccessDenied",
+    "Action",
+    "ActionContext",
+    "ActionKind",
     "Address",
     "AddressKind",
     "Agenda",
@@ -136,6 +155,8 @@ __all__ = [
     "AuditAction",
     "AuditChange",
     "AuditEntry",
+    "AutomationError",
+    "AutomationReport",
     "Campaign",
     "CampaignId",
     "CampaignKind",
@@ -167,6 +188,7 @@ __all__ = [
     "Entity",
     "Eq",
     "FileFormat",
+    "FiringStatus",
     "Forecast",
     "ForecastEstimate",
     "ForecastMethod",
@@ -225,6 +247,12 @@ __all__ = [
     "Registry",
     "Role",
     "RowError",
+    "Rule",
+    "RuleFiring",
+    "RuleFiringId",
+    "RuleId",
+    "RuleSpec",
+    "RuleSubject",
     "SalesTarget",
     "SalesTargetId",
     "Segment",
@@ -246,6 +274,8 @@ __all__ = [
     "TeamId",
     "TimelineEntry",
     "Transaction",
+    "Trigger",
+    "TriggerKind",
     "Unset",
     "User",
     "UserId",

@@ -109,6 +109,7 @@ from crmkit.plugins.host import (
 )
 from crmkit.serialization import converter
 from crmkit.services.analytics import AnalyticsService
+from crmkit.services.automation import AutomationService
 from crmkit.services.base import (
     UNSET,
     DomainEvent,
@@ -280,6 +281,8 @@ class CRM:
             (:class:`~crmkit.services.targets.SalesTargetService`).
         forecast: the probabilistic forecast, attainment, backtest and
             calibration (:class:`~crmkit.services.forecast.ForecastService`).
+        automation: automation rules, fired after commit and by ``run_due``
+            (:class:`~crmkit.services.automation.AutomationService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -349,17 +352,24 @@ class CRM:
         self.teams = TeamService(self)
         self.targets = SalesTargetService(self)
         self.forecast = ForecastService(self)
-        self.pipelines.load(plugins.register_pipelines(self))
-        self.interactions.kinds.load(plugins.register_interaction_kinds(self))
-        self.cases.types.load(plugins.register_case_types(self))
-        self.custom_fields.load(plugins.register_custom_fields(self))
+        self.automation = AutomationService(self)
         self.formats: Registry[FileFormat] = Registry(FileFormat, "file format", "format")
-        self.formats.load(plugins.register_formats(self))
+        self._load_registrations(plugins)
         self.imports = ImportService(self)
         self.exports = ExportService(self)
         self.cards = CardService(self)
         self.calendar = CalendarService(self)
         self.inbox = InboxService(self)
+
+    def _load_registrations(self, plugins: PluginHost) -> None:
+        """What plugins register: pipelines, kinds, custom fields, formats, rule actions, rules."""
+        self.pipelines.load(plugins.register_pipelines(self))
+        self.interactions.kinds.load(plugins.register_interaction_kinds(self))
+        self.cases.types.load(plugins.register_case_types(self))
+        self.custom_fields.load(plugins.register_custom_fields(self))
+        self.formats.load(plugins.register_formats(self))
+        self.automation.actions.load(plugins.register_rule_actions(self))
+        self.automation.registered = plugins.register_rules(self)
 
     # ------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -562,6 +572,7 @@ class CRM:
                 failures.extend(self.plugins.organization_created(self, event.entity).failures)
             elif isinstance(event.entity, Contact):
                 failures.extend(self.plugins.contact_created(self, event.entity).failures)
+        failures.extend(self.automation._after_commit(events))
         report = DeliveryReport(tuple(failures)) if failures else DELIVERED
         self._delivery.set(report)
         return report
@@ -1606,7 +1617,8 @@ def open(
         load_entry_points: also load plugins installed under the ``crmkit``
             entry-point group.
         builtins: register crmkit's built-in plugins (default masters).
-        seed_masters: create missing master entries that plugins register.
+        seed_masters: create missing master entries and automation rules
+            that plugins register.
         clock: returns the current time, timezone-aware (tests inject one).
         default_region: ISO 3166 country for reading national phone numbers.
         actor: who the audit trail records as making changes.
@@ -1659,6 +1671,7 @@ def open(
         )
         if seed_masters:
             crm.seed_masters()
+            crm.automation._seed()
     except BaseException:
         store.close()
         raise

@@ -6,8 +6,10 @@ through the API and prints a summary; ``crmkit db current`` and ``crmkit db
 upgrade`` show and upgrade the database schema; ``crmkit import`` and ``crmkit
 export`` move records in and out of files (:mod:`crmkit.io`); ``crmkit dedupe``
 lists likely duplicate contacts or organizations with their probability and
-reasons.  Any :class:`crmkit.CrmkitError` ends the command with a one-line
-message in red and exit status 1, never a traceback.
+reasons; ``crmkit automation list`` and ``crmkit automation run`` show the
+automation rules and fire the time-based ones.  Any
+:class:`crmkit.CrmkitError` ends the command with a one-line message in red
+and exit status 1, never a traceback.
 
 .. versionadded:: 0.1
 """
@@ -35,14 +37,18 @@ from rich.text import Text
 import crmkit
 from crmkit import (
     CRM,
+    Action,
     Contact,
     ContactId,
     CrmkitError,
+    In,
     Lifecycle,
     Master,
     Money,
+    OpportunityId,
     Organization,
     OrganizationId,
+    Trigger,
 )
 from crmkit.core.analytics import Dimension, Period, PeriodKind
 from crmkit.core.duplicates import Candidate
@@ -135,7 +141,9 @@ def _open(db: str, **options: Any) -> CRM:
 def demo(db: str, organizations: int, seed: int) -> None:
     """Build a sample book and print it: organizations, contacts, opportunities
     on their pipeline boards, the weighted pipeline by quarter, interactions,
-    leads, cases and one rep's agenda.
+    leads, cases and one rep's agenda; then a campaign from segment to ROI and
+    an automation rule planning a follow-up call when a deal reaches
+    negotiation.
 
     Running it again on the same database adds nothing it made before.
     """
@@ -164,6 +172,10 @@ def demo(db: str, organizations: int, seed: int) -> None:
         if not book.organizations and not book.skipped:
             console.print("The sample book has no organizations (--organizations 0).")
         _print_summary(console, crm)
+        # after the summary: the book above is the sample's, untouched by what follows
+        for table in (*_campaign_demo(crm), *_automation_demo(crm)):
+            console.print()
+            console.print(table)
 
 
 @cli.group()
@@ -214,6 +226,95 @@ def upgrade(db: str) -> None:
         Console(soft_wrap=True).print(
             f"{_redact(db)}: upgraded from {before or '(empty)'} to {after}"
         )
+
+
+@cli.group()
+def automation() -> None:
+    """List automation rules and run the time-based ones (from cron)."""
+
+
+@automation.command("list")
+@_DB_OPTION
+def automation_list(db: str) -> None:
+    """List the automation rules: trigger, condition, actions, firings."""
+    console = Console()
+    with _open(db) as crm:
+        rules = crm.automation.find(order_by="name", archived=None)
+        if not rules:
+            console.print("No automation rules.")
+            return
+        table = _table("Automation rules")
+        for name in ("rule", "trigger", "actions", "enabled"):
+            table.add_column(name)
+        for name in ("fired", "failed"):
+            table.add_column(name, justify="right")
+        for rule in rules:
+            table.add_row(
+                rule.name,
+                _trigger_text(rule.trigger),
+                ", ".join(a.kind for a in rule.actions),
+                "yes" if rule.enabled and not rule.archived else "no",
+                str(len(crm.automation.firings(rule, status="done"))),
+                str(len(crm.automation.firings(rule, status="failed"))),
+            )
+        console.print(table)
+
+
+@automation.command("run")
+@_DB_OPTION
+@click.option(
+    "--now",
+    "now_",
+    default=None,
+    metavar="ISO-8601",
+    help="The instant to run at, with its offset (default: the clock).",
+)
+def automation_run(db: str, now_: str | None) -> None:
+    """Fire the time-based rules that are due (overdue interactions, SLAs, schedules).
+
+    Run it from cron every few minutes; each rule fires once per record and
+    occurrence however often it runs.  Exits with status 1 if a firing failed.
+    """
+    console = Console(soft_wrap=True)
+    when = _instant(now_)
+    with _open(db) as crm:
+        report = crm.automation.run_due(when)
+        names = {r.id: r.name for r in crm.automation.find(archived=None)}
+    console.print(
+        f"[bold]{len(report.fired)}[/] fired, [bold]{report.skipped}[/] already done, "
+        f"[bold]{len(report.failed)}[/] failed."
+    )
+    for firing in report.fired:
+        console.print(
+            Text(f"  fired {names.get(firing.rule_id, firing.rule_id)} for ")
+            + Text(f"{firing.record_entity} {firing.record_id}")
+        )
+    for error in report.failed:
+        Console(stderr=True, soft_wrap=True).print(Text(f"  failed: {error}", style="red"))
+    if report.failed:
+        raise click.exceptions.Exit(1)
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter("must be an ISO 8601 date and time", param_hint="--now") from None
+    if value.utcoffset() is None:
+        raise click.BadParameter("needs a UTC offset (+01:00, Z)", param_hint="--now")
+    return value
+
+
+def _trigger_text(trigger: Trigger) -> str:
+    kind = trigger.kind.value
+    if trigger.stage is not None:
+        where = f"{trigger.pipeline}/" if trigger.pipeline else ""
+        return f"{kind} -> {where}{trigger.stage}"
+    if trigger.every_minutes is not None:
+        return f"{kind} every {trigger.every_minutes} min"
+    return kind
 
 
 @cli.command()
@@ -1238,6 +1339,129 @@ def _agenda(crm: CRM) -> list[Table]:
         due = case.sla_due.astimezone(tz).strftime("%a %d %b %H:%M")
         org = names.get(case.organization_id, "") if case.organization_id else ""
         table.add_row(Text(due, style="red"), "case SLA", case.case_type, case.subject, org)
+    return [table]
+
+
+#: The demo's campaign, segment and rule (found by name on a second run).
+_DEMO_CAMPAIGN: Final = "Spring push / Campaña de primavera"
+_DEMO_SEGMENT: Final = "Prospects and customers"
+_DEMO_RULE: Final = "Negotiation follow-up"
+
+
+def _campaign_demo(crm: CRM) -> list[Table]:
+    """A campaign from segment to ROI: segment, budget, launch, calls, attribution, results.
+
+    The first run builds it in one transaction; later runs only read it back.
+    """
+    try:
+        campaign = crm.campaigns.get_by_name(_DEMO_CAMPAIGN)
+    except crmkit.NotFoundError:
+        campaign = _build_campaign(crm)
+    results = crm.campaigns.results(campaign)
+    calls = crm.interactions.count(campaign=campaign.id, kind="call")
+    table = _table(
+        f"Campaign {campaign.name}",
+        caption=f"segment {_DEMO_SEGMENT!r}: lifecycle prospect or customer",
+    )
+    for name in ("Members", "Calls", "Leads", "Deals", "Won", "Won value", "Cost", "Per lead"):
+        table.add_column(name, justify="right")
+    table.add_column("ROI", justify="right")
+    table.add_row(
+        str(results.members),
+        str(calls),
+        str(results.leads),
+        str(results.opportunities),
+        str(results.won),
+        _short_money(results.won_value),
+        _short_money(results.cost),
+        _short_money(results.cost_per_lead),
+        "-" if results.roi is None else f"{results.roi:.0%}",
+    )
+    return [table]
+
+
+def _build_campaign(crm: CRM) -> crmkit.Campaign:
+    now = crm.now()
+    with crm.transaction():
+        try:
+            segment = crm.segments.get_by_name(_DEMO_SEGMENT)
+        except crmkit.NotFoundError:
+            segment = crm.segments.create(
+                name=_DEMO_SEGMENT, criteria=In("lifecycle", ["prospect", "customer"])
+            )
+        campaign = crm.campaigns.create(
+            name=_DEMO_CAMPAIGN,
+            kind="call",
+            segment=segment,
+            starts_on=now.date(),
+            budget=Money("5000", "EUR"),
+            actual_cost=Money("3200", "EUR"),
+        )
+        campaign = crm.campaigns.launch(campaign)
+        users = crm.users.find(order_by="name", limit=3)
+        if users:
+            crm.campaigns.plan_actions(
+                campaign, kind="call", at=now + timedelta(days=7), users=users
+            )
+        members = crm.campaigns.members(campaign)[:4]
+        for n, member in enumerate(members):
+            crm.leads.create(
+                first_name="Demo", last_name=f"Lead {n + 1}", company=member.name, campaign=campaign
+            )
+            deal = crm.opportunities.create(
+                name=f"{member.name}: spring order",
+                organization=member,
+                pipeline="sales",
+                amount=Money(4000 + 1500 * n, "EUR"),
+                expected_close=now.date() + timedelta(days=30),
+                campaign=campaign,
+            )
+            if n < 2:  # two of them won already
+                for stage in ("qualified", "proposal"):
+                    deal = crm.opportunities.advance(deal.id, to=stage)
+                crm.opportunities.win(deal.id)
+    return crm.campaigns.get(campaign.id)
+
+
+def _automation_demo(crm: CRM) -> list[Table]:
+    """The negotiation follow-up rule, and the call it planned when a deal reached negotiation."""
+    try:
+        rule = crm.automation.get_by_name(_DEMO_RULE)
+    except crmkit.NotFoundError:
+        rule = crm.automation.create(
+            name=_DEMO_RULE,
+            description="Plan a follow-up call when a sales deal reaches negotiation",
+            trigger=Trigger.stage_changed("negotiation", pipeline="sales"),
+            actions=[Action.plan_interaction("call", due_in=timedelta(days=2))],
+        )
+        ready = crm.opportunities.find(
+            pipeline="sales", stage="proposal", status="open", order_by="name", limit=1
+        )
+        if ready:
+            crm.opportunities.advance(ready[0].id, to="negotiation")  # the rule fires
+    table = _table(
+        f"Automation rule {rule.name}",
+        caption="when a sales deal reaches negotiation: a call two days later, for its owner",
+    )
+    for name in ("Deal", "Planned call", "Due", "For"):
+        table.add_column(name)
+    users = {u.id: u for u in crm.users.find(archived=None)}
+    for firing in crm.automation.firings(rule, limit=5):
+        if firing.record_id is None:
+            continue
+        deal = crm.opportunities.get(OpportunityId(firing.record_id))
+        for call in crm.interactions.find(opportunity=deal.id, kind="call", status="planned"):
+            owner = users.get(call.assignee_id) if call.assignee_id else None
+            table.add_row(
+                deal.name,
+                call.subject or "",
+                (call.scheduled_at or firing.fired_at)
+                .astimezone(crm.timezone)
+                .strftime("%Y-%m-%d %H:%M"),
+                owner.name if owner else "-",
+            )
+    if not table.row_count:
+        table.add_row("no sales deal reached negotiation yet", "", "", "")
     return [table]
 
 

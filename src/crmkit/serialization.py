@@ -14,6 +14,9 @@ never in core.  The rules:
   "lifecycle", "value": "customer"}``); a filter value that JSON cannot tell
   apart from text is tagged by its type (``{"uuid": "..."}``, ``{"date":
   "..."}``, ``{"datetime": "..."}``, ``{"decimal": "..."}``, ``{"money": {...}}``);
+* a rule's trigger is ``{"kind": "stage_changed", "stage": "negotiation",
+  "pipeline": null, "every_minutes": null}``, each action ``{"kind":
+  "plan_interaction", "params": {...}}`` (JSON scalars only);
 * unknown keys, missing keys and wrong types are refused.
 
 :meth:`CrmConverter.structure` raises only :class:`crmkit.ValidationError`,
@@ -39,6 +42,7 @@ from cattrs.errors import (
     IterableValidationError,
 )
 
+from crmkit.core.automation import Action, Trigger
 from crmkit.core.contact_points import EmailAddress, PhoneNumber
 from crmkit.core.custom_fields import CustomValues, custom_from_json, custom_to_json
 from crmkit.core.errors import ValidationError
@@ -475,12 +479,63 @@ def make_converter() -> CrmConverter:
     )
     c.register_structure_hook_factory(_is_collection, c._structure_collection)
     c.register_unstructure_hook_func(_is_criteria, unstructure_criteria)
+    c.register_unstructure_hook(Trigger, _unstructure_trigger)
+    c.register_structure_hook(Trigger, _structure_trigger)
+    c.register_unstructure_hook(Action, _unstructure_action)
+    c.register_structure_hook(Action, _structure_action)
     c.register_structure_hook_func(_is_criteria, _structure_criteria_as)
     c.register_unstructure_hook_func(
         lambda t: get_origin(t) is frozenset or t is frozenset,  # type: ignore[comparison-overlap]
         lambda s: sorted((c.unstructure(v) for v in s), key=str),
     )
     return c
+
+
+def _unstructure_trigger(trigger: Trigger) -> dict[str, Any]:
+    return {
+        "kind": trigger.kind.value,
+        "stage": trigger.stage,
+        "pipeline": trigger.pipeline,
+        "every_minutes": trigger.every_minutes,
+    }
+
+
+_TRIGGER_KEYS: Final = frozenset({"kind", "stage", "pipeline", "every_minutes"})
+
+
+def _structure_trigger(data: object, _: type) -> Trigger:
+    if not isinstance(data, dict):
+        raise _type_error("an object", data)
+    unknown = set(data) - _TRIGGER_KEYS
+    if unknown:
+        raise ValidationError(
+            sorted(unknown)[0], "is not a trigger field", code="unknown_field", value=data
+        )
+    if "kind" not in data:
+        raise ValidationError("kind", "is required", code="required")
+    every = data.get("every_minutes")
+    if isinstance(every, bool) or (every is not None and not isinstance(every, int)):
+        raise ValidationError("every_minutes", "must be a whole number", code="type", value=every)
+    return Trigger(
+        data["kind"], stage=data.get("stage"), pipeline=data.get("pipeline"), every_minutes=every
+    )
+
+
+def _unstructure_action(action: Action) -> dict[str, Any]:
+    return {"kind": action.kind, "params": dict(action.params)}
+
+
+def _structure_action(data: object, _: type) -> Action:
+    if not isinstance(data, dict):
+        raise _type_error("an object", data)
+    unknown = set(data) - {"kind", "params"}
+    if unknown:
+        raise ValidationError(
+            sorted(unknown)[0], "is not an action field", code="unknown_field", value=data
+        )
+    if "kind" not in data:
+        raise ValidationError("kind", "is required", code="required")
+    return Action(data["kind"], data.get("params", {}))
 
 
 def _structure_criteria_as(data: object, cl: Any) -> Criteria:

@@ -11,6 +11,7 @@ import crmkit
 from crmkit.core import errors
 from crmkit.core.errors import (
     AccessDenied,
+    AutomationError,
     ConcurrencyError,
     CrmkitError,
     CurrencyMismatchError,
@@ -55,6 +56,11 @@ CASES: list[tuple[CrmkitError, type[Exception], dict[str, object]]] = [
         {"expected_version": 3, "actual_version": None},
     ),
     (AccessDenied("update", "organization"), PermissionError, {"action": "update"}),
+    (
+        AutomationError("Follow-up", "r:k", 1, "send_template", "RuntimeError: down"),
+        CrmkitError,
+        {"rule": "Follow-up", "key": "r:k", "action": 1, "kind": "send_template"},
+    ),
     (
         HookError("crmkit_create_sales_order", "ERP down", committed=True),
         CrmkitError,

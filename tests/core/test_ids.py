@@ -24,6 +24,8 @@ from crmkit.core.ids import (
     OutcomeId,
     PositionId,
     ProductId,
+    RuleFiringId,
+    RuleId,
     SegmentId,
     SourceId,
     UserId,
@@ -48,6 +50,8 @@ _ID_TYPES = (
     LeadId,
     CaseId,
     SegmentId,
+    RuleId,
+    RuleFiringId,
 )
 
 

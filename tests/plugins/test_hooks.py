@@ -84,6 +84,11 @@ TESTED_IN = {
     "test_store_backend_hooks.py": ["crmkit_register_store_backends"],
     "test_format_hooks.py": ["crmkit_register_formats"],
     "test_forecast_hooks.py": ["crmkit_register_forecast_methods"],
+    "test_automation_hooks.py": [
+        "crmkit_register_rule_actions",
+        "crmkit_register_rules",
+        "crmkit_rule_fired",
+    ],
 }
 
 
@@ -773,6 +778,8 @@ def test_recording_plugin_records_every_call_in_order(clock: FixedClock) -> None
             "crmkit_register_case_types",
             "crmkit_register_custom_fields",
             "crmkit_register_formats",
+            "crmkit_register_rule_actions",
+            "crmkit_register_rules",
             "crmkit_register_masters",
             "crmkit_validate_organization",
             "crmkit_organization_created",

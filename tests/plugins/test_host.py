@@ -28,6 +28,7 @@ BUILTINS = [
     "crmkit.plugins.builtin_masters",
     "crmkit.plugins.builtin_pipelines",
     "crmkit.plugins.builtin_activities",
+    "crmkit.plugins.builtin_automation",
     "crmkit.io.formats",
 ]
 
@@ -302,6 +303,8 @@ def test_load_entry_points_registers_installed_plugins(clock: FixedClock) -> Non
             "crmkit_register_case_types",
             "crmkit_register_custom_fields",
             "crmkit_register_formats",
+            "crmkit_register_rule_actions",
+            "crmkit_register_rules",
             "crmkit_register_masters",
         ] == ENTRY_POINT_PLUGIN.names()
 

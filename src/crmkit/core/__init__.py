@@ -26,6 +26,7 @@ from crmkit.core.entities import (
 )
 from crmkit.core.errors import (
     AccessDenied,
+    AutomationError,
     ConcurrencyError,
     CrmkitError,
     CurrencyMismatchError,
@@ -56,6 +57,7 @@ __all__ = [
     "Address",
     "AddressKind",
     "Archived",
+    "AutomationError",
     "Channel",
     "ConcurrencyError",
     "Contact",

@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "AccessDenied",
+    "AutomationError",
     "ConcurrencyError",
     "CrmkitError",
     "CurrencyMismatchError",
@@ -234,3 +235,35 @@ class StorageError(CrmkitError):
 
 def _rebuild_storage_error(cls: type[StorageError], message: str, retryable: bool) -> StorageError:
     return cls(message, retryable=retryable)
+
+
+class AutomationError(CrmkitError):
+    """An automation rule's action failed; the firing was undone and recorded.
+
+    Never raised by the write that triggered the rule (that write stays
+    committed): it is reported in ``crm.automation.last_report`` (and, for
+    rules heard after a commit, in ``crm.last_delivery``).  The original
+    exception is its ``__cause__``.
+
+    Attributes:
+        rule: the rule's name.
+        key: the firing's idempotency key.
+        action: the failing action's position in the rule (``None``: the
+            failure was not in an action, such as a journal write).
+        kind: the failing action's kind (``"plan_interaction"``).
+        reason: the original error's type and message.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, rule: str, key: str, action: int | None, kind: str | None, reason: str):
+        self.rule = rule
+        self.key = key
+        self.action = action
+        self.kind = kind
+        self.reason = reason
+        where = "" if action is None else f" in action {action} ({kind})"
+        super().__init__(f"an automation rule failed{where}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.rule, self.key, self.action, self.kind, self.reason))

@@ -29,6 +29,8 @@ __all__ = [
     "OutcomeId",
     "PositionId",
     "ProductId",
+    "RuleFiringId",
+    "RuleId",
     "SalesTargetId",
     "SegmentId",
     "SourceId",
@@ -56,6 +58,8 @@ CaseId = NewType("CaseId", UUID)
 SegmentId = NewType("SegmentId", UUID)
 TeamId = NewType("TeamId", UUID)
 SalesTargetId = NewType("SalesTargetId", UUID)
+RuleId = NewType("RuleId", UUID)
+RuleFiringId = NewType("RuleFiringId", UUID)
 
 _lock = threading.Lock()
 _last = [0, 0]  # [unix milliseconds, 12-bit counter] of the previous id

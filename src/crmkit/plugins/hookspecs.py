@@ -33,10 +33,11 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from crmkit.app import CRM
+    from crmkit.core.automation import ActionKind, Rule, RuleFiring, RuleSpec
     from crmkit.core.bridge import OrganizationDraft
     from crmkit.core.cases import Case, CaseType
     from crmkit.core.custom_fields import CustomField
-    from crmkit.core.entities import Contact, MasterSeed, Organization
+    from crmkit.core.entities import Contact, Entity, MasterSeed, Organization
     from crmkit.core.forecast import ForecastMethod
     from crmkit.core.formats import FileFormat
     from crmkit.core.interactions import Interaction, InteractionKind
@@ -197,6 +198,47 @@ def crmkit_register_forecast_methods(crm: CRM) -> list[ForecastMethod]:  # type:
 
     Returns:
         A list of :class:`crmkit.core.forecast.ForecastMethod`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_register_rule_actions(crm: CRM) -> list[ActionKind]:  # type: ignore[empty-body]
+    """Contribute kinds of action automation rules can do (``send_template``...).
+
+    Called once when the CRM is opened.  crmkit's built-in plugin registers
+    ``plan_interaction``, ``apply_sequence``, ``assign_owner`` and ``notify``
+    through this hook.  A rule naming a kind no plugin registers is refused
+    when saved; a saved rule whose kind is gone fails when it fires (recorded
+    and reported).  A key registered twice is a :class:`crmkit.PluginError`
+    at ``crmkit.open()``.
+
+    Args:
+        crm: the CRM being opened.
+
+    Returns:
+        A list of :class:`crmkit.ActionKind`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_register_rules(crm: CRM) -> list[RuleSpec]:  # type: ignore[empty-body]
+    """Contribute automation rules.
+
+    Called once when the CRM is opened.  :func:`crmkit.open` (with
+    ``seed_masters=True``, the default) saves each rule whose name no rule
+    has yet; existing rules are never changed, so users may edit or disable
+    them.  A name registered twice is a :class:`crmkit.PluginError` at
+    ``crmkit.open()``.
+
+    Args:
+        crm: the CRM being opened.
+
+    Returns:
+        A list of :class:`crmkit.RuleSpec`.
 
     .. versionadded:: 0.1
     """
@@ -500,6 +542,29 @@ def crmkit_case_closed(crm: CRM, case: Case) -> None:
     Args:
         crm: the CRM.
         case: the closed case.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crmkit_rule_fired(
+    crm: CRM, rule: Rule, firing: RuleFiring, record: Entity, note: str | None
+) -> None:
+    """An automation rule with a ``notify`` action fired, and the firing committed.
+
+    Called once per ``notify`` action of the firing, after the commit of the
+    firing's effects (never for a failed firing, nor again for a
+    re-delivered event).  An exception here is logged and reported, never
+    undoing the firing.
+
+    Args:
+        crm: the CRM.
+        rule: the rule that fired.
+        firing: its journal entry (``key``, ``record_id``, ``fired_at``).
+        record: the record it fired for (opportunity, lead, interaction,
+            case or organization), as it was when the rule was triggered.
+        note: the ``notify`` action's note.
 
     .. versionadded:: 0.1
     """

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import pluggy
 
+from crmkit.core.automation import ActionKind, Rule, RuleFiring, RuleSpec
 from crmkit.core.bridge import OrganizationDraft
 from crmkit.core.cases import Case, CaseType
 from crmkit.core.custom_fields import CustomField
@@ -57,6 +58,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "crmkit.plugins.builtin_masters",
     "crmkit.plugins.builtin_pipelines",
     "crmkit.plugins.builtin_activities",
+    "crmkit.plugins.builtin_automation",
     "crmkit.io.formats",
 )
 
@@ -405,6 +407,31 @@ class PluginHost:
             seen.add(method.name)
         return methods
 
+    def register_rule_actions(self, crm: CRM) -> list[ActionKind]:
+        """Every plugin's rule action kinds (``crmkit_register_rule_actions``).
+
+        Raises:
+            PluginError: a key registered twice, or not a list of ActionKind.
+        """
+        name = "crmkit_register_rule_actions"
+        kinds = self._flatten(name, self._call(name, crm=crm), ActionKind)
+        return self._unique(kinds, "rule action kind")
+
+    def register_rules(self, crm: CRM) -> list[RuleSpec]:
+        """Every plugin's automation rules (``crmkit_register_rules``).
+
+        Raises:
+            PluginError: a name registered twice, or not a list of RuleSpec.
+        """
+        name = "crmkit_register_rules"
+        rules: list[RuleSpec] = self._flatten(name, self._call(name, crm=crm), RuleSpec)
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.name in seen:
+                raise PluginError(f"rule {rule.name!r} is registered twice")
+            seen.add(rule.name)
+        return rules
+
     # --------------------------------------------------------- validation
     def validate(self, crm: CRM, entity: Entity, previous: Entity | None) -> None:
         """Let plugins veto a record about to be written (``crmkit_validate_<entity>``).
@@ -605,6 +632,14 @@ class PluginHost:
     def case_closed(self, crm: CRM, case: Case) -> DeliveryReport:
         """Call ``crmkit_case_closed``."""
         return self._notify("crmkit_case_closed", crm=crm, case=case)
+
+    def rule_fired(
+        self, crm: CRM, rule: Rule, firing: RuleFiring, record: Entity, note: str | None
+    ) -> DeliveryReport:
+        """Call ``crmkit_rule_fired``."""
+        return self._notify(
+            "crmkit_rule_fired", crm=crm, rule=rule, firing=firing, record=record, note=note
+        )
 
     # ------------------------------------------------------------ lookups
     def exchange_rate(self, crm: CRM, base: str, quote: str, on: date) -> Decimal | None:

@@ -51,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
+from crmkit.core.automation import Rule, RuleFiring
 from crmkit.core.campaigns import Campaign
 from crmkit.core.cases import Case
 from crmkit.core.contact_points import Address, AddressKind, EmailAddress, PhoneNumber
@@ -109,6 +110,8 @@ ENTITY_TYPES: Final[tuple[type[Entity], ...]] = (
     MergeJournal,
     Team,
     SalesTarget,
+    Rule,
+    RuleFiring,
 )
 
 _TABLE_NAMES: Final = {
@@ -131,6 +134,8 @@ _TABLE_NAMES: Final = {
     "campaign": "campaigns",
     "team": "teams",
     "sales_target": "targets",
+    "rule": "rules",
+    "rule_firing": "rule_firings",
 }
 
 NAMING: Final = {
@@ -248,6 +253,8 @@ def _kind_of(hint: Any) -> _Kind:
         return _Kind.ENUM
     if get_origin(hint) in (tuple, frozenset, list, dict, Union, types.UnionType):
         return _Kind.JSON  # collections, and tagged unions (a segment's criteria tree)
+    if attrs.has(hint):
+        return _Kind.JSON  # a value object the converter knows (a rule's trigger)
     raise TypeError(f"no column type for {hint!r}")  # a new field type needs a mapping here
 
 
@@ -406,6 +413,8 @@ _ITEM_DECODERS: Final[dict[Any, Callable[[Any], Any]]] = {
 
 
 def _json_decoder(hint: Any) -> Callable[[Any], Any]:
+    if attrs.has(hint):  # one value object (a rule's trigger): the converter knows it
+        return lambda v: converter.structure(v, hint)
     origin = get_origin(hint)
     item = get_args(hint)[0]
     if isinstance(item, type) and issubclass(item, enum.Enum):
@@ -617,6 +626,8 @@ _quote: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 
 def _json_text_encoder(hint: Any) -> Callable[[Any], str] | None:
     """``json.dumps(converter.unstructure(value))`` for a collection of text-like items."""
+    if not get_args(hint):  # one value object (a rule's trigger), not a collection
+        return None
     item = get_args(hint)[0]
     text: Callable[[Any], str]
     if item is str:

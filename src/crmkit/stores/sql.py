@@ -300,7 +300,9 @@ def _translate(error: Exception, cls: type[Entity] | None) -> CrmkitError:
         constraint = getattr(diag, "constraint_name", None) or ""
         sqlstate = getattr(orig, "sqlstate", None)
         if sqlstate == "23505" or constraint.startswith(("uq_", "pk_")):
-            field = "id" if constraint.startswith("pk_") else _field_from_constraint(constraint)
+            field = (
+                "id" if constraint.startswith("pk_") else _field_from_constraint(constraint, cls)
+            )
             return DuplicateError(entity, field)
         if "FOREIGN KEY" in message or sqlstate == "23503":
             return ValidationError("", "refers to a record that does not exist", code="reference")
@@ -311,8 +313,12 @@ def _translate(error: Exception, cls: type[Entity] | None) -> CrmkitError:
     return StorageError(f"database error: {message}")
 
 
-def _field_from_constraint(constraint: str) -> str:
-    # uq_<table>_<field>; table names have no underscore but audit_log
+def _field_from_constraint(constraint: str, cls: type[Entity] | None = None) -> str:
+    # uq_<table>_<field>; a table name may hold underscores (rule_firings, loss_reasons)
+    if cls is not None and cls in TABLES:
+        prefix = f"uq_{TABLES[cls].name}_"
+        if constraint.startswith(prefix):
+            return constraint.removeprefix(prefix)
     parts = constraint.split("_", 2)
     return parts[2] if len(parts) == 3 else constraint
 

@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from crmkit.core.automation import ActionKind, Rule, RuleFiring, RuleSpec
 from crmkit.core.bridge import OrganizationDraft
 from crmkit.core.cases import Case, CaseType
 from crmkit.core.custom_fields import CustomField
-from crmkit.core.entities import Contact, MasterSeed, Organization
+from crmkit.core.entities import Contact, Entity, MasterSeed, Organization
 from crmkit.core.forecast import ForecastMethod
 from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
@@ -145,6 +146,18 @@ class RecordingPlugin:
     def crmkit_register_forecast_methods(self, crm: CRM) -> list[ForecastMethod]:
         """Record the call; contribute no forecast method."""
         self._record("crmkit_register_forecast_methods", crm=crm)
+        return []
+
+    @hookimpl
+    def crmkit_register_rule_actions(self, crm: CRM) -> list[ActionKind]:
+        """Record the call; contribute no action kind."""
+        self._record("crmkit_register_rule_actions", crm=crm)
+        return []
+
+    @hookimpl
+    def crmkit_register_rules(self, crm: CRM) -> list[RuleSpec]:
+        """Record the call; contribute no rule."""
+        self._record("crmkit_register_rules", crm=crm)
         return []
 
     # ------------------------------------------------- validation, ERP bridge
@@ -283,3 +296,12 @@ class RecordingPlugin:
     def crmkit_case_closed(self, crm: CRM, case: Case) -> None:
         """Record the call."""
         self._record("crmkit_case_closed", crm=crm, case=case)
+
+    @hookimpl
+    def crmkit_rule_fired(
+        self, crm: CRM, rule: Rule, firing: RuleFiring, record: Entity, note: str | None
+    ) -> None:
+        """Record the call."""
+        self._record(
+            "crmkit_rule_fired", crm=crm, rule=rule, firing=firing, record=record, note=note
+        )
