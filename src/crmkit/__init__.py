@@ -64,13 +64,16 @@ from crmkit.core.errors import (
     NotFoundError,
     PluginError,
     StorageError,
+    TemplateError,
     ValidationError,
 )
 from crmkit.core.formats import FileFormat, MalformedRow, ReadOptions, WriteOptions
 from crmkit.core.ids import (
+    CampaignEmailId,
     CampaignId,
     CaseId,
     ContactId,
+    EmailTemplateId,
     InteractionId,
     LeadId,
     LossReasonId,
@@ -93,6 +96,14 @@ from crmkit.core.interactions import (
     SequenceStep,
 )
 from crmkit.core.leads import Lead, LeadChannel, LeadConversion, LeadStatus
+from crmkit.core.mail import (
+    CampaignEmail,
+    EmailMetrics,
+    EmailTemplate,
+    OutgoingEmail,
+    SendOutcome,
+    TemplateVariant,
+)
 from crmkit.core.money import Money
 from crmkit.core.opportunities import LineItem, Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, Stage, StageKind
@@ -102,6 +113,7 @@ from crmkit.core.segments import (
     Criteria,
     NoInteraction,
     Not,
+    OpenedEmail,
     OpenOpportunity,
     Or,
     Segment,
@@ -111,7 +123,9 @@ from crmkit.core.segments import (
 from crmkit.io.report import ImportReport, RowError
 from crmkit.plugins import hookimpl
 from crmkit.plugins.host import DeliveryFailure, DeliveryReport, StoreBackend
+from crmkit.plugins.smtp import SmtpSender, SmtpSettings
 from crmkit.services.interactions import Agenda, AgendaCounts
+from crmkit.services.mail import RenderedEmail, SendFailure, SendReport
 from crmkit.services.registry import Registry
 from crmkit.services.timeline import TimelineEntry
 
@@ -133,6 +147,8 @@ __all__ = [
     "AuditChange",
     "AuditEntry",
     "Campaign",
+    "CampaignEmail",
+    "CampaignEmailId",
     "CampaignId",
     "CampaignKind",
     "CampaignResults",
@@ -160,6 +176,9 @@ __all__ = [
     "DeliveryReport",
     "DuplicateError",
     "EmailAddress",
+    "EmailMetrics",
+    "EmailTemplate",
+    "EmailTemplateId",
     "Entity",
     "Eq",
     "FileFormat",
@@ -192,6 +211,7 @@ __all__ = [
     "Not",
     "NotFoundError",
     "OpenOpportunity",
+    "OpenedEmail",
     "Opportunity",
     "OpportunityId",
     "OpportunityService",
@@ -204,6 +224,7 @@ __all__ = [
     "OrganizationStatus",
     "Outcome",
     "OutcomeId",
+    "OutgoingEmail",
     "PhoneNumber",
     "Pipeline",
     "PipelineRegistry",
@@ -215,14 +236,20 @@ __all__ = [
     "Range",
     "ReadOptions",
     "Registry",
+    "RenderedEmail",
     "Role",
     "RowError",
     "Segment",
     "SegmentId",
     "SegmentMode",
+    "SendFailure",
+    "SendOutcome",
+    "SendReport",
     "Sequence",
     "SequenceStep",
     "SlaTarget",
+    "SmtpSender",
+    "SmtpSettings",
     "Source",
     "SourceId",
     "Stage",
@@ -231,6 +258,8 @@ __all__ = [
     "StorageError",
     "StoreBackend",
     "SyncResult",
+    "TemplateError",
+    "TemplateVariant",
     "TimelineEntry",
     "Transaction",
     "Unset",

@@ -104,6 +104,7 @@ from crmkit.plugins.host import (
     PluginHost,
     StoreBackend,
 )
+from crmkit.plugins.smtp import SmtpSender, SmtpSettings
 from crmkit.serialization import converter
 from crmkit.services.analytics import AnalyticsService
 from crmkit.services.base import (
@@ -134,6 +135,7 @@ from crmkit.services.custom_fields import CustomFieldRegistry
 from crmkit.services.duplicates import DuplicateService, OnCreate
 from crmkit.services.interactions import AgendaService, InteractionService
 from crmkit.services.leads import LeadService
+from crmkit.services.mail import TemplateService
 from crmkit.services.registry import Registry
 from crmkit.services.segments import SegmentService
 from crmkit.services.timeline import TimelineEntry, timeline
@@ -264,8 +266,10 @@ class CRM:
         exports: exports ``find`` results to files (:class:`~crmkit.io.ExportService`).
         segments: saved criteria trees over organizations
             (:class:`~crmkit.services.segments.SegmentService`).
-        campaigns: campaigns, their members, actions and results
+        campaigns: campaigns, their members, actions, e-mail sends and results
             (:class:`~crmkit.services.campaigns.CampaignService`).
+        templates: e-mail templates with language variants
+            (:class:`~crmkit.services.mail.TemplateService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -332,6 +336,7 @@ class CRM:
         self.duplicates = DuplicateService(self, on_create=duplicate_check)
         self.segments = SegmentService(self)
         self.campaigns = CampaignService(self)
+        self.templates = TemplateService(self)
         self.pipelines.load(plugins.register_pipelines(self))
         self.interactions.kinds.load(plugins.register_interaction_kinds(self))
         self.cases.types.load(plugins.register_case_types(self))
@@ -1570,6 +1575,7 @@ def open(
     timezone: str | tzinfo = "UTC",
     notification_errors: NotificationErrors = "log",
     duplicate_check: OnCreate = "off",
+    smtp: SmtpSettings | None = None,
 ) -> CRM:
     """Open a CRM.
 
@@ -1608,6 +1614,9 @@ def open(
             ``crm.duplicates.last_check``) or ``"refuse"`` (raise
             :class:`~crmkit.DuplicateError` with the candidates; nothing is
             written).  See :mod:`crmkit.services.duplicates`.
+        smtp: register the built-in SMTP sender (:class:`~crmkit.SmtpSender`)
+            with these settings (``SmtpSettings.from_env()`` reads
+            ``CRMKIT_SMTP_*``), so ``crm.campaigns.send`` can send e-mail.
 
     Raises:
         ValidationError: bad arguments, or a URL no store serves.
@@ -1618,6 +1627,8 @@ def open(
         raise ValidationError("store", "give either a url or a store, not both")
     # plugins first: one of them may serve the URL's scheme
     try:
+        if smtp is not None:
+            plugins = [*plugins, SmtpSender(smtp)]
         host = PluginHost(plugins, builtins=builtins, load_entry_points=load_entry_points)
         backends = host.register_store_backends(reserved=BUILTIN_SCHEMES)
     except BaseException:

@@ -17,9 +17,11 @@ from typing import NewType
 from uuid import UUID
 
 __all__ = [
+    "CampaignEmailId",
     "CampaignId",
     "CaseId",
     "ContactId",
+    "EmailTemplateId",
     "InteractionId",
     "LeadId",
     "LossReasonId",
@@ -52,6 +54,8 @@ OutcomeId = NewType("OutcomeId", UUID)
 LeadId = NewType("LeadId", UUID)
 CaseId = NewType("CaseId", UUID)
 SegmentId = NewType("SegmentId", UUID)
+CampaignEmailId = NewType("CampaignEmailId", UUID)
+EmailTemplateId = NewType("EmailTemplateId", UUID)
 
 _lock = threading.Lock()
 _last = [0, 0]  # [unix milliseconds, 12-bit counter] of the previous id

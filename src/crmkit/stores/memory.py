@@ -25,6 +25,7 @@ from crmkit.core.entities import Entity, FieldKind, Organization
 from crmkit.core.errors import ConcurrencyError, DuplicateError, NotFoundError, ValidationError
 from crmkit.core.ids import OrganizationId
 from crmkit.core.interactions import Interaction
+from crmkit.core.mail import CampaignEmail
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import Query, select
 from crmkit.core.segments import Criteria, History, evaluate
@@ -197,6 +198,7 @@ class _MemoryUnitOfWork:
         history = History.of(
             cast(Collection[Interaction], self.table(Interaction).rows.values()),
             cast(Collection[Opportunity], self.table(Opportunity).rows.values()),
+            cast(Collection[CampaignEmail], self.table(CampaignEmail).rows.values()),
         )
         organizations = cast(Collection[Organization], self.table(Organization).rows.values())
         return evaluate(

@@ -49,11 +49,21 @@ from crmkit.core.errors import (
 )
 from crmkit.core.ids import OrganizationId
 from crmkit.core.interactions import Interaction, InteractionStatus
+from crmkit.core.mail import CampaignEmail
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold, is_custom
-from crmkit.core.segments import And, Criteria, NoInteraction, Not, OpenOpportunity, Or, WonValue
+from crmkit.core.segments import (
+    And,
+    Criteria,
+    NoInteraction,
+    Not,
+    OpenedEmail,
+    OpenOpportunity,
+    Or,
+    WonValue,
+)
 from crmkit.stores.schema import (
     TABLES,
     EntityCodec,
@@ -483,6 +493,19 @@ def _criteria_condition(
             it.c.occurred_at <= as_of,
         )
         return ~sa.exists(done)
+    if isinstance(node, OpenedEmail):
+        mail = TABLES[CampaignEmail]
+        conds = [
+            mail.c.organization_id == org.c.id,
+            mail.c.campaign_id == node.campaign,
+            mail.c.archived.is_(False),
+            mail.c.opened_at.is_not(None),
+        ]
+        if node.start is not None:
+            conds.append(mail.c.opened_at >= node.start)
+        if node.end is not None:
+            conds.append(mail.c.opened_at < node.end)
+        return sa.exists(sa.select(1).where(*conds))
     opp = TABLES[Opportunity]
     if isinstance(node, WonValue):
         total = (
