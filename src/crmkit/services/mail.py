@@ -269,7 +269,7 @@ class TemplateService(_Service[EmailTemplate, EmailTemplateId]):
         *,
         name: str,
         variants: Mapping[str, Mapping[str, str | None]] | Sequence[TemplateVariant],
-        default_language: str = "en",
+        default_language: str | None = None,
         description: str | None = None,
         external_ref: str | None = None,
     ) -> EmailTemplate:
@@ -279,7 +279,8 @@ class TemplateService(_Service[EmailTemplate, EmailTemplateId]):
             name: unique name.
             variants: ``{"es": {"subject": ..., "text": ..., "html": ...}, "en": {...}}``
                 (``html`` optional), or :class:`~crmkit.TemplateVariant` records.
-            default_language: the variant for contacts whose language has none.
+            default_language: the variant for contacts whose language has none
+                (default: ``en`` if there is one, else the first variant's).
             description: what it is for.
             external_ref: the host system's id for it.
 
@@ -290,6 +291,9 @@ class TemplateService(_Service[EmailTemplate, EmailTemplateId]):
             DuplicateError: the name or ``external_ref`` is taken.
         """
         parsed = _variants(variants)
+        if default_language is None:
+            languages = [v.language for v in parsed if isinstance(v, TemplateVariant)]
+            default_language = "en" if "en" in languages or not languages else languages[0]
         return self._create(
             {
                 "name": name,
