@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import email
 import email.policy
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -71,3 +76,64 @@ def smtp_server() -> Iterator[tuple[RecordingHandler, int]]:
         yield handler, port
     finally:
         controller.stop()
+
+
+# ------------------------------------------------------------ in another process
+# The 10,000-message test runs the server in its own process: in a thread it
+# would share the GIL with the client and the database work it measures.
+
+
+class _LineHandler:
+    """Writes one line per accepted message: the recipient, a tab, the Message-ID."""
+
+    def __init__(self, path: str) -> None:
+        self.out = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - the process's life
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's handler protocol
+        self, server: Any, session: Any, envelope: Any
+    ) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        for rcpt in envelope.rcpt_tos:
+            self.out.write(f"{rcpt}\t{parsed['Message-ID']}\n")
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server_process(log: Path) -> Iterator[int]:
+    """Run a SMTP server on 127.0.0.1 in a child process; yields its port.
+
+    Each accepted message appends ``recipient<TAB>Message-ID`` to ``log``.
+    """
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.smtp_server", str(port), str(log)],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or child.poll() is not None:
+                    raise RuntimeError("the SMTP server process did not start") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def _serve(port: int, path: str) -> None:
+    controller = Controller(_LineHandler(path), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    _serve(int(sys.argv[1]), sys.argv[2])

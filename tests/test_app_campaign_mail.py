@@ -451,13 +451,17 @@ def test_results_count_email_metrics_with_rates(mail_crm: crmkit.CRM) -> None:
 def test_one_record_per_campaign_and_contact(mail_crm: crmkit.CRM) -> None:
     book = _book(mail_crm)
     campaign, ana = book["campaign"], book["ana"]
-    make = lambda: changes.create(  # noqa: E731
-        CampaignEmail,
-        id=campaign_email_id(campaign.id, ana.id),
-        now=mail_crm.now(),
-        campaign_id=campaign.id,
-        contact_id=ana.id,
-    )[0]
+
+    def make() -> CampaignEmail:
+        record, _ = changes.create(
+            CampaignEmail,
+            id=campaign_email_id(campaign.id, ana.id),
+            now=mail_crm.now(),
+            campaign_id=campaign.id,
+            contact_id=ana.id,
+        )
+        return record
+
     with mail_crm.store.unit_of_work() as uow:
         uow.repository(CampaignEmail).add(make())
         uow.commit()
