@@ -9,6 +9,7 @@ import pytest
 import crmkit
 from crmkit import (
     And,
+    EmailAddress,
     HookError,
     OutgoingEmail,
     SendOutcome,
@@ -147,7 +148,7 @@ def test_smtp_settings_come_from_the_environment() -> None:
     with pytest.raises(ValidationError):
         SmtpSettings.from_env({"CRMKIT_SMTP_HOST": "h", "CRMKIT_SMTP_PORT": "x"})
     with pytest.raises(ValidationError):
-        SmtpSettings(host="h", security="tls")  # type: ignore[arg-type]
+        SmtpSettings(host="h", security="tls")
 
 
 def test_the_mime_message_has_text_and_an_html_alternative() -> None:
@@ -160,7 +161,7 @@ def test_the_mime_message_has_text_and_an_html_alternative() -> None:
         subject="Hola",
         text="texto",
         html="<p>x</p>",
-        reply_to="responder@example.com",
+        reply_to=EmailAddress.parse("responder@example.com"),
     )
     mime = build_message(message)
     assert ["text/plain", "text/html"] == [p.get_content_type() for p in mime.iter_parts()]
@@ -173,5 +174,5 @@ def test_the_mime_message_has_text_and_an_html_alternative() -> None:
             to="a@b.es",
             subject="s",
             text="t",
-            headers=[("X-Evil", "a\r\nBcc: x@y.z")],
+            headers=(("X-Evil", "a\r\nBcc: x@y.z"),),
         )
