@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email
 from collections.abc import Iterator
+from email.message import EmailMessage
+from email.policy import default
 
 import pytest
 
@@ -163,10 +166,15 @@ def test_the_mime_message_has_text_and_an_html_alternative() -> None:
         html="<p>x</p>",
         reply_to=EmailAddress.parse("responder@example.com"),
     )
-    mime = build_message(message)
-    assert ["text/plain", "text/html"] == [p.get_content_type() for p in mime.iter_parts()]
-    assert ("<1@example.com>", "responder@example.com") == (mime["Message-ID"], mime["Reply-To"])
-    assert "Ana Pérez <ana@acme.es>" == str(mime["To"])
+    parsed = email.message_from_bytes(build_message(message).as_bytes(), policy=default)
+    assert isinstance(parsed, EmailMessage)
+    assert ["text/plain", "text/html"] == [p.get_content_type() for p in parsed.iter_parts()]
+    assert ("<1@example.com>", "responder@example.com") == (
+        parsed["Message-ID"],
+        parsed["Reply-To"],
+    )
+    assert "Ana Pérez <ana@acme.es>" == str(parsed["To"])
+    assert "Ventas Ñ <crm@example.com>" == str(parsed["From"])
     with pytest.raises(ValidationError):
         OutgoingEmail(
             message_id="<2@x>",

@@ -24,7 +24,10 @@ import os
 import smtplib
 import ssl
 from collections.abc import Mapping
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -116,23 +119,39 @@ class SmtpSettings:
             ) from None
 
 
-def build_message(message: OutgoingEmail, *, date: str | None = None) -> EmailMessage:
-    """The MIME message of ``message``: text, plus an HTML alternative when it has one."""
-    mime = EmailMessage()
-    mime["From"] = formataddr((message.sender_name or "", message.sender.value))
-    mime["To"] = formataddr((message.to_name or "", message.to.value))
-    mime["Subject"] = message.subject
+def build_message(message: OutgoingEmail, *, date: str | None = None) -> Message:
+    """The MIME message of ``message``: text, plus an HTML alternative when it has one.
+
+    Built with the standard library's ``email.mime`` classes (UTF-8 bodies,
+    RFC 2047 headers), which are several times faster than
+    :class:`email.message.EmailMessage` for a batch of thousands.
+    """
+    text = MIMEText(message.text, "plain", "utf-8")
+    mime: Message
+    if message.html is None:
+        mime = text
+    else:
+        mime = MIMEMultipart("alternative")
+        mime.attach(text)
+        mime.attach(MIMEText(message.html, "html", "utf-8"))
+    mime["From"] = formataddr((message.sender_name or "", message.sender.value), "utf-8")
+    mime["To"] = formataddr((message.to_name or "", message.to.value), "utf-8")
+    mime["Subject"] = _header_value(message.subject)
     mime["Message-ID"] = message.message_id
     if date is not None:
         mime["Date"] = date
     if message.reply_to is not None:
         mime["Reply-To"] = message.reply_to.value
     for name, value in message.headers:
-        mime[name] = value
-    mime.set_content(message.text)
-    if message.html is not None:
-        mime.add_alternative(message.html, subtype="html")
+        mime[name] = _header_value(value)
     return mime
+
+
+def _header_value(value: str) -> str:
+    """``value`` as a header: ASCII as it is, anything else RFC 2047-encoded."""
+    if value.isascii():
+        return value
+    return Header(value, "utf-8").encode()
 
 
 class SmtpSender:
@@ -195,7 +214,7 @@ class SmtpSender:
                     outcomes.append(_failed(message, "message", f"cannot build it: {exc}", True))
                     continue
                 try:
-                    client.send_message(mime, message.sender.value, [message.to.value])
+                    client.sendmail(message.sender.value, [message.to.value], mime.as_bytes())
                 except (
                     smtplib.SMTPRecipientsRefused,
                     smtplib.SMTPSenderRefused,

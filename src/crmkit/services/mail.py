@@ -661,6 +661,7 @@ def _claim(crm: CRM, campaign: Campaign, batch: Sequence[_Recipient]) -> list[_R
         ids = [campaign_email_id(campaign.id, r.contact.id) for r in batch]
         stored = repo.get_many(ids)
         new: list[CampaignEmail] = []
+        changed: list[tuple[CampaignEmail, int]] = []
         claimed: list[_Recipient] = []
         for rid, r in zip(ids, batch, strict=True):
             values = {
@@ -693,9 +694,10 @@ def _claim(crm: CRM, campaign: Campaign, batch: Sequence[_Recipient]) -> list[_R
                 ):
                     continue  # another send got there first
                 record, event = changes.update(current, values, now=now)
-                repo.update(record, expected_version=current.version)
+                changed.append((record, current.version))
                 crm._record(uow, events, event)
             claimed.append(attrs.evolve(r, existing=record))
+        _update_all(repo, changed)
         try:
             repo.add_many(new)
         except DuplicateError as exc:
@@ -721,6 +723,7 @@ def _record(
         stored = repo.get_many([cast(CampaignEmail, r.existing).id for r in batch])
         common = crm.custom_fields.implied(uow, Interaction.ENTITY, {})
         interactions: list[Interaction] = []
+        changed: list[tuple[CampaignEmail, int]] = []
         failures: list[SendFailure] = []
         sent = 0
         for r in batch:
@@ -760,14 +763,27 @@ def _record(
                 )
                 values = {"error_code": code, "error": reason[:2000]}
             record, event = changes.update(current, values, now=now)
-            repo.update(record, expected_version=current.version)
+            changed.append((record, current.version))
             crm._record(uow, events, event)
         uow.repository(Interaction).add_many(interactions)
+        _update_all(repo, changed)
         for interaction in interactions:
             events.append(Notice(_logged(crm, interaction)))
         return sent, failures
 
     return crm._write(run)
+
+
+def _update_all(repo: Any, records: Sequence[tuple[CampaignEmail, int]]) -> None:
+    """Update the records at once where the store can (``BulkUpdater``), else one by one."""
+    if not records:
+        return
+    bulk = getattr(repo, "update_many", None)
+    if bulk is not None:
+        bulk([r for r, _ in records], expected_versions=[v for _, v in records])
+        return
+    for record, version in records:
+        repo.update(record, expected_version=version)
 
 
 def _logged(crm: CRM, interaction: Interaction) -> Any:

@@ -160,6 +160,14 @@ class _Repository(Generic[E]):
         self._check(table, entity)
         self._index(table, current, entity)
 
+    def update_many(self, entities: Sequence[E], *, expected_versions: Sequence[int]) -> None:
+        if len(entities) != len(expected_versions):
+            raise ValidationError(
+                "expected_versions", "must give one version per record", code="range"
+            )
+        for entity, version in zip(entities, expected_versions, strict=True):
+            self.update(entity, expected_version=version)
+
     def find(self, query: Query) -> list[E]:
         return cast(list[E], select(self._read().rows.values(), query))
 

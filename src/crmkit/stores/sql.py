@@ -967,6 +967,47 @@ class _SqlRepository(Generic[E]):
             raise NotFoundError(self._cls.ENTITY, entity.id)
         raise ConcurrencyError(self._cls.ENTITY, entity.id, expected_version, actual)
 
+    def update_many(self, entities: Sequence[E], *, expected_versions: Sequence[int]) -> None:
+        """Update many records at once (``executemany``); the checks of :meth:`update`."""
+        if len(entities) != len(expected_versions):
+            raise ValidationError(
+                "expected_versions", "must give one version per record", code="range"
+            )
+        if not entities:
+            return
+        table = self._table
+        params: list[dict[str, Any]] = []
+        for entity, version in zip(entities, expected_versions, strict=True):
+            row = self._codec.to_row(entity)
+            params.append({f"v_{k}": v for k, v in row.items()} | {"v_expected": version})
+        columns = [k[2:] for k in params[0] if k not in ("v_id", "v_expected")]
+        stmt = (
+            table.update()
+            .where(
+                table.c.id == sa.bindparam("v_id"), table.c.version == sa.bindparam("v_expected")
+            )
+            .values({c: sa.bindparam(f"v_{c}") for c in columns})
+        )
+        with _translating(self._cls):
+            self._check_references(entities)
+            for start in range(0, len(params), BATCH_SIZE):
+                chunk = params[start : start + BATCH_SIZE]
+                updated = self._conn.execute(stmt, chunk).rowcount
+                if updated == len(chunk):
+                    continue
+                ids = [p["v_id"] for p in chunk]
+                found = dict(
+                    self._conn.execute(
+                        sa.select(table.c.id, table.c.version).where(table.c.id.in_(ids))
+                    ).tuples()
+                )
+                for p in chunk:
+                    actual = found.get(p["v_id"])
+                    if actual is None:
+                        raise NotFoundError(self._cls.ENTITY, p["v_id"])
+                    if actual != p["v_version"]:
+                        raise ConcurrencyError(self._cls.ENTITY, p["v_id"], p["v_expected"], actual)
+
     def find(self, query: Query) -> list[E]:
         table, dialect = self._table, self._uow.dialect
         stmt = sa.select(table).where(*_where(table, self._cls, query, dialect))
