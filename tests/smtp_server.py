@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import signal
 import socket
 import subprocess
@@ -83,6 +84,9 @@ def smtp_server() -> Iterator[tuple[RecordingHandler, int]]:
 # would share the GIL with the client and the database work it measures.
 
 
+_MESSAGE_ID = re.compile(rb"^Message-ID: *(\S+)", re.MULTILINE | re.IGNORECASE)
+
+
 class _LineHandler:
     """Writes one line per accepted message: the recipient, a tab, the Message-ID."""
 
@@ -92,9 +96,10 @@ class _LineHandler:
     async def handle_DATA(  # noqa: N802 - aiosmtpd's handler protocol
         self, server: Any, session: Any, envelope: Any
     ) -> str:
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        found = _MESSAGE_ID.search(envelope.content)  # cheap: the server shares 2 cores
+        message_id = found.group(1).decode() if found else ""
         for rcpt in envelope.rcpt_tos:
-            self.out.write(f"{rcpt}\t{parsed['Message-ID']}\n")
+            self.out.write(f"{rcpt}\t{message_id}\n")
         return "250 OK"
 
 
