@@ -467,3 +467,25 @@ def test_one_record_per_campaign_and_contact(mail_crm: crmkit.CRM) -> None:
         uow.commit()
     with pytest.raises(crmkit.DuplicateError), mail_crm.store.unit_of_work() as uow:
         uow.repository(CampaignEmail).add(make())
+
+
+def test_templates_and_email_records_read_back_as_written(mail_crm: crmkit.CRM) -> None:
+    book = _book(mail_crm)
+    template = book["template"]
+    assert template == mail_crm.templates.get(template.id)
+    assert template == mail_crm.templates.get_by_name("bienvenida")
+    mail_crm.campaigns.send(
+        book["campaign"], template, sender="crm@example.com", sender_user=book["sender"]
+    )
+    stored = mail_crm.campaigns.emails(book["campaign"])
+    assert 3 == len(stored)
+    with mail_crm.store.unit_of_work(write=False) as uow:
+        again = uow.repository(CampaignEmail).get_many([e.id for e in stored])
+    assert {e.id: e for e in stored} == again
+    updated = mail_crm.templates.update(
+        template.id,
+        expected_version=template.version,
+        variants={"en": {"subject": "s", "text": "t"}},
+        default_language="en",
+    )
+    assert ("en",) == tuple(v.language for v in mail_crm.templates.get(updated.id).variants)
