@@ -110,6 +110,34 @@ class TemplateError(ValidationError):
         self.part = part
         self.line = line
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_template_error,
+            (
+                self.field,
+                self.reason,
+                self.code,
+                self.template,
+                self.language,
+                self.part,
+                self.line,
+            ),
+        )
+
+
+def _rebuild_template_error(
+    field: str,
+    reason: str,
+    code: str,
+    template: str | None,
+    language: str | None,
+    part: str | None,
+    line: int | None,
+) -> TemplateError:
+    return TemplateError(
+        field, reason, code=code, template=template, language=language, part=part, line=line
+    )
+
 
 class CurrencyMismatchError(CrmkitError, ValueError):
     """Two amounts in different currencies were combined without a rate."""
