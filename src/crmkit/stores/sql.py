@@ -996,11 +996,12 @@ class _SqlRepository(Generic[E]):
                 if updated == len(chunk):
                     continue
                 ids = [p["v_id"] for p in chunk]
-                found = dict(
-                    self._conn.execute(
+                found = {
+                    row[0]: row[1]
+                    for row in self._conn.execute(
                         sa.select(table.c.id, table.c.version).where(table.c.id.in_(ids))
-                    ).tuples()
-                )
+                    )
+                }
                 for p in chunk:
                     actual = found.get(p["v_id"])
                     if actual is None:
