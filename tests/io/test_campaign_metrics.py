@@ -150,6 +150,6 @@ def test_opened_email_segments_read_the_imported_opens(any_crm: crmkit.CRM, tmp_
     assert [book["acme"].id] == any_crm.segments.preview(in_march)
     before = OpenedEmail(campaign.id, end=datetime(2026, 3, 1, 10, tzinfo=UTC))
     assert [] == any_crm.segments.preview(before)
-    saved = any_crm.segments.create(name="abrieron", criteria=OpenedEmail("Otoño"))  # type: ignore[arg-type]
+    saved = any_crm.segments.create(name="abrieron", criteria=OpenedEmail("Otoño"))
     assert saved.criteria == OpenedEmail(campaign.id)
     assert 1 == any_crm.segments.member_count(saved)

@@ -162,10 +162,11 @@ class OpenedEmail:
     Reads the campaign's e-mail records sent on behalf of the organization
     (their ``organization_id``, the campaign member) whose ``opened_at``
     falls in ``[start, end)`` (either bound may be left open); archived
-    records are ignored.  Save it with the campaign's id, record or name.
+    records are ignored.  ``campaign`` is the campaign's id; the segments
+    service also takes its name (or record) and saves the id.
     """
 
-    campaign: CampaignId
+    campaign: CampaignId | str
     start: datetime | None = None
     end: datetime | None = None
 
