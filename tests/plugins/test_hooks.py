@@ -82,6 +82,7 @@ TESTED_IN = {
     "test_lookup_hooks.py": ["crmkit_exchange_rate"],
     "test_store_backend_hooks.py": ["crmkit_register_store_backends"],
     "test_format_hooks.py": ["crmkit_register_formats"],
+    "test_send_email_hook.py": ["crmkit_send_email"],
 }
 
 

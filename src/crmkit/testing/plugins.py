@@ -38,6 +38,7 @@ from crmkit.core.entities import Contact, MasterSeed, Organization
 from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
+from crmkit.core.mail import OutgoingEmail
 from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline
 from crmkit.plugins import hookimpl
@@ -215,6 +216,12 @@ class RecordingPlugin:
         """Record the call; know no rate."""
         self._record("crmkit_exchange_rate", crm=crm, base=base, quote=quote, on=on)
         return None
+
+    # -------------------------------------------------------------- delivery
+    @hookimpl
+    def crmkit_send_email(self, crm: CRM, messages: list[OutgoingEmail]) -> None:
+        """Record the call; leave the batch to another sender."""
+        self._record("crmkit_send_email", crm=crm, messages=messages)
 
     # --------------------------------------------------------- notifications
     @hookimpl
