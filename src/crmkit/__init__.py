@@ -78,14 +78,17 @@ from crmkit.core.errors import (
     NotFoundError,
     PluginError,
     StorageError,
+    TemplateError,
     ValidationError,
 )
 from crmkit.core.forecast import Forecast, ForecastEstimate, ForecastMethod, ForecastRequest
 from crmkit.core.formats import FileFormat, MalformedRow, ReadOptions, WriteOptions
 from crmkit.core.ids import (
+    CampaignEmailId,
     CampaignId,
     CaseId,
     ContactId,
+    EmailTemplateId,
     InteractionId,
     LeadId,
     LossReasonId,
@@ -112,6 +115,14 @@ from crmkit.core.interactions import (
     SequenceStep,
 )
 from crmkit.core.leads import Lead, LeadChannel, LeadConversion, LeadStatus
+from crmkit.core.mail import (
+    CampaignEmail,
+    EmailMetrics,
+    EmailTemplate,
+    OutgoingEmail,
+    SendOutcome,
+    TemplateVariant,
+)
 from crmkit.core.money import Money
 from crmkit.core.opportunities import LineItem, Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, Stage, StageKind
@@ -121,6 +132,7 @@ from crmkit.core.segments import (
     Criteria,
     NoInteraction,
     Not,
+    OpenedEmail,
     OpenOpportunity,
     Or,
     Segment,
@@ -131,7 +143,9 @@ from crmkit.core.targets import SalesTarget, TargetScope, Team
 from crmkit.io.report import ImportReport, RowError
 from crmkit.plugins import hookimpl
 from crmkit.plugins.host import DeliveryFailure, DeliveryReport, StoreBackend
+from crmkit.plugins.smtp import SmtpSender, SmtpSettings
 from crmkit.services.interactions import Agenda, AgendaCounts
+from crmkit.services.mail import RenderedEmail, SendFailure, SendReport
 from crmkit.services.registry import Registry
 from crmkit.services.timeline import TimelineEntry
 
@@ -158,6 +172,8 @@ __all__ = [
     "AutomationError",
     "AutomationReport",
     "Campaign",
+    "CampaignEmail",
+    "CampaignEmailId",
     "CampaignId",
     "CampaignKind",
     "CampaignResults",
@@ -185,6 +201,9 @@ __all__ = [
     "DeliveryReport",
     "DuplicateError",
     "EmailAddress",
+    "EmailMetrics",
+    "EmailTemplate",
+    "EmailTemplateId",
     "Entity",
     "Eq",
     "FileFormat",
@@ -222,6 +241,7 @@ __all__ = [
     "Not",
     "NotFoundError",
     "OpenOpportunity",
+    "OpenedEmail",
     "Opportunity",
     "OpportunityId",
     "OpportunityService",
@@ -234,6 +254,7 @@ __all__ = [
     "OrganizationStatus",
     "Outcome",
     "OutcomeId",
+    "OutgoingEmail",
     "PhoneNumber",
     "Pipeline",
     "PipelineRegistry",
@@ -245,6 +266,7 @@ __all__ = [
     "Range",
     "ReadOptions",
     "Registry",
+    "RenderedEmail",
     "Role",
     "RowError",
     "Rule",
@@ -258,9 +280,14 @@ __all__ = [
     "Segment",
     "SegmentId",
     "SegmentMode",
+    "SendFailure",
+    "SendOutcome",
+    "SendReport",
     "Sequence",
     "SequenceStep",
     "SlaTarget",
+    "SmtpSender",
+    "SmtpSettings",
     "Source",
     "SourceId",
     "Stage",
@@ -272,6 +299,8 @@ __all__ = [
     "TargetScope",
     "Team",
     "TeamId",
+    "TemplateError",
+    "TemplateVariant",
     "TimelineEntry",
     "Transaction",
     "Trigger",

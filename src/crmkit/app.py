@@ -107,6 +107,7 @@ from crmkit.plugins.host import (
     PluginHost,
     StoreBackend,
 )
+from crmkit.plugins.smtp import SmtpSender, SmtpSettings
 from crmkit.serialization import converter
 from crmkit.services.analytics import AnalyticsService
 from crmkit.services.automation import AutomationService
@@ -139,6 +140,7 @@ from crmkit.services.duplicates import DuplicateService, OnCreate
 from crmkit.services.forecast import ForecastService
 from crmkit.services.interactions import AgendaService, InteractionService
 from crmkit.services.leads import LeadService
+from crmkit.services.mail import TemplateService
 from crmkit.services.registry import Registry
 from crmkit.services.segments import SegmentService
 from crmkit.services.targets import SalesTargetService, TeamService
@@ -274,7 +276,7 @@ class CRM:
         inbox: e-mails logged as interactions (:class:`~crmkit.io.InboxService`).
         segments: saved criteria trees over organizations
             (:class:`~crmkit.services.segments.SegmentService`).
-        campaigns: campaigns, their members, actions and results
+        campaigns: campaigns, their members, actions, e-mail sends and results
             (:class:`~crmkit.services.campaigns.CampaignService`).
         teams: groups of users (:class:`~crmkit.services.targets.TeamService`).
         targets: sales targets per user, team or zone and period
@@ -283,6 +285,8 @@ class CRM:
             calibration (:class:`~crmkit.services.forecast.ForecastService`).
         automation: automation rules, fired after commit and by ``run_due``
             (:class:`~crmkit.services.automation.AutomationService`).
+        templates: e-mail templates with language variants
+            (:class:`~crmkit.services.mail.TemplateService`).
         plugins: the :class:`~crmkit.plugins.host.PluginHost`.
         timezone: the time zone of "today" in the agenda and of SLA days.
         notification_errors: ``"log"`` (the default) or ``"raise"``; see
@@ -349,6 +353,7 @@ class CRM:
         self.duplicates = DuplicateService(self, on_create=duplicate_check)
         self.segments = SegmentService(self)
         self.campaigns = CampaignService(self)
+        self.templates = TemplateService(self)
         self.teams = TeamService(self)
         self.targets = SalesTargetService(self)
         self.forecast = ForecastService(self)
@@ -1601,6 +1606,7 @@ def open(
     timezone: str | tzinfo = "UTC",
     notification_errors: NotificationErrors = "log",
     duplicate_check: OnCreate = "off",
+    smtp: SmtpSettings | None = None,
 ) -> CRM:
     """Open a CRM.
 
@@ -1640,6 +1646,9 @@ def open(
             ``crm.duplicates.last_check``) or ``"refuse"`` (raise
             :class:`~crmkit.DuplicateError` with the candidates; nothing is
             written).  See :mod:`crmkit.services.duplicates`.
+        smtp: register the built-in SMTP sender (:class:`~crmkit.SmtpSender`)
+            with these settings (``SmtpSettings.from_env()`` reads
+            ``CRMKIT_SMTP_*``), so ``crm.campaigns.send`` can send e-mail.
 
     Raises:
         ValidationError: bad arguments, or a URL no store serves.
@@ -1650,6 +1659,8 @@ def open(
         raise ValidationError("store", "give either a url or a store, not both")
     # plugins first: one of them may serve the URL's scheme
     try:
+        if smtp is not None:
+            plugins = [*plugins, SmtpSender(smtp)]
         host = PluginHost(plugins, builtins=builtins, load_entry_points=load_entry_points)
         backends = host.register_store_backends(reserved=BUILTIN_SCHEMES)
     except BaseException:

@@ -7,9 +7,10 @@ upgrade`` show and upgrade the database schema; ``crmkit import`` and ``crmkit
 export`` move records in and out of files (:mod:`crmkit.io`); ``crmkit dedupe``
 lists likely duplicate contacts or organizations with their probability and
 reasons; ``crmkit automation list`` and ``crmkit automation run`` show the
-automation rules and fire the time-based ones.  Any
-:class:`crmkit.CrmkitError` ends the command with a one-line message in red
-and exit status 1, never a traceback.
+automation rules and fire the time-based ones; ``crmkit campaign send``
+e-mails a campaign through SMTP and ``crmkit campaign import-metrics`` reads
+an e-mail tool's report into it.  Any :class:`crmkit.CrmkitError` ends the
+command with a one-line message in red and exit status 1, never a traceback.
 
 .. versionadded:: 0.1
 """
@@ -497,6 +498,138 @@ def import_(
             date_format=date_format,
             currency=currency,
             progress=lambda done: bar.update(task, completed=done, total=max(estimate or 0, done)),
+        )
+    console.print(Text(report.summary()))
+    if report.errors:
+        console.print(report.table())
+        if errors_path is not None:
+            report.to_csv(errors_path)
+            console.print(Text(f"Errors written to {errors_path}"))
+        raise SystemExit(1)
+
+
+@cli.group()
+def campaign() -> None:
+    """Send a campaign's e-mail; import an e-mail tool's metrics into it."""
+
+
+@campaign.command("send")
+@click.argument("name")
+@click.option("--template", "-t", required=True, help="The e-mail template's name.")
+@click.option("--from", "sender", required=True, metavar="ADDRESS", help="The From address.")
+@click.option("--from-name", default=None, help="The From display name.")
+@click.option("--reply-to", default=None, metavar="ADDRESS", help="A Reply-To address.")
+@click.option("--batch-size", default=500, show_default=True, help="Messages per connection.")
+@click.option(
+    "--retry-unconfirmed",
+    is_flag=True,
+    help="Send again to recipients an interrupted send claimed but never confirmed.",
+)
+@click.option("--dry-run", is_flag=True, help="Render and count; send and write nothing.")
+@_DB_OPTION
+def campaign_send(
+    name: str,
+    template: str,
+    sender: str,
+    from_name: str | None,
+    reply_to: str | None,
+    batch_size: int,
+    retry_unconfirmed: bool,
+    dry_run: bool,
+    db: str,
+) -> None:
+    """E-mail TEMPLATE to the contacts of campaign NAME, through the CRMKIT_SMTP_* server.
+
+    The server comes from CRMKIT_SMTP_HOST, _PORT, _SECURITY (starttls, ssl,
+    none), _USERNAME, _PASSWORD.  Running it again sends nothing new.  Exits
+    with status 1 if a recipient was refused.
+    """
+    smtp = None if dry_run else crmkit.SmtpSettings.from_env()
+    console = Console()
+    with _open(db, actor="crmkit campaign send", smtp=smtp) as crm:
+        report = crm.campaigns.send(
+            name,
+            template,
+            sender=sender,
+            sender_name=from_name,
+            reply_to=reply_to,
+            batch_size=batch_size,
+            retry_unconfirmed=retry_unconfirmed,
+            dry_run=dry_run,
+        )
+    table = _table(f"Campaign {name}" + (" (dry run)" if dry_run else ""))
+    table.add_column("", style="bold")
+    table.add_column("recipients", justify="right")
+    table.add_row("would be sent" if dry_run else "sent", str(report.sent))
+    table.add_row("failed", str(len(report.failures)))
+    for reason, count in sorted(report.skipped.items()):
+        table.add_row(f"skipped: {reason}", str(count))
+    console.print(table)
+    if report.failures:
+        failures = _table("Refused")
+        for column in ("address", "code", "reason"):
+            failures.add_column(column)
+        for f in report.failures[:50]:
+            failures.add_row(Text(f.email), Text(f.code), Text(f.reason))
+        console.print(failures)
+        raise SystemExit(1)
+
+
+@campaign.command("import-metrics")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--campaign", "campaign_name", required=True, help="The campaign's name.")
+@_DB_OPTION
+@_FORMAT_OPTION
+@click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="HEADER=COLUMN",
+    help="Read HEADER as email, sent, opened, clicked, bounced or unsubscribed; HEADER= skips it.",
+)
+@click.option("--partial", is_flag=True, help="Write the valid rows (default: all or nothing).")
+@click.option("--dry-run", is_flag=True, help="Check every row, write nothing.")
+@click.option("--encoding", default=None, help="The file's encoding (default: sniffed).")
+@click.option("--delimiter", default=None, help="The CSV separator (default: sniffed).")
+@click.option("--date-format", default=None, metavar="FORMAT", help="e.g. %d/%m/%Y %H:%M.")
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the refused rows as CSV (line, column, code, message).",
+)
+def campaign_import_metrics(
+    path: Path,
+    campaign_name: str,
+    db: str,
+    format_: str | None,
+    mappings: tuple[str, ...],
+    partial: bool,
+    dry_run: bool,
+    encoding: str | None,
+    delimiter: str | None,
+    date_format: str | None,
+    errors_path: Path | None,
+) -> None:
+    """Import an e-mail tool's per-contact report (sent, opened, clicked...) into a campaign.
+
+    Headers in English or Spanish are recognised (email/correo, opened/abierto,
+    clicks/clics, bounced/rebotado, unsubscribed/baja...).  Importing the same
+    file twice changes nothing.  Exits with status 1 if rows were refused.
+    """
+    console = Console()
+    with _open(db, actor="crmkit campaign import-metrics") as crm:
+        report = crm.imports.campaign_metrics(
+            path,
+            campaign=campaign_name,
+            mapping=_mapping(mappings),
+            format=format_,
+            mode="partial" if partial else "atomic",
+            dry_run=dry_run,
+            encoding=encoding,
+            delimiter=delimiter,
+            date_format=date_format,
         )
     console.print(Text(report.summary()))
     if report.errors:

@@ -54,6 +54,7 @@ from crmkit.core.segments import (
     Criteria,
     NoInteraction,
     Not,
+    OpenedEmail,
     OpenOpportunity,
     Or,
     WonValue,
@@ -351,6 +352,13 @@ def unstructure_criteria(node: Criteria) -> dict[str, Any]:
         }
     if isinstance(node, OpenOpportunity):
         return {"op": "open_opportunity", "stage": node.stage, "pipeline": node.pipeline}
+    if isinstance(node, OpenedEmail):
+        return {
+            "op": "opened_email",
+            "campaign": str(node.campaign),
+            "start": None if node.start is None else node.start.isoformat(),
+            "end": None if node.end is None else node.end.isoformat(),
+        }
     raise ValidationError("", "is not a criteria tree", code="type", value=node)
 
 
@@ -391,6 +399,14 @@ _OPS: Final[dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], Criteria
         ("stage", "pipeline"),
         lambda d: OpenOpportunity(
             _text(d["stage"]), None if d["pipeline"] is None else _text(d["pipeline"])
+        ),
+    ),
+    "opened_email": (
+        ("campaign", "start", "end"),
+        lambda d: OpenedEmail(
+            _structure_uuid(d["campaign"], UUID),  # type: ignore[arg-type]
+            None if d["start"] is None else _structure_datetime(d["start"], datetime),
+            None if d["end"] is None else _structure_datetime(d["end"], datetime),
         ),
     ),
 }

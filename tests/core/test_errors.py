@@ -21,6 +21,7 @@ from crmkit.core.errors import (
     NotFoundError,
     PluginError,
     StorageError,
+    TemplateError,
     ValidationError,
 )
 
@@ -65,6 +66,26 @@ CASES: list[tuple[CrmkitError, type[Exception], dict[str, object]]] = [
         HookError("crmkit_create_sales_order", "ERP down", committed=True),
         CrmkitError,
         {"hook": "crmkit_create_sales_order", "reason": "ERP down", "committed": True},
+    ),
+    (
+        TemplateError(
+            "variants[es].text",
+            "names something the context lacks",
+            code="template_variable",
+            template="bienvenida",
+            language="es",
+            part="text",
+            line=2,
+        ),
+        ValueError,
+        {
+            "field": "variants[es].text",
+            "code": "template_variable",
+            "template": "bienvenida",
+            "language": "es",
+            "part": "text",
+            "line": 2,
+        },
     ),
     (PluginError("bad plugin"), CrmkitError, {}),
     (StorageError("disk full"), CrmkitError, {}),

@@ -177,3 +177,66 @@ def test_bad_json_is_a_validation_error_with_a_path(data: object, field: str) ->
     with pytest.raises(ValidationError) as info:
         structure_criteria(data)
     assert field == info.value.field
+
+
+# ------------------------------------------------------------- opened e-mail
+
+
+def test_opened_email_reads_the_opens_of_that_campaign_in_the_period() -> None:
+    from crmkit import CampaignEmail, OpenedEmail
+    from crmkit.core.ids import CampaignId, ContactId
+    from crmkit.core.mail import campaign_email_id
+
+    org, other = _org(), _org()
+    spring, autumn = CampaignId(uuid7()), CampaignId(uuid7())
+
+    def opened(campaign: CampaignId, at: datetime | None, *, archived: bool = False) -> Any:
+        contact = ContactId(uuid7())
+        record, _ = changes.create(
+            CampaignEmail,
+            id=campaign_email_id(campaign, contact),
+            now=NOW,
+            campaign_id=campaign,
+            contact_id=contact,
+            organization_id=org.id,
+            opened_at=at,
+        )
+        return changes.archive(record, now=NOW)[0] if archived else record
+
+    history = History.of(
+        (),
+        (),
+        [
+            opened(spring, NOW - timedelta(days=10)),
+            opened(autumn, None),
+            opened(autumn, NOW, archived=True),
+        ],
+    )
+
+    def members(criteria: Criteria) -> list[Any]:
+        return evaluate([org, other], criteria, as_of=NOW, history=history)
+
+    assert [org.id] == members(OpenedEmail(spring))
+    assert [] == members(OpenedEmail(autumn))  # not opened, or archived
+    assert [org.id] == members(OpenedEmail(spring, NOW - timedelta(days=10), NOW))
+    assert [] == members(OpenedEmail(spring, end=NOW - timedelta(days=10)))  # end excluded
+    assert [other.id] == members(Not(OpenedEmail(spring)))
+
+
+def test_opened_email_is_checked_and_round_trips_through_json() -> None:
+    from crmkit import OpenedEmail
+
+    tree = OpenedEmail(uuid7(), NOW - timedelta(days=1), NOW)  # type: ignore[arg-type]
+    assert tree == structure_criteria(converter.unstructure(tree))
+    open_ended = OpenedEmail(tree.campaign)
+    assert open_ended == structure_criteria(
+        {"op": "opened_email", "campaign": str(tree.campaign), "start": None, "end": None}
+    )
+    for bad, field in (
+        (OpenedEmail("Otoño"), "criteria.campaign"),
+        (OpenedEmail(uuid7(), NOW.replace(tzinfo=None)), "criteria.start"),  # type: ignore[arg-type]
+        (OpenedEmail(uuid7(), NOW, NOW), "criteria.end"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValidationError) as caught:
+            check_criteria(bad, {})
+        assert field == caught.value.field

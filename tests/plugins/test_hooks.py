@@ -89,6 +89,7 @@ TESTED_IN = {
         "crmkit_register_rules",
         "crmkit_rule_fired",
     ],
+    "test_send_email_hook.py": ["crmkit_send_email"],
 }
 
 

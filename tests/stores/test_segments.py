@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import crmkit
 from crmkit import (
     And,
+    CampaignEmail,
     Contains,
     CustomField,
     Eq,
@@ -27,6 +28,7 @@ from crmkit import (
     Money,
     NoInteraction,
     Not,
+    OpenedEmail,
     OpenOpportunity,
     Opportunity,
     Or,
@@ -38,7 +40,8 @@ from crmkit import (
 )
 from crmkit.core import changes
 from crmkit.core.custom_fields import CustomValues
-from crmkit.core.ids import uuid7
+from crmkit.core.ids import ContactId, uuid7
+from crmkit.core.mail import campaign_email_id
 from crmkit.core.segments import Criteria
 from tests.postgres_server import PostgresServer
 
@@ -83,6 +86,8 @@ def _prepared(crm: crmkit.CRM) -> crmkit.CRM:
         crm.zones.create(key=key, name=key.title())
     for name in ("Ana", "Luis"):
         crm.users.create(name=name)
+    for name in ("C0", "C1"):
+        crm.campaigns.create(name=name, kind="email")
     return crm
 
 
@@ -110,6 +115,7 @@ def _ids(crm: crmkit.CRM) -> dict[str, list[Any]]:
         "market_id": sorted((m.key, m.id) for m in crm.markets.find()),
         "zone_id": sorted((z.key, z.id) for z in crm.zones.find()),
         "owner_id": sorted((u.name, u.id) for u in crm.users.find()),
+        "campaign": sorted((c.name, c.id) for c in crm.campaigns.find()),
     }
 
 
@@ -169,7 +175,21 @@ def books(draw: st.DrawFn) -> dict[str, list[dict[str, Any]]]:
         }
         for _ in range(draw(st.integers(0, 10)))
     ]
-    return {"orgs": orgs, "interactions": interactions, "opportunities": opportunities}
+    emails = [
+        {
+            "org": draw(st.integers(0, n - 1)),
+            "campaign": draw(st.integers(0, 1)),
+            "opened": draw(st.none() | st.sampled_from(INSTANTS) | st.integers(-3, 500)),
+            "archived": draw(st.integers(0, 5)) == 0,
+        }
+        for _ in range(draw(st.integers(0, 8)))
+    ]
+    return {
+        "orgs": orgs,
+        "interactions": interactions,
+        "opportunities": opportunities,
+        "emails": emails,
+    }
 
 
 def _ref(field: str) -> st.SearchStrategy[Any]:
@@ -223,6 +243,16 @@ _HISTORY_LEAVES: st.SearchStrategy[Any] = st.one_of(
     st.builds(
         OpenOpportunity, st.sampled_from(STAGES), st.none() | st.sampled_from(("sales", "x"))
     ),
+    st.tuples(st.none() | st.sampled_from(INSTANTS), st.none() | st.sampled_from(INSTANTS))
+    .filter(lambda p: p[0] is None or p[1] is None or p[0] < p[1])
+    .flatmap(
+        lambda p: st.builds(
+            OpenedEmail,
+            st.integers(0, 1).map(lambda i: ("ref", "campaign", i)),
+            st.just(p[0]),
+            st.just(p[1]),
+        )
+    ),
 )
 
 trees: st.SearchStrategy[Any] = st.recursive(
@@ -257,6 +287,8 @@ def _bind(tree: Any, ids: dict[str, list[Any]]) -> Criteria:
         return Or(*(_bind(p, ids) for p in tree.parts))
     if isinstance(tree, Not):
         return Not(_bind(tree.part, ids))
+    if isinstance(tree, OpenedEmail):
+        return OpenedEmail(value(tree.campaign), tree.start, tree.end)
     return tree  # type: ignore[no-any-return]
 
 
@@ -310,10 +342,31 @@ def _add_book(crm: crmkit.CRM, book: dict[str, list[dict[str, Any]]]) -> list[An
         if p["archived"]:
             opportunity = changes.archive(opportunity, now=_CREATED)[0]
         opportunities.append(opportunity)
+    emails = []
+    for e in book["emails"]:
+        campaign = ids["campaign"][e["campaign"]][1]
+        contact = ContactId(uuid7())  # e-mail records name contacts without a foreign key
+        opened = e["opened"]
+        if isinstance(opened, int):
+            opened = AS_OF - timedelta(days=opened)
+        record, _ = changes.create(
+            CampaignEmail,
+            id=campaign_email_id(campaign, contact),
+            now=_CREATED,
+            campaign_id=campaign,
+            contact_id=contact,
+            organization_id=orgs[e["org"]].id,
+            sent_at=_CREATED,
+            opened_at=opened,
+        )
+        if e["archived"]:
+            record = changes.archive(record, now=_CREATED)[0]
+        emails.append(record)
     with crm.store.unit_of_work() as uow:
         uow.repository(Organization).add_many(orgs)
         uow.repository(Interaction).add_many(interactions)
         uow.repository(Opportunity).add_many(opportunities)
+        uow.repository(CampaignEmail).add_many(emails)
         uow.commit()
     return [o.id for o in orgs]
 

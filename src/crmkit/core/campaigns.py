@@ -35,6 +35,7 @@ from crmkit.core.fields import (
     tuple_field,
 )
 from crmkit.core.ids import CampaignId, OrganizationId, SegmentId, UserId
+from crmkit.core.mail import CampaignEmail, EmailMetrics, email_metrics
 from crmkit.core.money import Money
 from crmkit.core.segments import Segment
 
@@ -134,6 +135,9 @@ class Campaign(Entity):
 
 
 Campaign.REFERENCES = {"segment_id": Segment, "owner_id": User}
+# contact_id and organization_id are left out on purpose: merges do not rewrite
+# to whom an e-mail went (see CampaignEmail)
+CampaignEmail.REFERENCES = {"campaign_id": Campaign}
 
 
 # ----------------------------------------------------------------- status
@@ -186,6 +190,8 @@ class CampaignResults:
         cost_per_lead: cost / leads (``None`` without cost or leads).
         roi: (won value - cost) / cost, rounded to 4 places (``None`` without a cost).
         conversion_rate: won / opportunities, rounded to 4 places (``None`` without any).
+        email: the e-mail metrics (sent, delivered, opened, clicked, bounced,
+            unsubscribed and their rates; see :class:`~crmkit.EmailMetrics`).
     """
 
     campaign_id: CampaignId
@@ -199,6 +205,7 @@ class CampaignResults:
     cost_per_lead: Money | None
     roi: Decimal | None
     conversion_rate: Decimal | None
+    email: EmailMetrics = EmailMetrics()
 
 
 #: Turns money into another currency on a date: ``(money, currency, on) -> money``.
@@ -211,6 +218,7 @@ def results(
     opportunities: Iterable[Opportunity],
     *,
     convert: Convert | None = None,
+    emails: Iterable[CampaignEmail] = (),
 ) -> CampaignResults:
     """The results of ``campaign`` from its leads and opportunities.
 
@@ -224,6 +232,7 @@ def results(
         opportunities: its opportunities (and any others: only attributed ones count).
         convert: turns a won amount in another currency into the cost's; without
             it such amounts raise.
+        emails: the campaign's e-mail records (others are ignored).
 
     Raises:
         CurrencyMismatchError: a won amount is in another currency and no ``convert``.
@@ -270,4 +279,5 @@ def results(
         cost_per_lead=cost_per_lead,
         roi=roi,
         conversion_rate=rate,
+        email=email_metrics(e for e in emails if e.campaign_id == campaign.id),
     )

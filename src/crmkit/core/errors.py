@@ -26,6 +26,7 @@ __all__ = [
     "NotFoundError",
     "PluginError",
     "StorageError",
+    "TemplateError",
     "ValidationError",
 ]
 
@@ -72,6 +73,71 @@ def _rebuild_validation_error(
     cls: type[ValidationError], field: str, reason: str, code: str
 ) -> ValidationError:
     return cls(field, reason, code=code)
+
+
+class TemplateError(ValidationError):
+    """An e-mail template that cannot be rendered; nothing was saved or sent.
+
+    A :class:`ValidationError` whose ``code`` says why: ``template_syntax``
+    (the template does not parse), ``template_variable`` (it names a variable
+    or attribute the context lacks), ``template_sandbox`` (it reaches for
+    something the sandbox forbids, such as ``__class__``) or
+    ``template_render`` (rendering failed otherwise).
+
+    Attributes:
+        template: the template's name.
+        language: the variant's language.
+        part: ``"subject"``, ``"text"`` or ``"html"``.
+        line: the template line at fault, when known.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        field: str,
+        reason: str,
+        *,
+        code: str = "template_render",
+        value: Any = None,
+        template: str | None = None,
+        language: str | None = None,
+        part: str | None = None,
+        line: int | None = None,
+    ):
+        super().__init__(field, reason, code=code, value=value)
+        self.template = template
+        self.language = language
+        self.part = part
+        self.line = line
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_template_error,
+            (
+                self.field,
+                self.reason,
+                self.code,
+                self.template,
+                self.language,
+                self.part,
+                self.line,
+            ),
+        )
+
+
+def _rebuild_template_error(
+    field: str,
+    reason: str,
+    code: str,
+    template: str | None,
+    language: str | None,
+    part: str | None,
+    line: int | None,
+) -> TemplateError:
+    return TemplateError(
+        field, reason, code=code, template=template, language=language, part=part, line=line
+    )
 
 
 class CurrencyMismatchError(CrmkitError, ValueError):

@@ -17,9 +17,11 @@ from typing import NewType
 from uuid import UUID
 
 __all__ = [
+    "CampaignEmailId",
     "CampaignId",
     "CaseId",
     "ContactId",
+    "EmailTemplateId",
     "InteractionId",
     "LeadId",
     "LossReasonId",
@@ -60,6 +62,8 @@ TeamId = NewType("TeamId", UUID)
 SalesTargetId = NewType("SalesTargetId", UUID)
 RuleId = NewType("RuleId", UUID)
 RuleFiringId = NewType("RuleFiringId", UUID)
+CampaignEmailId = NewType("CampaignEmailId", UUID)
+EmailTemplateId = NewType("EmailTemplateId", UUID)
 
 _lock = threading.Lock()
 _last = [0, 0]  # [unix milliseconds, 12-bit counter] of the previous id

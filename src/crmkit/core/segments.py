@@ -8,7 +8,8 @@ and :class:`Not`, and with criteria over the organization's history:
 
 * :class:`NoInteraction` - no interaction done in the last N days;
 * :class:`WonValue` - won opportunities closed in a period worth at least X;
-* :class:`OpenOpportunity` - an open opportunity in stage S.
+* :class:`OpenOpportunity` - an open opportunity in stage S;
+* :class:`OpenedEmail` - a contact opened an e-mail of campaign X (in a period).
 
 The functions here are the reference semantics: :func:`evaluate` over
 organizations and a :class:`History` of facts.  ``SqlStore`` pushes the same
@@ -42,7 +43,7 @@ from crmkit.core.fields import (
     required_id,
     text,
 )
-from crmkit.core.ids import OrganizationId, SegmentId
+from crmkit.core.ids import CampaignId, OrganizationId, SegmentId
 from crmkit.core.money import Money
 from crmkit.core.query import (
     Contains,
@@ -58,6 +59,7 @@ from crmkit.core.query import (
 
 if TYPE_CHECKING:
     from crmkit.core.interactions import Interaction
+    from crmkit.core.mail import CampaignEmail
     from crmkit.core.opportunities import Opportunity
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "NoInteraction",
     "Not",
     "OpenOpportunity",
+    "OpenedEmail",
     "Or",
     "Segment",
     "SegmentMode",
@@ -152,9 +155,36 @@ class OpenOpportunity:
     pipeline: str | None = None
 
 
+@frozen
+class OpenedEmail:
+    """A contact of the organization opened an e-mail of ``campaign``.
+
+    Reads the campaign's e-mail records sent on behalf of the organization
+    (their ``organization_id``, the campaign member) whose ``opened_at``
+    falls in ``[start, end)`` (either bound may be left open); archived
+    records are ignored.  ``campaign`` is the campaign's id; the segments
+    service also takes its name (or record) and saves the id.
+    """
+
+    campaign: CampaignId | str
+    start: datetime | None = None
+    end: datetime | None = None
+
+
 #: A criteria tree: a typed filter, a history criterion, or And / Or / Not of trees.
 Criteria = Union[  # noqa: UP007 - a runtime alias the converter and the schema read
-    Eq, In, Range, Contains, Has, And, Or, Not, NoInteraction, WonValue, OpenOpportunity
+    Eq,
+    In,
+    Range,
+    Contains,
+    Has,
+    And,
+    Or,
+    Not,
+    NoInteraction,
+    WonValue,
+    OpenOpportunity,
+    OpenedEmail,
 ]
 
 #: The node types of a criteria tree.
@@ -170,6 +200,7 @@ CRITERIA_TYPES: Final = (
     NoInteraction,
     WonValue,
     OpenOpportunity,
+    OpenedEmail,
 )
 
 _FILTERS: Final = (Eq, In, Range, Contains, Has)
@@ -248,14 +279,37 @@ def _check(
             raise ValidationError(
                 f"{path}.pipeline", "must be a pipeline key", code="type", value=node.pipeline
             )
+    elif isinstance(node, OpenedEmail):
+        _check_opened(node, path)
     else:
         raise ValidationError(
             path,
             "must be a filter (Eq, In, Range, Contains, Has), And, Or, Not, "
-            "NoInteraction, WonValue or OpenOpportunity",
+            "NoInteraction, WonValue, OpenOpportunity or OpenedEmail",
             code="type",
             value=node,
         )
+
+
+def _check_opened(node: OpenedEmail, path: str) -> None:
+    if not isinstance(node.campaign, UUID):
+        raise ValidationError(
+            f"{path}.campaign", "must be a campaign id", code="type", value=node.campaign
+        )
+    for name in ("start", "end"):
+        value = getattr(node, name)
+        if value is None:
+            continue
+        if not isinstance(value, datetime) or value.utcoffset() is None:
+            raise ValidationError(
+                f"{path}.{name}", "must be a timezone-aware datetime", code="type", value=value
+            )
+        if not in_utc_range(value):
+            raise ValidationError(
+                f"{path}.{name}", "is out of range in UTC", code="out_of_range", value=value
+            )
+    if node.start is not None and node.end is not None and node.end <= node.start:
+        raise ValidationError(f"{path}.end", "must be after start", code="range", value=node.end)
 
 
 def filters_of(criteria: Criteria) -> list[Filter]:
@@ -299,17 +353,23 @@ class History:
         done: when each organization's done interactions occurred.
         won: (amount, closed at) of each organization's won opportunities.
         open_stages: (pipeline, stage) of each organization's open opportunities.
+        opened: (campaign, opened at) of the campaign e-mails each organization's
+            contacts opened.
     """
 
     done: Mapping[OrganizationId, tuple[datetime, ...]] = attrs.Factory(dict)
     won: Mapping[OrganizationId, tuple[tuple[Money, datetime], ...]] = attrs.Factory(dict)
     open_stages: Mapping[OrganizationId, frozenset[tuple[str, str]]] = attrs.Factory(dict)
+    opened: Mapping[OrganizationId, tuple[tuple[CampaignId, datetime], ...]] = attrs.Factory(dict)
 
     @classmethod
     def of(
-        cls, interactions: Iterable[Interaction], opportunities: Iterable[Opportunity]
+        cls,
+        interactions: Iterable[Interaction],
+        opportunities: Iterable[Opportunity],
+        emails: Iterable[CampaignEmail] = (),
     ) -> History:
-        """The facts of these interactions and opportunities (archived ones skipped)."""
+        """The facts of these interactions, opportunities and e-mails (archived ones skipped)."""
         done: dict[OrganizationId, list[datetime]] = {}
         for i in interactions:
             if (
@@ -328,10 +388,15 @@ class History:
                 won.setdefault(o.organization_id, []).append((o.amount, o.closed_at))
             elif o.status.value == _OPEN:
                 open_stages.setdefault(o.organization_id, set()).add((o.pipeline, o.stage))
+        opened: dict[OrganizationId, list[tuple[CampaignId, datetime]]] = {}
+        for e in emails:
+            if not e.archived and e.organization_id is not None and e.opened_at is not None:
+                opened.setdefault(e.organization_id, []).append((e.campaign_id, e.opened_at))
         return cls(
             {k: tuple(v) for k, v in done.items()},
             {k: tuple(v) for k, v in won.items()},
             {k: frozenset(v) for k, v in open_stages.items()},
+            {k: tuple(v) for k, v in opened.items()},
         )
 
 
@@ -377,6 +442,13 @@ def _holds(
             if amount.currency == node.at_least.currency and node.start <= closed < node.end:
                 total += amount.amount
         return total >= node.at_least.amount
+    if isinstance(node, OpenedEmail):
+        return any(
+            campaign == node.campaign
+            and (node.start is None or node.start <= at)
+            and (node.end is None or at < node.end)
+            for campaign, at in history.opened.get(org.id, ())
+        )
     assert isinstance(node, OpenOpportunity)
     return any(
         stage == node.stage and (node.pipeline is None or pipeline == node.pipeline)

@@ -208,6 +208,72 @@ class ImportService:
         """Import a JSON Lines file; options as :meth:`file`."""
         return self.file(path, entity=entity, format="jsonl", **options)
 
+    def campaign_metrics(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        campaign: Any,
+        mapping: Mapping[str, str | None] | None = None,
+        format: str | None = None,
+        mode: ImportMode = "atomic",
+        dry_run: bool = False,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        date_format: str | None = None,
+        at: Any = None,
+        batch_size: int = DEFAULT_BATCH,
+    ) -> ImportReport:
+        """Import an e-mail marketing tool's per-contact report into a campaign.
+
+        Each row names a contact by e-mail address and says whether (or
+        when) the campaign's message was sent, opened, clicked, bounced and
+        whether they unsubscribed; the facts land on the campaign's
+        :class:`~crmkit.CampaignEmail` records (see
+        :mod:`crmkit.io.campaign_metrics` for the headers, in English and
+        Spanish, and the cell formats).  Facts are only added: importing
+        the same file twice changes nothing the second time.
+
+        Args:
+            path: the file (CSV, JSON Lines, XLSX...).
+            campaign: the campaign (record, id or name).
+            mapping: file header -> ``email``, ``sent``, ``opened``,
+                ``clicked``, ``bounced``, ``unsubscribed`` or ``None`` (skip).
+            format: a registered format's key; default by extension.
+            mode: ``"atomic"`` (default) or ``"partial"``, as :meth:`file`.
+            dry_run: check every row, write nothing.
+            encoding: the file's encoding (default: sniffed).
+            delimiter: the CSV separator (default: sniffed).
+            date_format: a ``strptime`` format for non-ISO dates and times.
+            at: the time of a bare "yes" (default: now).
+            batch_size: rows written together.
+
+        Returns:
+            An :class:`~crmkit.io.ImportReport` (``entity="campaign_emails"``):
+            an unknown address is a row error (code ``reference``), a bad cell
+            too (code ``flag``).
+
+        Raises:
+            NotFoundError: no such campaign.
+            ValidationError: bad arguments, a file without an e-mail column
+                (code ``header``), a file that cannot be read.
+        """
+        from crmkit.io.campaign_metrics import import_metrics
+
+        return import_metrics(
+            self._crm,
+            path,
+            campaign=campaign,
+            mapping=mapping,
+            format=format,
+            mode=mode,
+            dry_run=dry_run,
+            encoding=encoding,
+            delimiter=delimiter,
+            date_format=date_format,
+            at=at,
+            batch_size=batch_size,
+        )
+
     def file(
         self,
         path: str | os.PathLike[str],

@@ -17,7 +17,9 @@ Families, in this order below:
   exactly once per change, and return ``None``; a failure is logged and
   reported in a :class:`~crmkit.DeliveryReport`, never undoing the change;
 * lookups (``crmkit_exchange_rate``, ``crmkit_customer_revenue``) answer a
-  question; the first non-None answer wins.
+  question; the first non-None answer wins;
+* delivery (``crmkit_send_email``) sends campaign e-mail; the first plugin
+  that answers sends the batch.
 
 .. versionadded:: 0.1
 """
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from crmkit.core.formats import FileFormat
     from crmkit.core.interactions import Interaction, InteractionKind
     from crmkit.core.leads import Lead, LeadConversion
+    from crmkit.core.mail import OutgoingEmail, SendOutcome
     from crmkit.core.money import Money
     from crmkit.core.opportunities import Opportunity, StageChange
     from crmkit.core.pipelines import Pipeline
@@ -617,6 +620,37 @@ def crmkit_customer_revenue(
     Returns:
         A :class:`crmkit.Money` (any currency with an exchange rate to the
         report's), or ``None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+# =========================================================================== delivery
+
+
+@hookspec(firstresult=True)
+def crmkit_send_email(crm: CRM, messages: list[OutgoingEmail]) -> list[SendOutcome] | None:
+    """Send a batch of rendered e-mails (``crm.campaigns.send``).
+
+    Called once per batch (up to 1,000 messages; 500 by default), after the
+    recipients were claimed and committed, so a sender should reuse one
+    connection for the whole batch.  The built-in SMTP sender
+    (:class:`crmkit.SmtpSender`, registered by ``crmkit.open(smtp=...)``)
+    implements it.  Stops at the first non-None result.
+
+    A sender reports each message's fate in a :class:`crmkit.SendOutcome`
+    (matched by ``message_id``) and should not raise for a refused recipient
+    or a lost connection: those are outcomes with ``ok=False``.  A message
+    without an outcome counts as not sent; an exception becomes
+    :class:`crmkit.HookError` and the whole batch is recorded as not sent.
+
+    Args:
+        crm: the CRM sending.
+        messages: the :class:`crmkit.OutgoingEmail` messages of the batch.
+
+    Returns:
+        One :class:`crmkit.SendOutcome` per message, or ``None`` to leave the
+        batch to another plugin.
 
     .. versionadded:: 0.1
     """

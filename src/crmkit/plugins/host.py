@@ -32,6 +32,7 @@ from crmkit.core.forecast import ForecastMethod
 from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
+from crmkit.core.mail import OutgoingEmail, SendOutcome
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline, check_pipeline
@@ -702,3 +703,35 @@ class PluginHost:
                 )
             return result
         return None
+
+    # ----------------------------------------------------------- delivery
+    def has_email_sender(self) -> bool:
+        """Whether any plugin implements ``crmkit_send_email``."""
+        return any(True for _ in self._impls("crmkit_send_email"))
+
+    def send_email(self, crm: CRM, messages: Sequence[OutgoingEmail]) -> dict[str, SendOutcome]:
+        """Hand a batch to the first sender that answers; the outcomes by ``message_id``.
+
+        Implementations run newest first until one returns outcomes.  A
+        message left without an outcome is missing from the result.
+
+        Raises:
+            HookError: an implementation raised, returned something else than
+                a list of :class:`~crmkit.SendOutcome`, or none answered;
+                ``reason`` starts with the plugin's name.
+        """
+        name = "crmkit_send_email"
+        kwargs = {"crm": crm, "messages": list(messages)}
+        for impl, function in self._impls(name):
+            try:
+                result = function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:  # the batch is recorded as not sent
+                raise HookError(name, f"{_plugin_name(impl)}: {type(exc).__name__}: {exc}") from exc
+            if result is None:
+                continue
+            if not isinstance(result, list | tuple) or not all(
+                isinstance(o, SendOutcome) for o in result
+            ):
+                raise HookError(name, f"{_plugin_name(impl)}: must return a list of SendOutcome")
+            return {o.message_id: o for o in result}
+        raise HookError(name, "no plugin sent the batch")

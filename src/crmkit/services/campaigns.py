@@ -31,6 +31,7 @@ from crmkit.core.fields import to_enum
 from crmkit.core.ids import CampaignId, OrganizationId, UserId, uuid7
 from crmkit.core.interactions import Interaction, InteractionStatus
 from crmkit.core.leads import Lead
+from crmkit.core.mail import CampaignEmail
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import Eq, In, Query
@@ -49,7 +50,7 @@ from crmkit.services.segments import SegmentRef
 from crmkit.stores.base import UnitOfWork
 
 if TYPE_CHECKING:
-    pass
+    from crmkit.services.mail import SendReport, TemplateRef
 
 __all__ = ["CampaignRef", "CampaignService"]
 
@@ -337,6 +338,92 @@ class CampaignService(_Service[Campaign, CampaignId]):
 
         return self._crm._write(run)
 
+    def send(
+        self,
+        campaign: CampaignRef,
+        template: TemplateRef,
+        *,
+        sender: str,
+        sender_name: str | None = None,
+        sender_user: UserRef | None = None,
+        reply_to: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        batch_size: int = 500,
+        retry_unconfirmed: bool = False,
+        dry_run: bool = False,
+    ) -> SendReport:
+        """E-mail ``template`` to the contacts of an active campaign's members.
+
+        Recipients are the contacts (not archived) of the members (not
+        archived) that have an e-mail address, are not ``do_not_contact``,
+        and never unsubscribed: no e-mail record of any campaign has an
+        ``unsubscribed_at`` for the contact or for its address.  A contact
+        already sent this campaign's e-mail is skipped, so running it again
+        sends nothing new; so is a second contact with an address already in
+        the send.
+
+        Every message is rendered first (a template error raises before
+        anything is sent).  Then, batch by batch: the recipients are claimed
+        (``claimed_at``, ``message_id``; committed), the batch goes to the
+        ``crmkit_send_email`` hook, and each accepted message is recorded
+        (``sent_at``) with one ``email`` interaction (done, with the campaign,
+        organization and contact); each refused one with its error.  Delivery
+        is at most once: recipients claimed by a send that stopped before
+        recording the answer are *unconfirmed* and skipped, unless
+        ``retry_unconfirmed``.
+
+        Args:
+            campaign: the campaign (record, id or name); it must be active.
+            template: the template (record, id or name).
+            sender: the ``From`` address.
+            sender_name: the ``From`` display name.
+            sender_user: the user sending (``sender`` in the template).
+            reply_to: a ``Reply-To`` address.
+            headers: extra headers (``{"List-Unsubscribe": "<mailto:...>"}``).
+            batch_size: messages per hook call (1-1000).
+            retry_unconfirmed: send again to unconfirmed recipients.
+            dry_run: render and count, send and write nothing.
+
+        Returns:
+            A :class:`~crmkit.services.mail.SendReport`: sent, failures (typed,
+            per recipient), skipped by reason, unconfirmed.
+
+        Raises:
+            NotFoundError: no such campaign or template.
+            TemplateError: the template fails for some recipient; nothing sent.
+            ValidationError: the campaign is not active, no plugin sends
+                e-mail (code ``no_sender``), called inside ``crm.transaction()``
+                (code ``transaction``), a bad address or batch size.
+            HookError: the sender plugin raised; that batch is recorded as
+                not sent and the send stops.
+        """
+        from crmkit.services.mail import send_campaign
+
+        return send_campaign(
+            self._crm,
+            campaign,
+            template,
+            sender=sender,
+            sender_name=sender_name,
+            sender_user=sender_user,
+            reply_to=reply_to,
+            headers=headers,
+            batch_size=batch_size,
+            retry_unconfirmed=retry_unconfirmed,
+            dry_run=dry_run,
+        )
+
+    def emails(self, campaign: CampaignRef) -> list[CampaignEmail]:
+        """The campaign's e-mail records (one per contact), in id order."""
+
+        def read(uow: UnitOfWork) -> list[CampaignEmail]:
+            current = self._get(uow, campaign)
+            return uow.repository(CampaignEmail).find(
+                Query(filters=(Eq("campaign_id", current.id),), archived=None)
+            )
+
+        return self._crm._read(read)
+
     # ---------------------------------------------------------------- reads
     def get_by_name(self, name: str) -> Campaign:
         """The campaign called ``name``.
@@ -357,7 +444,7 @@ class CampaignService(_Service[Campaign, CampaignId]):
         return self._crm._read(read)
 
     def results(self, campaign: CampaignRef) -> CampaignResults:
-        """Leads, opportunities, won value, cost per lead and ROI of the campaign.
+        """Leads, opportunities, won value, cost per lead, ROI and e-mail metrics of the campaign.
 
         Opportunities count when they name the campaign or were converted
         from one of its leads, each once however many paths lead to it.  Won
@@ -377,7 +464,8 @@ class CampaignService(_Service[Campaign, CampaignId]):
             opportunities = uow.repository(Opportunity).find(Query(filters=mine, archived=None))
             if via_leads:
                 opportunities += list(uow.repository(Opportunity).get_many(set(via_leads)).values())
-            return results(current, leads, opportunities, convert=self._crm.convert)
+            emails = uow.repository(CampaignEmail).find(Query(filters=mine, archived=None))
+            return results(current, leads, opportunities, convert=self._crm.convert, emails=emails)
 
         return self._crm._read(read)
 

@@ -14,6 +14,8 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+import attrs
+
 from crmkit.core import changes
 from crmkit.core.contact_points import EmailAddress, PhoneNumber
 from crmkit.core.entities import Organization
@@ -21,6 +23,7 @@ from crmkit.core.errors import NotFoundError, ValidationError
 from crmkit.core.fields import to_enum
 from crmkit.core.ids import OrganizationId, SegmentId, uuid7
 from crmkit.core.interactions import Interaction
+from crmkit.core.mail import CampaignEmail
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range
 from crmkit.core.segments import (
@@ -28,6 +31,7 @@ from crmkit.core.segments import (
     Criteria,
     History,
     Not,
+    OpenedEmail,
     Or,
     Segment,
     SegmentMode,
@@ -275,11 +279,31 @@ class SegmentService(_Service[Segment, SegmentId]):
                 return Or(*(walk(p, f"{path}.parts[{i}]") for i, p in enumerate(node.parts)))
             if isinstance(node, Not):
                 return Not(cast(Criteria, walk(node.part, f"{path}.part")))
+            if isinstance(node, OpenedEmail):
+                return attrs.evolve(node, campaign=self._campaign_id(uow, node.campaign, path))
             return node  # history criteria and anything else: checked below
 
         resolved = walk(criteria, "criteria")
         check_criteria(resolved, self._kinds())
         return cast(Criteria, resolved)
+
+    def _campaign_id(self, uow: UnitOfWork, campaign: object, path: str) -> Any:
+        """A campaign record or name as its id (ids and anything else: checked later)."""
+        from crmkit.core.campaigns import Campaign
+
+        if isinstance(campaign, Campaign):
+            return campaign.id
+        if isinstance(campaign, str):
+            found = uow.repository(Campaign).get_by("name", campaign)
+            if found is None:
+                raise ValidationError(
+                    f"{path}.campaign",
+                    "there is no campaign with that name",
+                    code="reference",
+                    value=campaign,
+                )
+            return found.id
+        return campaign
 
     def _evaluate(
         self, uow: UnitOfWork, criteria: Criteria, as_of: datetime
@@ -290,7 +314,9 @@ class SegmentService(_Service[Segment, SegmentId]):
             return cast(list[OrganizationId], segment(criteria, as_of=as_of, custom_kinds=kinds))
         every = Query(archived=None)
         history = History.of(
-            uow.repository(Interaction).find(every), uow.repository(Opportunity).find(every)
+            uow.repository(Interaction).find(every),
+            uow.repository(Opportunity).find(every),
+            uow.repository(CampaignEmail).find(every),
         )
         organizations = uow.repository(Organization).find(Query())
         return evaluate(organizations, criteria, as_of=as_of, history=history, kinds=dict(kinds))

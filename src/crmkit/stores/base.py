@@ -32,9 +32,17 @@ from crmkit.core.ids import OrganizationId
 from crmkit.core.query import Query
 from crmkit.core.segments import Criteria
 
-__all__ = ["AuditLog", "Repository", "SegmentEvaluator", "Store", "UnitOfWork"]
+__all__ = [
+    "AuditLog",
+    "BulkUpdater",
+    "Repository",
+    "SegmentEvaluator",
+    "Store",
+    "UnitOfWork",
+]
 
 E = TypeVar("E", bound=Entity)
+E_contra = TypeVar("E_contra", bound=Entity, contravariant=True)
 
 
 class Repository(Protocol[E]):
@@ -78,6 +86,26 @@ class Repository(Protocol[E]):
 
     def count(self, query: Query) -> int:
         """How many records match ``query`` (limit and offset ignored)."""
+
+
+class BulkUpdater(Protocol[E_contra]):
+    """A repository that updates many records at once (optional).
+
+    ``MemoryStore`` and ``SqlStore`` repositories provide it (one
+    ``executemany`` on SQL); for a backend without it, callers update the
+    records one by one with :meth:`Repository.update`.
+    """
+
+    def update_many(
+        self, entities: Sequence[E_contra], *, expected_versions: Sequence[int]
+    ) -> None:
+        """:meth:`Repository.update` of each entity with its expected version, at once.
+
+        Raises:
+            NotFoundError: a record does not exist.
+            ConcurrencyError: a stored version is not the expected one.
+            ValidationError: not one version per entity (code ``range``).
+        """
 
 
 class AuditLog(Protocol):

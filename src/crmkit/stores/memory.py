@@ -25,6 +25,7 @@ from crmkit.core.entities import Entity, FieldKind, Organization
 from crmkit.core.errors import ConcurrencyError, DuplicateError, NotFoundError, ValidationError
 from crmkit.core.ids import OrganizationId
 from crmkit.core.interactions import Interaction
+from crmkit.core.mail import CampaignEmail
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import Query, select
 from crmkit.core.segments import Criteria, History, evaluate
@@ -159,6 +160,14 @@ class _Repository(Generic[E]):
         self._check(table, entity)
         self._index(table, current, entity)
 
+    def update_many(self, entities: Sequence[E], *, expected_versions: Sequence[int]) -> None:
+        if len(entities) != len(expected_versions):
+            raise ValidationError(
+                "expected_versions", "must give one version per record", code="range"
+            )
+        for entity, version in zip(entities, expected_versions, strict=True):
+            self.update(entity, expected_version=version)
+
     def find(self, query: Query) -> list[E]:
         return cast(list[E], select(self._read().rows.values(), query))
 
@@ -197,6 +206,7 @@ class _MemoryUnitOfWork:
         history = History.of(
             cast(Collection[Interaction], self.table(Interaction).rows.values()),
             cast(Collection[Opportunity], self.table(Opportunity).rows.values()),
+            cast(Collection[CampaignEmail], self.table(CampaignEmail).rows.values()),
         )
         organizations = cast(Collection[Organization], self.table(Organization).rows.values())
         return evaluate(

@@ -71,6 +71,7 @@ from crmkit.core.entities import (
 )
 from crmkit.core.interactions import Interaction
 from crmkit.core.leads import Lead
+from crmkit.core.mail import CampaignEmail, EmailTemplate
 from crmkit.core.merge import MergeJournal
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
@@ -112,6 +113,8 @@ ENTITY_TYPES: Final[tuple[type[Entity], ...]] = (
     SalesTarget,
     Rule,
     RuleFiring,
+    EmailTemplate,
+    CampaignEmail,
 )
 
 _TABLE_NAMES: Final = {
@@ -136,6 +139,8 @@ _TABLE_NAMES: Final = {
     "sales_target": "targets",
     "rule": "rules",
     "rule_firing": "rule_firings",
+    "email_template": "email_templates",
+    "campaign_email": "campaign_emails",
 }
 
 NAMING: Final = {
@@ -329,6 +334,7 @@ def _build_table(cls: type[Entity]) -> Table:
     ordered = sorted(fields, key=lambda f: f.name != "id")  # id first, then field order
     items: list[Any] = [c for f in ordered for c in _columns(cls, f)]
     items += [UniqueConstraint(f) for f in cls.UNIQUE]
+    items += [UniqueConstraint(*columns) for columns in _EXTRA_UNIQUE.get(cls, ())]
     items += [Index(None, ref) for ref in cls.REFERENCES]
     items.append(Index(None, "updated_at"))
     if "name" in attrs.fields_dict(cls):
@@ -357,6 +363,13 @@ _EXTRA_INDEXES: Final[dict[type[Entity], tuple[tuple[str, ...], ...]]] = {
     Lead: (("status",), ("email",)),
     MergeJournal: (("survivor_id",),),
     Campaign: (("status",),),
+    # unsubscribes are looked up by contact and by address; "opened" by member
+    CampaignEmail: (("contact_id",), ("email",), ("organization_id", "opened_at")),
+}
+
+#: Unique constraints over several columns.
+_EXTRA_UNIQUE: Final[dict[type[Entity], tuple[tuple[str, ...], ...]]] = {
+    CampaignEmail: (("campaign_id", "contact_id"),),
 }
 
 

@@ -49,11 +49,21 @@ from crmkit.core.errors import (
 )
 from crmkit.core.ids import OrganizationId
 from crmkit.core.interactions import Interaction, InteractionStatus
+from crmkit.core.mail import CampaignEmail
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold, is_custom
-from crmkit.core.segments import And, Criteria, NoInteraction, Not, OpenOpportunity, Or, WonValue
+from crmkit.core.segments import (
+    And,
+    Criteria,
+    NoInteraction,
+    Not,
+    OpenedEmail,
+    OpenOpportunity,
+    Or,
+    WonValue,
+)
 from crmkit.stores.schema import (
     TABLES,
     EntityCodec,
@@ -489,6 +499,19 @@ def _criteria_condition(
             it.c.occurred_at <= as_of,
         )
         return ~sa.exists(done)
+    if isinstance(node, OpenedEmail):
+        mail = TABLES[CampaignEmail]
+        conds = [
+            mail.c.organization_id == org.c.id,
+            mail.c.campaign_id == node.campaign,
+            mail.c.archived.is_(False),
+            mail.c.opened_at.is_not(None),
+        ]
+        if node.start is not None:
+            conds.append(mail.c.opened_at >= node.start)
+        if node.end is not None:
+            conds.append(mail.c.opened_at < node.end)
+        return sa.exists(sa.select(1).where(*conds))
     opp = TABLES[Opportunity]
     if isinstance(node, WonValue):
         total = (
@@ -949,6 +972,48 @@ class _SqlRepository(Generic[E]):
         if actual is None:
             raise NotFoundError(self._cls.ENTITY, entity.id)
         raise ConcurrencyError(self._cls.ENTITY, entity.id, expected_version, actual)
+
+    def update_many(self, entities: Sequence[E], *, expected_versions: Sequence[int]) -> None:
+        """Update many records at once (``executemany``); the checks of :meth:`update`."""
+        if len(entities) != len(expected_versions):
+            raise ValidationError(
+                "expected_versions", "must give one version per record", code="range"
+            )
+        if not entities:
+            return
+        table = self._table
+        params: list[dict[str, Any]] = []
+        for entity, version in zip(entities, expected_versions, strict=True):
+            row = self._codec.to_row(entity)
+            params.append({f"v_{k}": v for k, v in row.items()} | {"v_expected": version})
+        columns = [k[2:] for k in params[0] if k not in ("v_id", "v_expected")]
+        stmt = (
+            table.update()
+            .where(
+                table.c.id == sa.bindparam("v_id"), table.c.version == sa.bindparam("v_expected")
+            )
+            .values({c: sa.bindparam(f"v_{c}") for c in columns})
+        )
+        with _translating(self._cls):
+            self._check_references(entities)
+            for start in range(0, len(params), BATCH_SIZE):
+                chunk = params[start : start + BATCH_SIZE]
+                updated = self._conn.execute(stmt, chunk).rowcount
+                if updated == len(chunk):
+                    continue
+                ids = [p["v_id"] for p in chunk]
+                found = {
+                    row[0]: row[1]
+                    for row in self._conn.execute(
+                        sa.select(table.c.id, table.c.version).where(table.c.id.in_(ids))
+                    )
+                }
+                for p in chunk:
+                    actual = found.get(p["v_id"])
+                    if actual is None:
+                        raise NotFoundError(self._cls.ENTITY, p["v_id"])
+                    if actual != p["v_version"]:
+                        raise ConcurrencyError(self._cls.ENTITY, p["v_id"], p["v_expected"], actual)
 
     def find(self, query: Query) -> list[E]:
         table, dialect = self._table, self._uow.dialect

@@ -40,6 +40,7 @@ from crmkit.core.forecast import ForecastMethod
 from crmkit.core.formats import FileFormat
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead, LeadConversion
+from crmkit.core.mail import OutgoingEmail
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.pipelines import Pipeline
@@ -246,6 +247,12 @@ class RecordingPlugin:
             "crmkit_customer_revenue", crm=crm, organization=organization, since=since, until=until
         )
         return None
+
+    # -------------------------------------------------------------- delivery
+    @hookimpl
+    def crmkit_send_email(self, crm: CRM, messages: list[OutgoingEmail]) -> None:
+        """Record the call; leave the batch to another sender."""
+        self._record("crmkit_send_email", crm=crm, messages=messages)
 
     # --------------------------------------------------------- notifications
     @hookimpl

@@ -9,7 +9,7 @@ occurrence (idempotency across processes).
 the later one to land is renumbered.)
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-24 04:00:00.000000
 """
 
@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 from crmkit.stores.schema import UtcDateTime
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
