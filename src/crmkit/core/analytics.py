@@ -499,7 +499,9 @@ class _Valuer:
         self.quantum = _ONE.scaleb(-currency_exponent(currency))
 
     def amount(self, deal: DealState, on: date) -> Decimal:
-        money = deal.amount
+        return self.amount_of(deal.amount, on)
+
+    def amount_of(self, money: Money | None, on: date) -> Decimal:
         if money is None:
             return _ZERO
         if money.currency == self.currency:
@@ -559,9 +561,16 @@ def _key(deal: DealState, by: Dimension, day: date | None, fiscal_start: int) ->
 
 def _order(book: Book, by: Dimension) -> Callable[[str | None], tuple[int, int, str]]:
     """Sort keys: stages in pipeline order, everything else by label, ``None`` last."""
+    return _order_in(book.pipelines, by)
+
+
+def _order_in(
+    pipelines: Mapping[str, Pipeline], by: Dimension
+) -> Callable[[str | None], tuple[int, int, str]]:
+    """:func:`_order` for the ``pipelines`` of a book."""
     ranks: dict[str, int] = {}
     if by is Dimension.STAGE:
-        for pipeline_ in book.pipelines.values():
+        for pipeline_ in pipelines.values():
             for stage in pipeline_.stages:
                 ranks.setdefault(stage.key, len(ranks))
 
@@ -816,37 +825,54 @@ def _win_rate(
     valuer: _Valuer,
     key: str | None,
 ) -> WinRate:
-    won = lost = 0
-    won_value = lost_value = valuer.zero()
-    reasons: dict[LossReasonId | None, tuple[int, Money]] = {}
+    tally = _WinTally(valuer.zero())
     for deal in deals:
         assert deal.closed_at is not None
         value = valuer.value(deal, deal.closed_at.date())
-        if deal.status is StageKind.WON:
-            won, won_value = won + 1, won_value + value
-        else:
-            lost, lost_value = lost + 1, lost_value + value
-            count, total = reasons.get(deal.close_reason_id, (0, valuer.zero()))
-            reasons[deal.close_reason_id] = (count + 1, total + value)
-    rows = sorted(
-        (LostReasonRow(reason_id=k, count=c, value=v) for k, (c, v) in reasons.items()),
-        key=lambda r: (-r.count, -r.value.amount, str(r.reason_id)),
-    )
-    average = _divide(won_value, won) if won else None
-    return WinRate(
-        as_of=as_of,
-        since=since,
-        currency=valuer.currency,
-        won=won,
-        lost=lost,
-        won_value=won_value,
-        lost_value=lost_value,
-        by_count=_ratio(won, won + lost),
-        by_value=_ratio(won_value.amount, won_value.amount + lost_value.amount),
-        average_deal=average,
-        lost_reasons=tuple(rows),
-        key=key,
-    )
+        tally.add(deal.status is StageKind.WON, deal.close_reason_id, 1, value)
+    return tally.result(as_of=as_of, since=since, key=key)
+
+
+class _WinTally:
+    """Won and lost counts and values, and the losses by reason, summed as they come."""
+
+    def __init__(self, zero: Money):
+        self.zero = zero
+        self.won = self.lost = 0
+        self.won_value = self.lost_value = zero
+        self.reasons: dict[LossReasonId | None, tuple[int, Money]] = {}
+
+    def add(self, won: bool, reason: LossReasonId | None, count: int, value: Money) -> None:
+        """Count ``count`` deals worth ``value`` together."""
+        if won:
+            self.won, self.won_value = self.won + count, self.won_value + value
+            return
+        self.lost, self.lost_value = self.lost + count, self.lost_value + value
+        seen, total = self.reasons.get(reason, (0, self.zero))
+        self.reasons[reason] = (seen + count, total + value)
+
+    def result(self, *, as_of: datetime, since: datetime | None, key: str | None) -> WinRate:
+        won, lost = self.won, self.lost
+        won_value, lost_value, reasons = self.won_value, self.lost_value, self.reasons
+        rows = sorted(
+            (LostReasonRow(reason_id=k, count=c, value=v) for k, (c, v) in reasons.items()),
+            key=lambda r: (-r.count, -r.value.amount, str(r.reason_id)),
+        )
+        average = _divide(won_value, won) if won else None
+        return WinRate(
+            as_of=as_of,
+            since=since,
+            currency=self.zero.currency,
+            won=won,
+            lost=lost,
+            won_value=won_value,
+            lost_value=lost_value,
+            by_count=_ratio(won, won + lost),
+            by_value=_ratio(won_value.amount, won_value.amount + lost_value.amount),
+            average_deal=average,
+            lost_reasons=tuple(rows),
+            key=key,
+        )
 
 
 def _divide(money: Money, count: int) -> Money:

@@ -29,10 +29,18 @@ from uuid import UUID
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.ids import OrganizationId
+from crmkit.core.pushdown import ClosedDealsQuery, ClosedGroups, OpenDealsQuery, OpenGroups
 from crmkit.core.query import Query
 from crmkit.core.segments import Criteria
 
-__all__ = ["AuditLog", "Repository", "SegmentEvaluator", "Store", "UnitOfWork"]
+__all__ = [
+    "AnalyticsAggregator",
+    "AuditLog",
+    "Repository",
+    "SegmentEvaluator",
+    "Store",
+    "UnitOfWork",
+]
 
 E = TypeVar("E", bound=Entity)
 
@@ -139,6 +147,37 @@ class SegmentEvaluator(Protocol):
 
         Must agree with :func:`crmkit.core.segments.evaluate`.
         """
+
+
+class AnalyticsAggregator(Protocol):
+    """A unit of work that computes grouped analytics itself (optional).
+
+    ``SqlStore`` provides it (``GROUP BY`` in the database); the analytics
+    service uses it for an ``as_of`` at or after :meth:`last_opportunity_change`
+    and otherwise, or for a backend without it, computes the figures with
+    :mod:`crmkit.core.analytics` over the records it reads.  The answers must
+    make :func:`crmkit.core.pushdown.pipeline_report` and
+    :func:`~crmkit.core.pushdown.win_rate_reports` agree exactly with the pure
+    functions.
+
+    .. versionadded:: 0.1
+    """
+
+    def last_opportunity_change(self) -> datetime | None:
+        """The latest ``updated_at`` of any opportunity (``None`` without any)."""
+
+    def opportunity_stages(self, *, archived: bool | None = None) -> set[tuple[str, str]]:
+        """Every distinct ``(pipeline, stage)`` of the stored opportunities.
+
+        Args:
+            archived: only archived (``True``) or live (``False``) ones; all by default.
+        """
+
+    def open_deal_groups(self, query: OpenDealsQuery) -> OpenGroups | None:
+        """The groups of the deals still in the pipeline (``None``: cannot, use the pure path)."""
+
+    def closed_deal_groups(self, query: ClosedDealsQuery) -> ClosedGroups | None:
+        """The groups of the won and lost deals (``None``: cannot, use the pure path)."""
 
 
 class Store(Protocol):

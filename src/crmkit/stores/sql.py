@@ -52,8 +52,10 @@ from crmkit.core.interactions import Interaction, InteractionStatus
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
+from crmkit.core.pushdown import ClosedDealsQuery, ClosedGroups, OpenDealsQuery, OpenGroups
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold, is_custom
 from crmkit.core.segments import And, Criteria, NoInteraction, Not, OpenOpportunity, Or, WonValue
+from crmkit.stores import aggregates
 from crmkit.stores.schema import (
     TABLES,
     EntityCodec,
@@ -1230,6 +1232,23 @@ class _SqlUnitOfWork:
 
     def repository(self, cls: type[E]) -> _SqlRepository[E]:
         return _SqlRepository(self, cls)
+
+    # analytics pushdown (crmkit.stores.base.AnalyticsAggregator)
+    def last_opportunity_change(self) -> datetime | None:
+        with _translating(Opportunity):
+            return aggregates.last_opportunity_change(self.connection)
+
+    def opportunity_stages(self, *, archived: bool | None = None) -> set[tuple[str, str]]:
+        with _translating(Opportunity):
+            return aggregates.opportunity_stages(self.connection, archived=archived)
+
+    def open_deal_groups(self, query: OpenDealsQuery) -> OpenGroups | None:
+        with _translating(Opportunity):
+            return aggregates.open_deal_groups(self.connection, query)
+
+    def closed_deal_groups(self, query: ClosedDealsQuery) -> ClosedGroups | None:
+        with _translating(Opportunity):
+            return aggregates.closed_deal_groups(self.connection, query)
 
     def segment(
         self,
