@@ -296,7 +296,10 @@ def test_the_database_computes_the_same_grouped_figures_as_the_pure_functions(
     last = max((o.updated_at for o in opps), default=T0)
     as_of = last + timedelta(hours=data.draw(st.integers(0, 2000)))
     currency = data.draw(st.sampled_from(("EUR", "USD", "JPY")))
-    by = data.draw(st.none() | st.sampled_from(Dimension))
+    several = st.lists(st.sampled_from(Dimension), min_size=2, max_size=3, unique=True)
+    by: Dimension | tuple[Dimension, ...] | None = data.draw(
+        st.none() | st.sampled_from(Dimension) | several.map(tuple)
+    )
     pipeline = data.draw(st.none() | st.sampled_from([p.key for p in pipes]))
     fiscal_start = data.draw(st.integers(1, 12))
     include_on_hold = data.draw(st.booleans())
@@ -333,7 +336,7 @@ def test_the_database_computes_the_same_grouped_figures_as_the_pure_functions(
             book, as_of=as_of, currency=currency, since=since, rate=rate, pipeline=pipeline
         )
     )
-    group = by or Dimension.OWNER
+    group = by if isinstance(by, Dimension) else Dimension.OWNER
     assert _outcome(
         lambda: crm.analytics.win_rates(
             by=group,

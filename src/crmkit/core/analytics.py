@@ -590,6 +590,47 @@ def _select(book: Book, as_of: datetime, pipeline: str | None) -> tuple[DealStat
     return tuple(d for d in book.at(as_of) if pipeline is None or d.pipeline == pipeline)
 
 
+#: A group while a report is built: one dimension's key, or a tuple of them.
+GroupKey = str | tuple[str | None, ...] | None
+
+
+def _row_keys(key: GroupKey, dimensions: int) -> tuple[str | None, tuple[str | None, ...]]:
+    """A row's ``key`` and ``keys`` for the group ``key`` of ``dimensions`` dimensions."""
+    if not dimensions:
+        return None, ()
+    if isinstance(key, tuple):
+        return " / ".join("-" if k is None else k for k in key), key
+    return key, (key,)
+
+
+def _check_dimensions(value: object) -> tuple[Dimension, ...]:
+    """``by`` as a tuple of dimensions: none, one, or several (a sequence, no repeats)."""
+    if value is None:
+        return ()
+    if isinstance(value, str | Dimension) or not isinstance(value, Sequence):
+        return (_check_dimension(value),)
+    dimensions = tuple(_check_dimension(item) for item in value)
+    if not dimensions or len(set(dimensions)) != len(dimensions):
+        raise ValidationError(
+            "by", "must name at least one dimension, each once", code="choice", value=value
+        )
+    return dimensions
+
+
+def _report_by(dimensions: tuple[Dimension, ...]) -> Dimension | tuple[Dimension, ...] | None:
+    return None if not dimensions else dimensions[0] if len(dimensions) == 1 else dimensions
+
+
+def _group_order(
+    pipelines: Mapping[str, Pipeline], dimensions: tuple[Dimension, ...]
+) -> Callable[[Any], Any]:
+    """Sort keys of one dimension's keys, or of tuples of several (dimension by dimension)."""
+    orders = [_order_in(pipelines, d) for d in dimensions]
+    if len(orders) == 1:
+        return orders[0]
+    return lambda key: tuple(order(part) for order, part in zip(orders, key, strict=True))
+
+
 def _check_dimension(value: object) -> Dimension:
     if not isinstance(value, Dimension):
         try:
@@ -610,11 +651,14 @@ class PipelineRow:
 
     Attributes:
         key: the group (a stage key, a period label, an id as text; ``None``
-            for deals without one).
+            for deals without one).  Grouped by several dimensions, their keys
+            joined by ``" / "`` (``"-"`` for a missing one), for display.
         count: deals in the group.
         unvalued: deals among them without an amount (counted as zero).
         value: the sum of their amounts.
         weighted: the sum of amount x probability, each rounded to minor units.
+        keys: the group's key in each dimension (``(key,)`` for one; empty
+            for the total).
     """
 
     key: str | None
@@ -622,14 +666,19 @@ class PipelineRow:
     unvalued: int
     value: Money
     weighted: Money
+    keys: tuple[str | None, ...] = ()
 
 
 @frozen(kw_only=True)
 class PipelineReport:
-    """The open pipeline at ``as_of``, grouped ``by`` one dimension (or not at all)."""
+    """The open pipeline at ``as_of``, grouped ``by`` one dimension, several, or none.
+
+    ``by`` is the dimension, the tuple of dimensions (rows keyed by tuples),
+    or ``None``.
+    """
 
     as_of: datetime
-    by: Dimension | None
+    by: Dimension | tuple[Dimension, ...] | None
     currency: str
     rows: tuple[PipelineRow, ...]
     total: PipelineRow
@@ -640,7 +689,7 @@ def pipeline(
     *,
     as_of: datetime,
     currency: str,
-    by: Dimension | str | None = None,
+    by: Dimension | str | Sequence[Dimension | str] | None = None,
     rate: RateFunction | None = None,
     pipeline: str | None = None,
     include_on_hold: bool = True,
@@ -659,7 +708,9 @@ def pipeline(
         book: the snapshot.
         as_of: the moment; an earlier one gives the pipeline as it stood then.
         currency: the report's currency.
-        by: the dimension to group by; ``None`` for the total only.
+        by: the dimension to group by, or a sequence of them (owner x month:
+            ``("owner", "month")``; rows keyed by tuples, sorted by the first
+            dimension, then the next); ``None`` for the total only.
         rate: exchange rates for amounts in other currencies.
         pipeline: only the deals of the pipeline with this key.
         include_on_hold: count on-hold deals.
@@ -670,24 +721,27 @@ def pipeline(
             rate (code ``no_rate``).
     """
     code = _currency(currency)
-    dimension = None if by is None else _check_dimension(by)
+    dimensions = _check_dimensions(by)
     _fiscal_start(fiscal_start)
     valuer = _Valuer(code, rate)
     kinds = (StageKind.OPEN, StageKind.ON_HOLD) if include_on_hold else (StageKind.OPEN,)
     deals = [d for d in _select(book, as_of, pipeline) if d.status in kinds]
     day = as_of.date()
-    groups: dict[str | None, list[tuple[DealState, Decimal, Decimal]]] = {}
+    groups: dict[GroupKey, list[tuple[DealState, Decimal, Decimal]]] = {}
     for deal in deals:
-        key = (
-            None if dimension is None else _key(deal, dimension, deal.expected_close, fiscal_start)
-        )
+        keys = [_key(deal, d, deal.expected_close, fiscal_start) for d in dimensions]
+        key: GroupKey = None if not keys else keys[0] if len(keys) == 1 else tuple(keys)
         amount = valuer.amount(deal, day)
         entry = (deal, amount, valuer.weigh(amount, deal.probability))
         groups.setdefault(key, []).append(entry)
 
-    def row(key: str | None, items: Sequence[tuple[DealState, Decimal, Decimal]]) -> PipelineRow:
+    def row(
+        key: GroupKey, items: Sequence[tuple[DealState, Decimal, Decimal]], grouped: bool = True
+    ) -> PipelineRow:
+        label, keys = _row_keys(key, len(dimensions) if grouped else 0)
         return PipelineRow(
-            key=key,
+            key=label,
+            keys=keys,
             count=len(items),
             unvalued=sum(1 for deal, _, _ in items if deal.amount is None),
             value=valuer.total(amount for _, amount, _ in items),
@@ -695,12 +749,16 @@ def pipeline(
         )
 
     rows: tuple[PipelineRow, ...] = ()
-    if dimension is not None:
-        order = _order(book, dimension)
+    if dimensions:
+        order = _group_order(book.pipelines, dimensions)
         rows = tuple(row(k, groups[k]) for k in sorted(groups, key=order))
     everything = [item for items in groups.values() for item in items]
     return PipelineReport(
-        as_of=as_of, by=dimension, currency=code, rows=rows, total=row(None, everything)
+        as_of=as_of,
+        by=_report_by(dimensions),
+        currency=code,
+        rows=rows,
+        total=row(None, everything, grouped=False),
     )
 
 

@@ -30,7 +30,7 @@ years here).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Final
@@ -41,16 +41,20 @@ from crmkit.core.analytics import (
     _EXACT,
     _PERIOD_OF,
     Dimension,
+    GroupKey,
     PipelineReport,
     PipelineRow,
     RateFunction,
     WinRate,
     _check_aware,
     _check_dimension,
+    _check_dimensions,
     _currency,
     _fiscal_start,
-    _order_in,
+    _group_order,
     _period,
+    _report_by,
+    _row_keys,
     _Valuer,
     _WinTally,
 )
@@ -89,7 +93,7 @@ class OpenDealsQuery:
 
     Attributes:
         statuses: the stage kinds that count (open, and on hold unless left out).
-        by: the dimension; ``None`` groups everything under ``None``.
+        dimensions: the dimensions to group by, in order (none: one group).
         pipeline: only this pipeline's deals.
         currency: the report's currency.
         probabilities: the probability texts (as stored) the store sums, each
@@ -98,7 +102,7 @@ class OpenDealsQuery:
     """
 
     statuses: tuple[StageKind, ...]
-    by: Dimension | None
+    dimensions: tuple[Dimension, ...]
     pipeline: str | None
     currency: str
     probabilities: Mapping[str, int]
@@ -107,9 +111,12 @@ class OpenDealsQuery:
 
 @frozen(kw_only=True)
 class OpenSum:
-    """Summed deals of one group: counts, and sums in the report's minor units."""
+    """Summed deals of one group: counts, and sums in the report's minor units.
 
-    key: str | None
+    ``keys`` holds the raw key of each of the query's dimensions.
+    """
+
+    keys: tuple[str | None, ...]
     count: int
     unvalued: int
     value_minor: int
@@ -120,7 +127,7 @@ class OpenSum:
 class OpenItems:
     """``count`` deals of one group with the same amount and probability."""
 
-    key: str | None
+    keys: tuple[str | None, ...]
     currency: str | None
     amount_minor: int | None
     probability: Decimal
@@ -140,13 +147,14 @@ class ClosedDealsQuery:
     """The deals won or lost (not archived) closed at or after ``since``.
 
     Attributes:
-        by: the dimension (periods: of the close time's UTC day).
+        dimensions: the dimensions to group by (periods: of the close time's
+            UTC day); none for one group.
         pipeline: only this pipeline's deals.
         currency: the report's currency: the store sums these amounts.
         since: the earliest close time, or ``None``.
     """
 
-    by: Dimension | None
+    dimensions: tuple[Dimension, ...]
     pipeline: str | None
     currency: str
     since: datetime | None
@@ -156,7 +164,7 @@ class ClosedDealsQuery:
 class ClosedSum:
     """Won (or lost, with one reason) deals of one group in the report's currency."""
 
-    key: str | None
+    keys: tuple[str | None, ...]
     won: bool
     reason_id: LossReasonId | None
     count: int
@@ -167,7 +175,7 @@ class ClosedSum:
 class ClosedItems:
     """``count`` deals of one group, outcome and reason, same amount and close day."""
 
-    key: str | None
+    keys: tuple[str | None, ...]
     won: bool
     reason_id: LossReasonId | None
     currency: str
@@ -212,7 +220,7 @@ def open_deals_query(
     pipelines: Mapping[str, Pipeline],
     *,
     currency: str,
-    by: Dimension | str | None = None,
+    by: Dimension | str | Sequence[Dimension | str] | None = None,
     pipeline: str | None = None,
     include_on_hold: bool = True,
     fiscal_start: int = 1,
@@ -223,14 +231,14 @@ def open_deals_query(
         ValidationError: unknown currency, dimension or pipeline; a bad ``fiscal_start``.
     """
     code = _currency(currency)
-    dimension = None if by is None else _check_dimension(by)
+    dimensions = _check_dimensions(by)
     _fiscal_start(fiscal_start)
     _check_pipeline(pipelines, pipeline)
     probabilities, scale = _summable(pipelines)
     statuses = (StageKind.OPEN, StageKind.ON_HOLD) if include_on_hold else (StageKind.OPEN,)
     return OpenDealsQuery(
         statuses=statuses,
-        by=dimension,
+        dimensions=dimensions,
         pipeline=pipeline,
         currency=code,
         probabilities=probabilities,
@@ -253,20 +261,28 @@ def closed_deals_query(
         ValidationError: unknown currency, dimension or pipeline; a naive ``since``.
     """
     code = _currency(currency)
-    dimension = None if by is None else _check_dimension(by)
+    dimensions = () if by is None else (_check_dimension(by),)
     _fiscal_start(fiscal_start)
     _check_pipeline(pipelines, pipeline)
     if since is not None:
         _check_aware(since, "since")
-    return ClosedDealsQuery(by=dimension, pipeline=pipeline, currency=code, since=since)
+    return ClosedDealsQuery(dimensions=dimensions, pipeline=pipeline, currency=code, since=since)
 
 
-def _label(key: str | None, by: Dimension | None, fiscal_start: int) -> str | None:
+def _label(key: str | None, by: Dimension, fiscal_start: int) -> str | None:
     """The report's key of a raw group key (months become fiscal quarters and years)."""
     if key is None or by not in _PERIOD_OF:
         return key
     year, month = key.split("-")
     return _period(int(year), int(month), _PERIOD_OF[by], fiscal_start).label
+
+
+def _group(
+    keys: tuple[str | None, ...], dimensions: tuple[Dimension, ...], fiscal_start: int
+) -> GroupKey:
+    """The report's key of a group's raw keys (one per dimension)."""
+    labels = tuple(_label(k, d, fiscal_start) for k, d in zip(keys, dimensions, strict=True))
+    return None if not labels else labels[0] if len(labels) == 1 else labels
 
 
 def pipeline_report(
@@ -287,10 +303,12 @@ def pipeline_report(
     exponent = currency_exponent(query.currency)
     day = as_of.date()
     # per report key: [count, unvalued, value, weighted] (exact decimals)
-    totals: dict[str | None, list[Decimal]] = {}
+    totals: dict[GroupKey, list[Decimal]] = {}
 
-    def add(key: str | None, count: int, unvalued: int, value: Decimal, weighted: Decimal) -> None:
-        entry = totals.setdefault(_label(key, query.by, fiscal_start), [_ZERO] * 4)
+    def add(
+        keys: tuple[str | None, ...], count: int, unvalued: int, value: Decimal, weighted: Decimal
+    ) -> None:
+        entry = totals.setdefault(_group(keys, query.dimensions, fiscal_start), [_ZERO] * 4)
         entry[0] += count
         entry[1] += unvalued
         entry[2] = _EXACT.add(entry[2], value)
@@ -298,7 +316,7 @@ def pipeline_report(
 
     for s in groups.sums:
         value = Decimal(s.value_minor).scaleb(-exponent)
-        add(s.key, s.count, s.unvalued, value, Decimal(s.weighted_minor).scaleb(-exponent))
+        add(s.keys, s.count, s.unvalued, value, Decimal(s.weighted_minor).scaleb(-exponent))
     for item in groups.items:
         money = (
             None
@@ -309,17 +327,19 @@ def pipeline_report(
         weighted = valuer.weigh(amount, item.probability)
         n = Decimal(item.count)
         add(
-            item.key,
+            item.keys,
             item.count,
             item.count if money is None else 0,
             _EXACT.multiply(amount, n),
             _EXACT.multiply(weighted, n),
         )
 
-    def row(key: str | None, entry: Iterable[Decimal]) -> PipelineRow:
+    def row(key: GroupKey, entry: Iterable[Decimal], dimensions: int) -> PipelineRow:
         count, unvalued, value, weighted = entry
+        label, keys = _row_keys(key, dimensions)
         return PipelineRow(
-            key=key,
+            key=label,
+            keys=keys,
             count=int(count),
             unvalued=int(unvalued),
             value=Money(value, query.currency),
@@ -327,18 +347,18 @@ def pipeline_report(
         )
 
     rows: tuple[PipelineRow, ...] = ()
-    if query.by is not None:
-        order = _order_in(pipelines, query.by)
-        rows = tuple(row(k, totals[k]) for k in sorted(totals, key=order))
+    if query.dimensions:
+        order = _group_order(pipelines, query.dimensions)
+        rows = tuple(row(k, totals[k], len(query.dimensions)) for k in sorted(totals, key=order))
     everything = [_ZERO] * 4
     for entry in totals.values():
         everything = [_EXACT.add(a, b) for a, b in zip(everything, entry, strict=True)]
     return PipelineReport(
         as_of=as_of,
-        by=query.by,
+        by=_report_by(query.dimensions),
         currency=query.currency,
         rows=rows,
-        total=row(None, everything),
+        total=row(None, everything, 0),
     )
 
 
@@ -353,7 +373,7 @@ def win_rate_reports(
 ) -> tuple[WinRate, ...]:
     """The :class:`WinRate` of each group of a store's answer, as the pure function gives them.
 
-    With ``query.by`` ``None``, one :class:`WinRate` (key ``None``) whether or
+    Without dimensions, one :class:`WinRate` (key ``None``) whether or
     not anything closed, as :func:`crmkit.core.analytics.win_rate` returns.
 
     Raises:
@@ -362,11 +382,13 @@ def win_rate_reports(
     valuer = _Valuer(query.currency, rate)
     exponent = currency_exponent(query.currency)
     tallies: dict[str | None, _WinTally] = {}
-    if query.by is None:
+    if not query.dimensions:
         tallies[None] = _WinTally(valuer.zero())
 
-    def tally(key: str | None) -> _WinTally:
-        label = _label(key, query.by, fiscal_start)
+    def tally(keys: tuple[str | None, ...]) -> _WinTally:
+        group = _group(keys, query.dimensions, fiscal_start)
+        assert not isinstance(group, tuple)  # win rates group by one dimension at most
+        label = group
         found = tallies.get(label)
         if found is None:
             found = tallies[label] = _WinTally(valuer.zero())
@@ -374,15 +396,15 @@ def win_rate_reports(
 
     for s in groups.sums:
         value = Money(Decimal(s.value_minor).scaleb(-exponent), query.currency)
-        tally(s.key).add(s.won, None if s.won else s.reason_id, s.count, value)
+        tally(s.keys).add(s.won, None if s.won else s.reason_id, s.count, value)
     for item in groups.items:
         money = Money.from_minor_units(item.amount_minor, item.currency)
         each = valuer.amount_of(money, item.day)
         value = Money(_EXACT.multiply(each, Decimal(item.count)), query.currency)
-        tally(item.key).add(item.won, None if item.won else item.reason_id, item.count, value)
+        tally(item.keys).add(item.won, None if item.won else item.reason_id, item.count, value)
     keys = list(tallies)
-    if query.by is not None:
-        keys.sort(key=_order_in(pipelines, query.by))
+    if query.dimensions:
+        keys.sort(key=_group_order(pipelines, query.dimensions))
     return tuple(tallies[k].result(as_of=as_of, since=query.since, key=k) for k in keys)
 
 

@@ -17,7 +17,7 @@ are the UTC days the store groups by).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
@@ -217,7 +217,7 @@ class AnalyticsService:
         *,
         currency: str,
         as_of: datetime | None = None,
-        by: Dimension | str | None = None,
+        by: Dimension | str | Sequence[Dimension | str] | None = None,
         pipeline: str | None = None,
         include_on_hold: bool = True,
         fiscal_start: int = 1,

@@ -83,26 +83,22 @@ def _text(conn: Connection, column: Any, length: int) -> Any:
     return sa.func.to_char(column, "YYYY-MM-DD"[:length])
 
 
-def _key(conn: Connection, by: Dimension | None, day: Any) -> Any:
-    if by is None:
-        return sa.null()
-    if by in _PERIODS:
-        return _text(conn, day, 7)
-    return _COLUMNS[by]
+def _keys(conn: Connection, dimensions: tuple[Dimension, ...], day: Any) -> list[Any]:
+    """One labelled column per dimension (periods: the ``YYYY-MM`` month of ``day``)."""
+    return [
+        (_text(conn, day, 7) if by in _PERIODS else _COLUMNS[by]).label(f"k{i}")
+        for i, by in enumerate(dimensions)
+    ]
 
 
-def _grouped(by: Dimension | None, key: Any) -> list[Any]:
-    return [] if by is None else [key]
-
-
-def _source(by: Dimension | None) -> Any:
-    if by is Dimension.ZONE:
+def _source(dimensions: tuple[Dimension, ...]) -> Any:
+    if Dimension.ZONE in dimensions:
         return _OPP.outerjoin(_ORG, _OPP.c.organization_id == _ORG.c.id)
     return _OPP
 
 
-def _raw_key(value: object) -> str | None:
-    return None if value is None else str(value)
+def _raw_keys(values: Sequence[object]) -> tuple[str | None, ...]:
+    return tuple(None if value is None else str(value) for value in values)
 
 
 def _literal(number: int) -> Any:
@@ -135,7 +131,8 @@ def _int(value: object) -> int:
 
 def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | None:
     """The summed and itemized groups of the open deals (``None``: the sums overflow)."""
-    key = _key(conn, query.by, _OPP.c.expected_close).label("k")
+    keys = _keys(conn, query.dimensions, _OPP.c.expected_close)
+    n = len(keys)
     where: list[Any] = [
         _OPP.c.archived.is_(False),
         _OPP.c.status.in_([s.value for s in query.statuses]),
@@ -149,15 +146,15 @@ def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | No
     if texts:
         stmt = (
             sa.select(
-                key,
+                *keys,
                 sa.func.count(),
                 sa.func.count(_OPP.c.amount_minor),
                 sa.func.sum(_OPP.c.amount_minor),
                 sa.func.sum(_weighted(dict(query.probabilities), query.scale)),
             )
-            .select_from(_source(query.by))
+            .select_from(_source(query.dimensions))
             .where(*where, summable)
-            .group_by(*_grouped(query.by, key))
+            .group_by(*keys)
         )
         try:
             rows: Sequence[Any] = conn.execute(stmt).all()
@@ -167,26 +164,26 @@ def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | No
             raise
         sums = [
             OpenSum(
-                key=_raw_key(k),
-                count=count,
-                unvalued=count - valued,
-                value_minor=_int(value),
-                weighted_minor=_int(weighted),
+                keys=_raw_keys(row[:n]),
+                count=row[n],
+                unvalued=row[n] - row[n + 1],
+                value_minor=_int(row[n + 2]),
+                weighted_minor=_int(row[n + 3]),
             )
-            for k, count, valued, value, weighted in rows
+            for row in rows
         ]
     stmt = (
         sa.select(
-            key,
+            *keys,
             _OPP.c.amount_currency,
             _OPP.c.amount_minor,
             _OPP.c.probability,
             sa.func.count(),
         )
-        .select_from(_source(query.by))
+        .select_from(_source(query.dimensions))
         .where(*where, sa.not_(summable))
         .group_by(
-            *_grouped(query.by, key),
+            *keys,
             _OPP.c.amount_currency,
             _OPP.c.amount_minor,
             _OPP.c.probability,
@@ -194,16 +191,21 @@ def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | No
     )
     items = [
         OpenItems(
-            key=_raw_key(k), currency=currency, amount_minor=minor, probability=p, count=count
+            keys=_raw_keys(row[:n]),
+            currency=row[n],
+            amount_minor=row[n + 1],
+            probability=row[n + 2],
+            count=row[n + 3],
         )
-        for k, currency, minor, p, count in conn.execute(stmt)
+        for row in conn.execute(stmt)
     ]
     return OpenGroups(sums=tuple(sums), items=tuple(items))
 
 
 def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroups | None:
     """The summed and itemized groups of the won and lost deals (``None``: the sums overflow)."""
-    key = _key(conn, query.by, _OPP.c.closed_at).label("k")
+    keys = _keys(conn, query.dimensions, _OPP.c.closed_at)
+    n = len(keys)
     where: list[Any] = [
         _OPP.c.archived.is_(False),
         _OPP.c.status.in_([StageKind.WON.value, StageKind.LOST.value]),
@@ -216,15 +218,15 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
     won = StageKind.WON.value
     stmt = (
         sa.select(
-            key,
+            *keys,
             _OPP.c.status,
             _OPP.c.close_reason_id,
             sa.func.count(),
             sa.func.sum(_OPP.c.amount_minor),
         )
-        .select_from(_source(query.by))
+        .select_from(_source(query.dimensions))
         .where(*where, ours)
-        .group_by(*_grouped(query.by, key), _OPP.c.status, _OPP.c.close_reason_id)
+        .group_by(*keys, _OPP.c.status, _OPP.c.close_reason_id)
     )
     try:
         rows: Sequence[Any] = conn.execute(stmt).all()
@@ -234,18 +236,18 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
         raise
     sums = [
         ClosedSum(
-            key=_raw_key(k),
-            won=status == won,
-            reason_id=None if reason is None else LossReasonId(reason),
-            count=count,
-            value_minor=_int(value),
+            keys=_raw_keys(row[:n]),
+            won=row[n] == won,
+            reason_id=None if row[n + 1] is None else LossReasonId(row[n + 1]),
+            count=row[n + 2],
+            value_minor=_int(row[n + 3]),
         )
-        for k, status, reason, count, value in rows
+        for row in rows
     ]
     day = _text(conn, _OPP.c.closed_at, 10).label("day")
     stmt = (
         sa.select(
-            key,
+            *keys,
             _OPP.c.status,
             _OPP.c.close_reason_id,
             _OPP.c.amount_currency,
@@ -253,10 +255,10 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
             day,
             sa.func.count(),
         )
-        .select_from(_source(query.by))
+        .select_from(_source(query.dimensions))
         .where(*where, sa.not_(ours))
         .group_by(
-            *_grouped(query.by, key),
+            *keys,
             _OPP.c.status,
             _OPP.c.close_reason_id,
             _OPP.c.amount_currency,
@@ -266,14 +268,14 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
     )
     items = [
         ClosedItems(
-            key=_raw_key(k),
-            won=status == won,
-            reason_id=None if reason is None else LossReasonId(reason),
-            currency=currency,
-            amount_minor=minor,
-            day=date.fromisoformat(text),
-            count=count,
+            keys=_raw_keys(row[:n]),
+            won=row[n] == won,
+            reason_id=None if row[n + 1] is None else LossReasonId(row[n + 1]),
+            currency=row[n + 2],
+            amount_minor=row[n + 3],
+            day=date.fromisoformat(row[n + 4]),
+            count=row[n + 5],
         )
-        for k, status, reason, currency, minor, text, count in conn.execute(stmt)
+        for row in conn.execute(stmt)
     ]
     return ClosedGroups(sums=tuple(sums), items=tuple(items))
