@@ -32,6 +32,8 @@ def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
             "50",
             "--dedupe-rows",
             "2000",
+            "--opportunities",
+            "300",
         ]
     )
 
@@ -42,3 +44,4 @@ def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
     assert re.search(r"^RESULT dedupe_ratio=\d+\.\d\d$", out, re.MULTILINE)
     assert "baseline blocking + rapidfuzz" in out
     assert re.search(r"^RESULT import_ratio=\d+\.\d\d$", out, re.MULTILINE)
+    assert re.search(r"^RESULT analytics_ratio=\d+\.\d\d$", out, re.MULTILINE)

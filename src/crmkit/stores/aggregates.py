@@ -105,13 +105,27 @@ def _literal(number: int) -> Any:
     return sa.literal_column(str(int(number)), sa.BigInteger)
 
 
-def _weighted(probabilities: dict[str, int], scale: int) -> Any:
-    """``amount x probability`` in minor units, rounded half to even, in integers."""
-    amount = _OPP.c.amount_minor
-    numerator = sa.case(
-        *((_OPP.c.probability == text, _literal(n)) for text, n in probabilities.items()),
+def _numerator(query: OpenDealsQuery) -> Any:
+    """A summed deal's probability numerator over ``query.scale``; NULL for an itemized deal."""
+    ours = sa.or_(_OPP.c.amount_currency == query.currency, _OPP.c.amount_currency.is_(None))
+    return sa.case(
+        (
+            ours,
+            sa.case(
+                *(
+                    (_OPP.c.probability == text, _literal(n))
+                    for text, n in query.probabilities.items()
+                ),
+                else_=sa.null(),
+            ),
+        ),
         else_=sa.null(),
     )
+
+
+def _weighted(numerator: Any, scale: int) -> Any:
+    """``amount x numerator / scale`` in minor units, rounded half to even, in integers."""
+    amount = _OPP.c.amount_minor
     product = sa.func.abs(amount) * numerator
     d = _literal(scale)
     quotient = product.op("/")(d)
@@ -125,12 +139,27 @@ def _weighted(probabilities: dict[str, int], scale: int) -> Any:
     return sa.case((amount < _literal(0), -rounded), else_=rounded)
 
 
+def _rows(conn: Connection, stmt: Any) -> Sequence[Any] | None:
+    """The rows of ``stmt``; ``None`` when SQLite's integer sums overflow."""
+    try:
+        rows: Sequence[Any] = conn.execute(stmt).all()
+    except sa.exc.OperationalError as error:
+        if "overflow" in str(error.orig):
+            return None
+        raise
+    return rows
+
+
 def _int(value: object) -> int:
     return 0 if value is None else int(value)  # type: ignore[call-overload]
 
 
 def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | None:
-    """The summed and itemized groups of the open deals (``None``: the sums overflow)."""
+    """The summed and itemized groups of the open deals (``None``: the sums overflow).
+
+    One scan sums the summed deals per group and counts the others; only when
+    there are others does a second query itemize them.
+    """
     keys = _keys(conn, query.dimensions, _OPP.c.expected_close)
     n = len(keys)
     where: list[Any] = [
@@ -139,57 +168,45 @@ def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | No
     ]
     if query.pipeline is not None:
         where.append(_OPP.c.pipeline == query.pipeline)
-    texts = sorted(query.probabilities)
-    ours = sa.or_(_OPP.c.amount_currency == query.currency, _OPP.c.amount_currency.is_(None))
-    summable = sa.and_(ours, _OPP.c.probability.in_(texts)) if texts else sa.false()
-    sums: list[OpenSum] = []
-    if texts:
-        stmt = (
-            sa.select(
-                *keys,
-                sa.func.count(),
-                sa.func.count(_OPP.c.amount_minor),
-                sa.func.sum(_OPP.c.amount_minor),
-                sa.func.sum(_weighted(dict(query.probabilities), query.scale)),
-            )
-            .select_from(_source(query.dimensions))
-            .where(*where, summable)
-            .group_by(*keys)
-        )
-        try:
-            rows: Sequence[Any] = conn.execute(stmt).all()
-        except sa.exc.OperationalError as error:
-            if "overflow" in str(error.orig):
-                return None
-            raise
-        sums = [
-            OpenSum(
-                keys=_raw_keys(row[:n]),
-                count=row[n],
-                unvalued=row[n] - row[n + 1],
-                value_minor=_int(row[n + 2]),
-                weighted_minor=_int(row[n + 3]),
-            )
-            for row in rows
-        ]
+    numerator = _numerator(query) if query.probabilities else sa.null()
+    summed_amount = sa.case((numerator.is_not(None), _OPP.c.amount_minor), else_=sa.null())
     stmt = (
         sa.select(
             *keys,
-            _OPP.c.amount_currency,
-            _OPP.c.amount_minor,
-            _OPP.c.probability,
-            sa.func.count(),
+            sa.func.count(numerator),
+            sa.func.count(summed_amount),
+            sa.func.sum(summed_amount),
+            sa.func.sum(_weighted(numerator, query.scale)),
+            sa.func.count() - sa.func.count(numerator),
         )
         .select_from(_source(query.dimensions))
-        .where(*where, sa.not_(summable))
-        .group_by(
-            *keys,
-            _OPP.c.amount_currency,
-            _OPP.c.amount_minor,
-            _OPP.c.probability,
-        )
+        .where(*where)
+        .group_by(*keys)
     )
-    items = [
+    rows = _rows(conn, stmt)
+    if rows is None:
+        return None
+    sums = tuple(
+        OpenSum(
+            keys=_raw_keys(row[:n]),
+            count=row[n],
+            unvalued=row[n] - row[n + 1],
+            value_minor=_int(row[n + 2]),
+            weighted_minor=_int(row[n + 3]),
+        )
+        for row in rows
+        if row[n]
+    )
+    if not any(row[n + 4] for row in rows):
+        return OpenGroups(sums=sums, items=())
+    itemized = (_OPP.c.amount_currency, _OPP.c.amount_minor, _OPP.c.probability)
+    stmt = (
+        sa.select(*keys, *itemized, sa.func.count())
+        .select_from(_source(query.dimensions))
+        .where(*where, numerator.is_(None))
+        .group_by(*keys, *itemized)
+    )
+    items = tuple(
         OpenItems(
             keys=_raw_keys(row[:n]),
             currency=row[n],
@@ -198,12 +215,16 @@ def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | No
             count=row[n + 3],
         )
         for row in conn.execute(stmt)
-    ]
-    return OpenGroups(sums=tuple(sums), items=tuple(items))
+    )
+    return OpenGroups(sums=sums, items=items)
 
 
 def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroups | None:
-    """The summed and itemized groups of the won and lost deals (``None``: the sums overflow)."""
+    """The summed and itemized groups of the won and lost deals (``None``: the sums overflow).
+
+    As :func:`open_deal_groups`: deals in other currencies are itemized by a
+    second query only when the first one counted some.
+    """
     keys = _keys(conn, query.dimensions, _OPP.c.closed_at)
     n = len(keys)
     where: list[Any] = [
@@ -215,26 +236,26 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
     if query.since is not None:
         where.append(_OPP.c.closed_at >= query.since)
     ours = sa.or_(_OPP.c.amount_currency == query.currency, _OPP.c.amount_currency.is_(None))
-    won = StageKind.WON.value
+    summed = sa.case((ours, _literal(1)), else_=sa.null())
+    summed_amount = sa.case((ours, _OPP.c.amount_minor), else_=sa.null())
+    outcome = (_OPP.c.status, _OPP.c.close_reason_id)
     stmt = (
         sa.select(
             *keys,
-            _OPP.c.status,
-            _OPP.c.close_reason_id,
-            sa.func.count(),
-            sa.func.sum(_OPP.c.amount_minor),
+            *outcome,
+            sa.func.count(summed),
+            sa.func.sum(summed_amount),
+            sa.func.count() - sa.func.count(summed),
         )
         .select_from(_source(query.dimensions))
-        .where(*where, ours)
-        .group_by(*keys, _OPP.c.status, _OPP.c.close_reason_id)
+        .where(*where)
+        .group_by(*keys, *outcome)
     )
-    try:
-        rows: Sequence[Any] = conn.execute(stmt).all()
-    except sa.exc.OperationalError as error:
-        if "overflow" in str(error.orig):
-            return None
-        raise
-    sums = [
+    rows = _rows(conn, stmt)
+    if rows is None:
+        return None
+    won = StageKind.WON.value
+    sums = tuple(
         ClosedSum(
             keys=_raw_keys(row[:n]),
             won=row[n] == won,
@@ -243,30 +264,19 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
             value_minor=_int(row[n + 3]),
         )
         for row in rows
-    ]
+        if row[n + 2]
+    )
+    if not any(row[n + 4] for row in rows):
+        return ClosedGroups(sums=sums, items=())
     day = _text(conn, _OPP.c.closed_at, 10).label("day")
+    itemized = (*outcome, _OPP.c.amount_currency, _OPP.c.amount_minor, day)
     stmt = (
-        sa.select(
-            *keys,
-            _OPP.c.status,
-            _OPP.c.close_reason_id,
-            _OPP.c.amount_currency,
-            _OPP.c.amount_minor,
-            day,
-            sa.func.count(),
-        )
+        sa.select(*keys, *itemized, sa.func.count())
         .select_from(_source(query.dimensions))
         .where(*where, sa.not_(ours))
-        .group_by(
-            *keys,
-            _OPP.c.status,
-            _OPP.c.close_reason_id,
-            _OPP.c.amount_currency,
-            _OPP.c.amount_minor,
-            day,
-        )
+        .group_by(*keys, *itemized)
     )
-    items = [
+    items = tuple(
         ClosedItems(
             keys=_raw_keys(row[:n]),
             won=row[n] == won,
@@ -277,5 +287,5 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
             count=row[n + 5],
         )
         for row in conn.execute(stmt)
-    ]
-    return ClosedGroups(sums=tuple(sums), items=tuple(items))
+    )
+    return ClosedGroups(sums=sums, items=items)
