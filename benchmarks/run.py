@@ -54,6 +54,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import json
 import random
 import re
 import sqlite3
@@ -79,6 +80,7 @@ from crmkit.core.ids import OpportunityId, uuid7
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
 from crmkit.core.transitions import hold, lose, open_opportunity, win
+from crmkit.serialization import converter
 from crmkit.stores.schema import TABLES, EntityCodec
 from crmkit.stores.sql import _compiled  # the bench writes rows with the store's own writer
 from crmkit.testing.duplicates import PlantedBook, planted_contacts
@@ -521,6 +523,28 @@ def _prototypes(crm: crmkit.CRM, owner: uuid.UUID) -> list[Opportunity]:
     return protos
 
 
+def _insert_rebuilding_indexes(path: Path, insert: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` into opportunities, building its indexes once at the end."""
+    conn = _sqlite(path)
+    conn.execute("PRAGMA synchronous=OFF")  # a bench file: build it fast
+    indexes = [
+        (name, ddl)
+        for name, ddl in conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+            "AND tbl_name = 'opportunities' AND sql IS NOT NULL"
+        )
+    ]
+    conn.execute("BEGIN")
+    for name, _ in indexes:  # built once at the end: faster than row by row
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.executemany(insert, rows)
+    for _, ddl in indexes:
+        conn.execute(ddl)
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.close()
+
+
 def build_opportunities(path: Path, n: int) -> None:
     """``n`` opportunities written as crmkit writes them, in one executemany.
 
@@ -539,7 +563,17 @@ def build_opportunities(path: Path, n: int) -> None:
         order = [compiled.insert_names[i] for i in compiled.insert_order]
         binds = dict(zip(compiled.insert_names, compiled.binds, strict=True))
         at = {
-            name: order.index(name) for name in ("id", "amount_minor", "owner_id", "expected_close")
+            name: order.index(name)
+            for name in (
+                "id",
+                "amount_minor",
+                "owner_id",
+                "expected_close",
+                "created_at",
+                "updated_at",
+                "closed_at",
+                "history",
+            )
         }
 
         def bound(name: str, value: object) -> object:
@@ -552,44 +586,42 @@ def build_opportunities(path: Path, n: int) -> None:
         templates = [list(write(p)) for p in protos]
         rng = random.Random(7)
         rows: list[tuple[Any, ...]] = []
-        sample: list[tuple[int, int, int, int, OpportunityId]] = []
+        sample: list[tuple[int, int, int, int, OpportunityId, datetime]] = []
+        t0_json = json.dumps(converter.unstructure(T0))
         for i in range(n):
             t, minor = rng.randrange(len(templates)), rng.randrange(10_000, 10_000_000)
             o, d = rng.randrange(OWNERS), rng.randrange(len(days))
+            # each deal opened (and moved) at its own moment of the past year
+            when = T0 - timedelta(seconds=rng.randrange(365 * 86_400), microseconds=i % 997)
+            moment = bound("created_at", when)
             row = templates[t].copy()
             oid = OpportunityId(uuid7())
             row[at["id"]] = bound("id", oid)
             row[at["amount_minor"]] = minor
             row[at["owner_id"]] = owner_values[o]
             row[at["expected_close"]] = day_values[d]
+            row[at["created_at"]] = row[at["updated_at"]] = moment
+            if row[at["closed_at"]] is not None:
+                row[at["closed_at"]] = moment
+            row[at["history"]] = row[at["history"]].replace(
+                t0_json, json.dumps(converter.unstructure(when))
+            )
             rows.append(tuple(row))
             if i % max(1, n // 5) == 0:
-                sample.append((t, minor, o, d, oid))
-        conn = _sqlite(path)
-        conn.execute("PRAGMA synchronous=OFF")  # a bench file: build it fast
-        indexes = [
-            (name, sql)
-            for name, sql in conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                "AND tbl_name = 'opportunities' AND sql IS NOT NULL"
-            )
-        ]
-        conn.execute("BEGIN")
-        for name, _ in indexes:  # built once at the end: faster than row by row
-            conn.execute(f'DROP INDEX "{name}"')
-        conn.executemany(compiled.insert_sql, rows)
-        for _, sql in indexes:
-            conn.execute(sql)
-        conn.execute("COMMIT")
-        conn.execute("ANALYZE")
-        conn.close()
-        for t, minor, o, d, oid in sample:  # what crmkit reads is what it would have written
+                sample.append((t, minor, o, d, oid, when))
+        _insert_rebuilding_indexes(path, compiled.insert_sql, rows)
+        for t, minor, o, d, oid, when in sample:  # crmkit reads what it would have written
+            proto = protos[t]
             expected = attrs.evolve(
-                protos[t],
+                proto,
                 id=oid,
                 amount=Money.from_minor_units(minor, "EUR"),
                 owner_id=owners[o],
                 expected_close=days[d],
+                created_at=when,
+                updated_at=when,
+                closed_at=None if proto.closed_at is None else when,
+                history=tuple(attrs.evolve(c, at=when) for c in proto.history),
             )
             assert crm.opportunities.get(oid) == expected, "the bench rows are not crmkit's"
 
@@ -644,6 +676,40 @@ def bench_analytics_section(args: argparse.Namespace) -> None:
     print(f"  crmkit analytics.pipeline       {ours:8.3f} s")
     print(f"  ratio crmkit / SQL              {ours / sql:8.2f}x   (target <= 1.5x)")
     print(f"RESULT analytics_ratio={ours / sql:.2f}")
+
+
+def bench_frames(path: Path, repeat: int) -> tuple[float, float, int]:
+    """Best-of times: pandas.read_sql of the table's columns, and to_pandas() of the same rows."""
+    import pandas as pd
+
+    columns = ", ".join(c.name for c in TABLES[Opportunity].c)
+    select = f"SELECT {columns} FROM opportunities WHERE archived = 0 ORDER BY id"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    clock = _Clock()
+    clock.now = T0 + timedelta(days=1)
+    best_sql = best_ours = float("inf")
+    rows = 0
+    with crmkit.open(path, clock=clock, seed_masters=False) as crm, engine.connect() as conn:
+        for _ in range(repeat):
+            best_sql = min(best_sql, timed(lambda: pd.read_sql(sa.text(select), conn)))
+            start = time.perf_counter()
+            frame = crm.opportunities.to_pandas()
+            best_ours = min(best_ours, time.perf_counter() - start)
+            rows = len(frame)
+            del frame
+    engine.dispose()
+    return best_sql, best_ours, rows
+
+
+def bench_frames_section(args: argparse.Namespace) -> None:
+    """to_pandas() of every opportunity against pandas.read_sql of the same columns."""
+    n = args.opportunities
+    print(f"to_pandas() of {n:,} opportunities (SQLite)")
+    sql, ours, rows = bench_frames(opportunity_file(args.workdir, n), args.repeat)
+    print(f"  pandas.read_sql of the columns  {sql:8.3f} s   ({rows:,} rows)")
+    print(f"  crmkit opportunities.to_pandas  {ours:8.3f} s")
+    print(f"  ratio crmkit / read_sql         {ours / sql:8.2f}x   (target <= 1.5x)")
+    print(f"RESULT frames_ratio={ours / sql:.2f}")
 
 
 def bench_bulk_section(args: argparse.Namespace) -> None:
@@ -706,6 +772,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "dedupe": bench_dedupe_section,
     "import": bench_import_section,
     "analytics": bench_analytics_section,
+    "frames": bench_frames_section,
 }
 
 

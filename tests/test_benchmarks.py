@@ -45,3 +45,4 @@ def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
     assert "baseline blocking + rapidfuzz" in out
     assert re.search(r"^RESULT import_ratio=\d+\.\d\d$", out, re.MULTILINE)
     assert re.search(r"^RESULT analytics_ratio=\d+\.\d\d$", out, re.MULTILINE)
+    assert re.search(r"^RESULT frames_ratio=\d+\.\d\d$", out, re.MULTILINE)

@@ -81,12 +81,13 @@ def fields_frame(
     columns: dict[str, list[Any]] = {}
     for field in attrs.fields(cls):
         column = values[field.name]
+        kinds = set(map(type, column))
         if field.name == "custom":
             columns.update(_custom_columns(list(column), custom_keys))
-        elif any(isinstance(value, Money) for value in column):
+        elif Money in kinds:
             columns.update(_money_columns(field.name, list(column)))
         else:
-            columns[field.name] = _cells(column)
+            columns[field.name] = _cells(column, kinds)
     frame: pandas.DataFrame = pd.DataFrame(columns)
     for name in ("created_at", "updated_at"):
         if name in frame and count:
@@ -108,14 +109,25 @@ def _pandas() -> Any:
 _PLAIN: Final = frozenset({str, int, bool, float, Decimal, date, datetime, type(None)})
 
 
-def _cells(values: Sequence[Any]) -> list[Any]:
-    """:func:`_cell` of every value, by column: plain columns are kept as they are."""
-    kinds = set(map(type, values))
+def _cells(values: Sequence[Any], kinds: set[type]) -> list[Any]:
+    """:func:`_cell` of every value, by column (``kinds``: the values' types).
+
+    Plain columns are kept as they are; a value shared by several records
+    (a store decodes each distinct stored value once) is converted once.
+    """
     if kinds <= _PLAIN:
         return list(values)
     if kinds <= {UUID, type(None)}:
         return [None if value is None else str(value) for value in values]
-    return [_cell(value) for value in values]
+    done: dict[int, object] = {}
+    cells: list[Any] = []
+    for value in values:
+        key = id(value)
+        cell = done.get(key, done)
+        if cell is done:
+            cell = done[key] = _cell(value)
+        cells.append(cell)
+    return cells
 
 
 def _custom_columns(values: list[Any], defined: Iterable[str]) -> dict[str, list[Any]]:

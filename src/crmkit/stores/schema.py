@@ -73,7 +73,7 @@ from crmkit.core.interactions import Interaction
 from crmkit.core.leads import Lead
 from crmkit.core.merge import MergeJournal
 from crmkit.core.money import Money
-from crmkit.core.opportunities import Opportunity
+from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.segments import Segment
 from crmkit.serialization import converter
 
@@ -393,10 +393,27 @@ def _address(value: Mapping[str, Any]) -> Address:
     return typing.cast(Address, _trusted(Address, data))
 
 
+def _stage_change(value: Mapping[str, Any]) -> StageChange:
+    """A stored stage change (trusted: its keys and the aware time were validated on write)."""
+    return typing.cast(
+        StageChange,
+        _trusted(
+            StageChange,
+            {
+                "source": value.get("source"),
+                "target": value["target"],
+                "at": datetime.fromisoformat(value["at"]),
+                "by": value.get("by"),
+            },
+        ),
+    )
+
+
 _ITEM_DECODERS: Final[dict[Any, Callable[[Any], Any]]] = {
     EmailAddress: _email,
     PhoneNumber: _phone,
     Address: _address,
+    StageChange: _stage_change,
     str: str,
 }
 
