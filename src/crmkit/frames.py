@@ -164,7 +164,20 @@ def _cell(value: object) -> object:
 
 
 def _collection(values: Iterable[object]) -> tuple[object, ...]:
+    if isinstance(values, tuple) and all(_kept(type(value)) for value in values):
+        return values  # every item is its own cell (stage changes, line items, text)
     return tuple(_cell(value) for value in values)
+
+
+_KEPT: dict[type, bool] = {}
+
+
+def _kept(kind: type) -> bool:
+    """Whether values of ``kind`` are their own cell (:func:`_cell` returns them)."""
+    kept = _KEPT.get(kind)
+    if kept is None:
+        kept = _KEPT[kind] = kind not in _CELLS and not issubclass(kind, enum.Enum | UUID)
+    return kept
 
 
 _CELLS: dict[type, Callable[[Any], object]] = {

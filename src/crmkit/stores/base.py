@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
@@ -36,6 +36,7 @@ from crmkit.core.segments import Criteria
 __all__ = [
     "AnalyticsAggregator",
     "AuditLog",
+    "ColumnReader",
     "Repository",
     "SegmentEvaluator",
     "Store",
@@ -86,6 +87,22 @@ class Repository(Protocol[E]):
 
     def count(self, query: Query) -> int:
         """How many records match ``query`` (limit and offset ignored)."""
+
+
+class ColumnReader(Protocol):
+    """A repository that reads field values column by column (optional).
+
+    ``SqlStore``'s repositories provide it; ``.to_pandas()`` uses it to build
+    a frame without building the records, and reads the records otherwise.
+
+    .. versionadded:: 0.1
+    """
+
+    def columns(self, query: Query) -> dict[str, list[Any]]:
+        """Each field's values over the records ``find(query)`` returns, in its order.
+
+        Must equal ``[getattr(record, field) for record in find(query)]`` per field.
+        """
 
 
 class AuditLog(Protocol):

@@ -395,18 +395,15 @@ def _address(value: Mapping[str, Any]) -> Address:
 
 def _stage_change(value: Mapping[str, Any]) -> StageChange:
     """A stored stage change (trusted: its keys and the aware time were validated on write)."""
-    return typing.cast(
-        StageChange,
-        _trusted(
-            StageChange,
-            {
-                "source": value.get("source"),
-                "target": value["target"],
-                "at": datetime.fromisoformat(value["at"]),
-                "by": value.get("by"),
-            },
-        ),
-    )
+    change = object.__new__(StageChange)
+    _set(change, "source", value.get("source"))
+    _set(change, "target", value["target"])
+    _set(change, "at", datetime.fromisoformat(value["at"]))
+    _set(change, "by", value.get("by"))
+    return change
+
+
+_set: Final = object.__setattr__
 
 
 _ITEM_DECODERS: Final[dict[Any, Callable[[Any], Any]]] = {
