@@ -37,6 +37,17 @@ closed deals of history, in the ``sales`` pipeline; best of ``--repeat``):
   the default 2,000 simulations and 100 bootstrap replicates; the target is
   under 2 s for 100,000 open deals.
 
+Analytics (``--opportunities`` of the sales pipeline in one SQLite file, 50
+owners, three years of expected close dates; the rows are crmkit's own encoding
+of real opportunities, written with one executemany):
+
+* a hand-written ``GROUP BY owner_id, month`` on the file (weighted in floats);
+* ``crm.analytics.pipeline(by=("owner", "month"))``: the same groups computed
+  by SQLite, exact to the cent.
+
+Frames: ``crm.opportunities.to_pandas()`` against ``pandas.read_sql`` of the
+same columns from the same file.
+
 CSV import (organizations, then two contacts each pointing at its
 organization by external_ref; one round):
 
@@ -51,6 +62,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import json
 import random
 import re
 import sqlite3
@@ -59,23 +71,30 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import phonenumbers
 import sqlalchemy as sa
 from email_validator import validate_email
 from rapidfuzz.fuzz import token_sort_ratio
 
 import crmkit
+from crmkit import Money
 from crmkit.core.analytics import Book
 from crmkit.core.duplicates import contact_spec, find_duplicates
 from crmkit.core.entities import LossReason
 from crmkit.core.forecast import forecast
-from crmkit.core.ids import LossReasonId, OpportunityId
-from crmkit.core.transitions import lose, open_opportunity, win
+from crmkit.core.ids import LossReasonId, OpportunityId, uuid7
+from crmkit.core.opportunities import Opportunity
+from crmkit.core.pipelines import StageKind
+from crmkit.core.transitions import hold, lose, open_opportunity, win
 from crmkit.plugins.builtin_pipelines import SALES
+from crmkit.serialization import converter
+from crmkit.stores.schema import TABLES, EntityCodec
+from crmkit.stores.sql import _compiled  # the bench writes rows with the store's own writer
 from crmkit.testing.duplicates import PlantedBook, planted_contacts
 
 PRAGMAS = (
@@ -479,6 +498,232 @@ def bench_import(d: Path, orgs: int) -> tuple[float, float]:
     return floor, ours
 
 
+# ---------------------------------------------------------------- analytics
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+OWNERS = 50
+
+
+class _Clock:
+    now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _prototypes(crm: crmkit.CRM, owner: uuid.UUID) -> list[Opportunity]:
+    """One real opportunity per state of the sales pipeline, opened and moved at T0."""
+    pipe = crm.pipelines.get("sales")
+    reason = crm.loss_reasons.create(key="bench-price", name="Price")
+    fields: dict[str, Any] = {
+        "name": "Deal",
+        "amount": Money("1", "EUR"),
+        "expected_close": date(2027, 1, 1),
+        "owner_id": owner,
+    }
+
+    def opened(stage: str) -> Opportunity:
+        return open_opportunity(
+            pipe, id=OpportunityId(uuid7()), now=T0, by=None, stage=stage, **fields
+        )[0]
+
+    protos = [opened(s.key) for s in pipe.of_kind(StageKind.OPEN)]
+    protos += [opened(s.key) for s in pipe.of_kind(StageKind.OPEN)]  # open deals: 2/3
+    protos.append(hold(opened("lead"), pipe, now=T0, by=None)[0])
+    protos.append(win(opened("negotiation"), pipe, now=T0, by=None)[0])
+    protos.append(lose(opened("lead"), pipe, reason=reason, note=None, now=T0, by=None)[0])
+    return protos
+
+
+def _insert_rebuilding_indexes(path: Path, insert: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` into opportunities, building its indexes once at the end."""
+    conn = _sqlite(path)
+    conn.execute("PRAGMA synchronous=OFF")  # a bench file: build it fast
+    indexes = [
+        (name, ddl)
+        for name, ddl in conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+            "AND tbl_name = 'opportunities' AND sql IS NOT NULL"
+        )
+    ]
+    conn.execute("BEGIN")
+    for name, _ in indexes:  # built once at the end: faster than row by row
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.executemany(insert, rows)
+    for _, ddl in indexes:
+        conn.execute(ddl)
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.close()
+
+
+def build_opportunities(path: Path, n: int) -> None:
+    """``n`` opportunities written as crmkit writes them, in one executemany.
+
+    Each row is a prototype's insert parameters (from the store's own row
+    writer) with the id, amount, owner and expected close replaced by values
+    bound the same way; a sample is read back through crmkit and compared.
+    """
+    clock = _Clock()
+    with crmkit.open(path, clock=clock, seed_masters=False) as crm:
+        owners = [crm.users.create(name=f"Rep {i}").id for i in range(OWNERS)]
+        protos = _prototypes(crm, owners[0])
+        table = TABLES[Opportunity]
+        dialect = sa.create_engine("sqlite://").dialect
+        compiled = _compiled(table, dialect)  # the statement and writer add_many uses
+        write = compiled.writer(EntityCodec(Opportunity))
+        order = [compiled.insert_names[i] for i in compiled.insert_order]
+        binds = dict(zip(compiled.insert_names, compiled.binds, strict=True))
+        at = {
+            name: order.index(name)
+            for name in (
+                "id",
+                "amount_minor",
+                "owner_id",
+                "expected_close",
+                "created_at",
+                "updated_at",
+                "closed_at",
+                "history",
+            )
+        }
+
+        def bound(name: str, value: object) -> object:
+            bind = binds[name]
+            return value if bind is None else bind(value)
+
+        owner_values = [bound("owner_id", o) for o in owners]
+        days = [date(2026, 1, 1) + timedelta(days=d) for d in range(3 * 365)]
+        day_values = [bound("expected_close", d) for d in days]
+        templates = [list(write(p)) for p in protos]
+        rng = random.Random(7)
+        rows: list[tuple[Any, ...]] = []
+        sample: list[tuple[int, int, int, int, OpportunityId, datetime]] = []
+        t0_json = json.dumps(converter.unstructure(T0))
+        for i in range(n):
+            t, minor = rng.randrange(len(templates)), rng.randrange(10_000, 10_000_000)
+            o, d = rng.randrange(OWNERS), rng.randrange(len(days))
+            # each deal opened (and moved) at its own moment of the past year
+            when = T0 - timedelta(seconds=rng.randrange(365 * 86_400), microseconds=i % 997)
+            moment = bound("created_at", when)
+            row = templates[t].copy()
+            oid = OpportunityId(uuid7())
+            row[at["id"]] = bound("id", oid)
+            row[at["amount_minor"]] = minor
+            row[at["owner_id"]] = owner_values[o]
+            row[at["expected_close"]] = day_values[d]
+            row[at["created_at"]] = row[at["updated_at"]] = moment
+            if row[at["closed_at"]] is not None:
+                row[at["closed_at"]] = moment
+            row[at["history"]] = row[at["history"]].replace(
+                t0_json, json.dumps(converter.unstructure(when))
+            )
+            rows.append(tuple(row))
+            if i % max(1, n // 5) == 0:
+                sample.append((t, minor, o, d, oid, when))
+        _insert_rebuilding_indexes(path, compiled.insert_sql, rows)
+        for t, minor, o, d, oid, when in sample:  # crmkit reads what it would have written
+            proto = protos[t]
+            expected = attrs.evolve(
+                proto,
+                id=oid,
+                amount=Money.from_minor_units(minor, "EUR"),
+                owner_id=owners[o],
+                expected_close=days[d],
+                created_at=when,
+                updated_at=when,
+                closed_at=None if proto.closed_at is None else when,
+                history=tuple(attrs.evolve(c, at=when) for c in proto.history),
+            )
+            assert crm.opportunities.get(oid) == expected, "the bench rows are not crmkit's"
+
+
+_HAND_WRITTEN = (
+    "SELECT owner_id, substr(expected_close, 1, 7) AS month, count(*), sum(amount_minor), "
+    "sum(amount_minor * CAST(probability AS REAL)) FROM opportunities "
+    "WHERE archived = 0 AND status IN ('open', 'on_hold') AND amount_currency = 'EUR' "
+    "GROUP BY owner_id, month"
+)
+
+
+def bench_analytics(path: Path, repeat: int) -> tuple[float, float, int]:
+    """Best-of times: the hand-written GROUP BY, and crm.analytics.pipeline on the same file."""
+    conn = _sqlite(path)
+    clock = _Clock()
+    clock.now = T0 + timedelta(days=1)
+    with crmkit.open(path, clock=clock, seed_masters=False) as crm:
+        best_sql = best_ours = float("inf")
+        groups = 0
+        for _ in range(repeat):
+            best_sql = min(best_sql, timed(lambda: conn.execute(_HAND_WRITTEN).fetchall()))
+            start = time.perf_counter()
+            report = crm.analytics.pipeline(currency="EUR", by=("owner", "month"))
+            best_ours = min(best_ours, time.perf_counter() - start)
+            groups = len(report.rows)
+        expected = {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(_HAND_WRITTEN)}
+        assert groups == len(expected), "crmkit and the hand-written SQL disagree"
+    conn.close()
+    return best_sql, best_ours, groups
+
+
+_FILES: dict[int, Path] = {}
+
+
+def opportunity_file(d: Path, n: int) -> Path:
+    """The file of ``n`` opportunities, built once per run."""
+    if n not in _FILES:
+        path = d / f"opportunities-{n}.db"
+        seconds = timed(lambda: build_opportunities(path, n))
+        print(f"  (built {n:,} opportunities in {seconds:.1f} s)")
+        _FILES[n] = path
+    return _FILES[n]
+
+
+def bench_analytics_section(args: argparse.Namespace) -> None:
+    """Weighted pipeline by owner x month: crmkit against a hand-written GROUP BY."""
+    n = args.opportunities
+    print(f"weighted pipeline by owner x month over {n:,} opportunities (SQLite)")
+    sql, ours, groups = bench_analytics(opportunity_file(args.workdir, n), args.repeat)
+    print(f"  hand-written SQL GROUP BY       {sql:8.3f} s   ({groups:,} groups)")
+    print(f"  crmkit analytics.pipeline       {ours:8.3f} s")
+    print(f"  ratio crmkit / SQL              {ours / sql:8.2f}x   (target <= 1.5x)")
+    print(f"RESULT analytics_ratio={ours / sql:.2f}")
+
+
+def bench_frames(path: Path, repeat: int) -> tuple[float, float, int]:
+    """Best-of times: pandas.read_sql of the table's columns, and to_pandas() of the same rows."""
+    import pandas as pd
+
+    columns = ", ".join(c.name for c in TABLES[Opportunity].c)
+    select = f"SELECT {columns} FROM opportunities WHERE archived = 0 ORDER BY id"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    clock = _Clock()
+    clock.now = T0 + timedelta(days=1)
+    best_sql = best_ours = float("inf")
+    rows = 0
+    with crmkit.open(path, clock=clock, seed_masters=False) as crm, engine.connect() as conn:
+        for _ in range(repeat):
+            best_sql = min(best_sql, timed(lambda: pd.read_sql(sa.text(select), conn)))
+            start = time.perf_counter()
+            frame = crm.opportunities.to_pandas()
+            best_ours = min(best_ours, time.perf_counter() - start)
+            rows = len(frame)
+            del frame
+    engine.dispose()
+    return best_sql, best_ours, rows
+
+
+def bench_frames_section(args: argparse.Namespace) -> None:
+    """to_pandas() of every opportunity against pandas.read_sql of the same columns."""
+    n = args.opportunities
+    print(f"to_pandas() of {n:,} opportunities (SQLite)")
+    sql, ours, rows = bench_frames(opportunity_file(args.workdir, n), args.repeat)
+    print(f"  pandas.read_sql of the columns  {sql:8.3f} s   ({rows:,} rows)")
+    print(f"  crmkit opportunities.to_pandas  {ours:8.3f} s")
+    print(f"  ratio crmkit / read_sql         {ours / sql:8.2f}x   (target <= 1.5x)")
+    print(f"RESULT frames_ratio={ours / sql:.2f}")
+
+
 def bench_bulk_section(args: argparse.Namespace) -> None:
     """Bulk create and point reads."""
     rows = make_rows(args.rows)
@@ -588,6 +833,8 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "dedupe": bench_dedupe_section,
     "import": bench_import_section,
     "forecast": bench_forecast_section,
+    "analytics": bench_analytics_section,
+    "frames": bench_frames_section,
 }
 
 
@@ -603,6 +850,9 @@ def main(argv: list[str] | None = None) -> int:
         "--forecast-deals", type=int, default=100_000, help="open deals in the forecast's book"
     )
     parser.add_argument(
+        "--opportunities", type=int, default=1_000_000, help="for analytics and frames"
+    )
+    parser.add_argument(
         "--repeat", type=int, default=3, help="rounds; the best time of each contender counts"
     )
     parser.add_argument(
@@ -615,8 +865,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(chosen) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s): {', '.join(unknown)}")
-    for name in chosen:
-        SECTIONS[name](args)
+    with tempfile.TemporaryDirectory(prefix="crmkit-bench-") as tmp:
+        args.workdir = Path(tmp)
+        _FILES.clear()
+        for name in chosen:
+            SECTIONS[name](args)
     return 0
 
 

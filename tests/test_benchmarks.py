@@ -34,6 +34,8 @@ def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
             "2000",
             "--forecast-deals",
             "300",
+            "--opportunities",
+            "300",
         ]
     )
 
@@ -45,3 +47,5 @@ def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
     assert "baseline blocking + rapidfuzz" in out
     assert re.search(r"^RESULT import_ratio=\d+\.\d\d$", out, re.MULTILINE)
     assert re.search(r"^RESULT forecast_seconds=\d+\.\d\d$", out, re.MULTILINE)
+    assert re.search(r"^RESULT analytics_ratio=\d+\.\d\d$", out, re.MULTILINE)
+    assert re.search(r"^RESULT frames_ratio=\d+\.\d\d$", out, re.MULTILINE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pandas as pd
@@ -84,3 +85,36 @@ def test_masters_and_users_have_frames_too(any_crm: crmkit.CRM) -> None:
 
     assert len(frame) == any_crm.sources.count()
     assert "custom" not in frame.columns
+
+
+def test_the_column_read_gives_the_frame_the_records_give(any_crm: crmkit.CRM) -> None:
+    """SqlStore reads the frame column by column; it equals the one built from ``find``."""
+    from crmkit.frames import records_frame
+
+    crm = any_crm
+    crm.custom_fields.register(
+        CustomField(entity="opportunity", key="tier", label="Tier", type="text")
+    )
+    norte = crm.zones.create(key="norte", name="Norte")
+    acme = crm.organizations.create(name="Acme", zone=norte, tags=["vip"])
+    rep = crm.users.create(name="Rep")
+    big = crm.opportunities.create(
+        name="Big", organization=acme, amount=Money("1234.56", "EUR"), owner=rep,
+        stage="negotiation", expected_close=date(2026, 3, 31),
+        competitors=["Rival"], tags=["q1"], custom={"tier": "gold"}, probability=Decimal("0.33"),
+    )  # fmt: skip
+    crm.opportunities.create(name="Yen", organization=acme, amount=Money("5", "JPY"))
+    crm.opportunities.create(name="None yet", organization=acme)
+    crm.opportunities.win(big.id)
+    lost = crm.opportunities.create(name="Lost", organization=acme, amount=Money("0", "EUR"))
+    crm.opportunities.lose(lost.id, reason="price")
+
+    for service, cls, order in (
+        (crm.opportunities, crmkit.Opportunity, "name"),
+        (crm.organizations, crmkit.Organization, "name"),
+    ):
+        keys = [f.key for f in crm.custom_fields.for_entity(cls.ENTITY)]
+        expected = records_frame(cls, service.find(order_by=order), keys)
+        pd.testing.assert_frame_equal(expected, service.to_pandas(order_by=order))
+    empty = crm.opportunities.to_pandas(name="nobody")
+    assert list(empty.columns) == list(records_frame(crmkit.Opportunity, [], ["tier"]).columns)

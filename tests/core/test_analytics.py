@@ -544,6 +544,18 @@ def test_pipeline_groups_by_owner_zone_source_and_campaign() -> None:
             assert (rows[1].key, rows[1].value) == (None, EUR("50"))
 
 
+def test_a_pipeline_by_two_dimensions_has_a_key_column_each() -> None:
+    """Rows keyed by (owner, month); the table and DataFrame split the key into columns."""
+    deal = _opened(amount=EUR("100"), owner_id=OWNERS[0], organization_id=ORGANIZATIONS[0])
+    book = _book([deal, _opened(amount=EUR("50"), organization_id=ORGANIZATIONS[2])])
+    report = pipeline(book, as_of=LATER, currency="EUR", by=("owner", "month"))
+    assert [r.keys[0] for r in report.rows] == [str(OWNERS[0]), None]
+    table = report.table()
+    assert table.columns[:2] == ("owner", "month")
+    assert [row[0] for row in table.rows] == [str(OWNERS[0]), None]
+    assert len(report.to_pandas()) == 2
+
+
 def test_win_rate_by_count_and_value_with_average_deal_and_lost_reasons() -> None:
     """Won 3000 and 1000, lost 6000 for price: 2/3 by count, 0.4 by value, average 2000."""
     won_a = _do(

@@ -162,7 +162,10 @@ def pipeline_chart(report: PipelineReport, path: str | Path | None = None) -> Fi
     )  # fmt: skip
     ax.set_xticks(list(places), labels, rotation=30 if len(rows) > 6 else 0, ha="right")
     ax.set_ylabel(report.currency)
-    by = report.by.value if report.by is not None else "total"
+    if isinstance(report.by, tuple):
+        by = " x ".join(d.value for d in report.by)
+    else:
+        by = report.by.value if report.by is not None else "total"
     ax.set_title(f"Open pipeline by {by} as of {report.as_of.date().isoformat()}")
     ax.legend()
     return _save(figure, path)

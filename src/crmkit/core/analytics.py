@@ -511,7 +511,9 @@ class _Valuer:
         self.quantum = _ONE.scaleb(-currency_exponent(currency))
 
     def amount(self, deal: DealState, on: date) -> Decimal:
-        money = deal.amount
+        return self.amount_of(deal.amount, on)
+
+    def amount_of(self, money: Money | None, on: date) -> Decimal:
         if money is None:
             return _ZERO
         if money.currency == self.currency:
@@ -571,9 +573,16 @@ def _key(deal: DealState, by: Dimension, day: date | None, fiscal_start: int) ->
 
 def _order(book: Book, by: Dimension) -> Callable[[str | None], tuple[int, int, str]]:
     """Sort keys: stages in pipeline order, everything else by label, ``None`` last."""
+    return _order_in(book.pipelines, by)
+
+
+def _order_in(
+    pipelines: Mapping[str, Pipeline], by: Dimension
+) -> Callable[[str | None], tuple[int, int, str]]:
+    """:func:`_order` for the ``pipelines`` of a book."""
     ranks: dict[str, int] = {}
     if by is Dimension.STAGE:
-        for pipeline_ in book.pipelines.values():
+        for pipeline_ in pipelines.values():
             for stage in pipeline_.stages:
                 ranks.setdefault(stage.key, len(ranks))
 
@@ -591,6 +600,47 @@ def _select(book: Book, as_of: datetime, pipeline: str | None) -> tuple[DealStat
             "pipeline", "the book has no such pipeline", code="pipeline", value=pipeline
         )
     return tuple(d for d in book.at(as_of) if pipeline is None or d.pipeline == pipeline)
+
+
+#: A group while a report is built: one dimension's key, or a tuple of them.
+GroupKey = str | tuple[str | None, ...] | None
+
+
+def _row_keys(key: GroupKey, dimensions: int) -> tuple[str | None, tuple[str | None, ...]]:
+    """A row's ``key`` and ``keys`` for the group ``key`` of ``dimensions`` dimensions."""
+    if not dimensions:
+        return None, ()
+    if isinstance(key, tuple):
+        return " / ".join("-" if k is None else k for k in key), key
+    return key, (key,)
+
+
+def _check_dimensions(value: object) -> tuple[Dimension, ...]:
+    """``by`` as a tuple of dimensions: none, one, or several (a sequence, no repeats)."""
+    if value is None:
+        return ()
+    if isinstance(value, str | Dimension) or not isinstance(value, Sequence):
+        return (_check_dimension(value),)
+    dimensions = tuple(_check_dimension(item) for item in value)
+    if not dimensions or len(set(dimensions)) != len(dimensions):
+        raise ValidationError(
+            "by", "must name at least one dimension, each once", code="choice", value=value
+        )
+    return dimensions
+
+
+def _report_by(dimensions: tuple[Dimension, ...]) -> Dimension | tuple[Dimension, ...] | None:
+    return None if not dimensions else dimensions[0] if len(dimensions) == 1 else dimensions
+
+
+def _group_order(
+    pipelines: Mapping[str, Pipeline], dimensions: tuple[Dimension, ...]
+) -> Callable[[Any], Any]:
+    """Sort keys of one dimension's keys, or of tuples of several (dimension by dimension)."""
+    orders = [_order_in(pipelines, d) for d in dimensions]
+    if len(orders) == 1:
+        return orders[0]
+    return lambda key: tuple(order(part) for order, part in zip(orders, key, strict=True))
 
 
 def _check_dimension(value: object) -> Dimension:
@@ -613,11 +663,14 @@ class PipelineRow:
 
     Attributes:
         key: the group (a stage key, a period label, an id as text; ``None``
-            for deals without one).
+            for deals without one).  Grouped by several dimensions, their keys
+            joined by ``" / "`` (``"-"`` for a missing one), for display.
         count: deals in the group.
         unvalued: deals among them without an amount (counted as zero).
         value: the sum of their amounts.
         weighted: the sum of amount x probability, each rounded to minor units.
+        keys: the group's key in each dimension (``(key,)`` for one; empty
+            for the total).
     """
 
     key: str | None
@@ -625,6 +678,7 @@ class PipelineRow:
     unvalued: int
     value: Money
     weighted: Money
+    keys: tuple[str | None, ...] = ()
 
 
 _PIPELINE_COLUMNS: Final = ("count", "unvalued", "value", "weighted", "currency")
@@ -632,10 +686,14 @@ _PIPELINE_COLUMNS: Final = ("count", "unvalued", "value", "weighted", "currency"
 
 @frozen(kw_only=True)
 class PipelineReport(Tabular):
-    """The open pipeline at ``as_of``, grouped ``by`` one dimension (or not at all)."""
+    """The open pipeline at ``as_of``, grouped ``by`` one dimension, several, or none.
+
+    ``by`` is the dimension, the tuple of dimensions (rows keyed by tuples),
+    or ``None``.
+    """
 
     as_of: datetime
-    by: Dimension | None
+    by: Dimension | tuple[Dimension, ...] | None
     currency: str
     rows: tuple[PipelineRow, ...]
     total: PipelineRow
@@ -643,10 +701,18 @@ class PipelineReport(Tabular):
     def table(self) -> Table:
         """One row per group (or the total alone, without ``by``); they add up to the total."""
         rows = self.rows if self.by is not None else (self.total,)
+        if isinstance(self.by, tuple):  # several dimensions: one key column each
+            keys: tuple[str, ...] = tuple(d.value for d in self.by)
+            cells = [
+                (*r.keys, r.count, r.unvalued, r.value, r.weighted, self.currency) for r in rows
+            ]
+        else:
+            keys = (self.by.value if self.by else "total",)
+            cells = [(r.key, r.count, r.unvalued, r.value, r.weighted, self.currency) for r in rows]
         return Table.of(
             f"Pipeline as of {self.as_of.isoformat()}",
-            (self.by.value if self.by else "total", *_PIPELINE_COLUMNS),
-            ((r.key, r.count, r.unvalued, r.value, r.weighted, self.currency) for r in rows),
+            (*keys, *_PIPELINE_COLUMNS),
+            cells,
             (
                 ("deals", self.total.count),
                 ("value", self.total.value),
@@ -660,7 +726,7 @@ def pipeline(
     *,
     as_of: datetime,
     currency: str,
-    by: Dimension | str | None = None,
+    by: Dimension | str | Sequence[Dimension | str] | None = None,
     rate: RateFunction | None = None,
     pipeline: str | None = None,
     include_on_hold: bool = True,
@@ -679,7 +745,9 @@ def pipeline(
         book: the snapshot.
         as_of: the moment; an earlier one gives the pipeline as it stood then.
         currency: the report's currency.
-        by: the dimension to group by; ``None`` for the total only.
+        by: the dimension to group by, or a sequence of them (owner x month:
+            ``("owner", "month")``; rows keyed by tuples, sorted by the first
+            dimension, then the next); ``None`` for the total only.
         rate: exchange rates for amounts in other currencies.
         pipeline: only the deals of the pipeline with this key.
         include_on_hold: count on-hold deals.
@@ -690,24 +758,27 @@ def pipeline(
             rate (code ``no_rate``).
     """
     code = _currency(currency)
-    dimension = None if by is None else _check_dimension(by)
+    dimensions = _check_dimensions(by)
     _fiscal_start(fiscal_start)
     valuer = _Valuer(code, rate)
     kinds = (StageKind.OPEN, StageKind.ON_HOLD) if include_on_hold else (StageKind.OPEN,)
     deals = [d for d in _select(book, as_of, pipeline) if d.status in kinds]
     day = as_of.date()
-    groups: dict[str | None, list[tuple[DealState, Decimal, Decimal]]] = {}
+    groups: dict[GroupKey, list[tuple[DealState, Decimal, Decimal]]] = {}
     for deal in deals:
-        key = (
-            None if dimension is None else _key(deal, dimension, deal.expected_close, fiscal_start)
-        )
+        keys = [_key(deal, d, deal.expected_close, fiscal_start) for d in dimensions]
+        key: GroupKey = None if not keys else keys[0] if len(keys) == 1 else tuple(keys)
         amount = valuer.amount(deal, day)
         entry = (deal, amount, valuer.weigh(amount, deal.probability))
         groups.setdefault(key, []).append(entry)
 
-    def row(key: str | None, items: Sequence[tuple[DealState, Decimal, Decimal]]) -> PipelineRow:
+    def row(
+        key: GroupKey, items: Sequence[tuple[DealState, Decimal, Decimal]], grouped: bool = True
+    ) -> PipelineRow:
+        label, keys = _row_keys(key, len(dimensions) if grouped else 0)
         return PipelineRow(
-            key=key,
+            key=label,
+            keys=keys,
             count=len(items),
             unvalued=sum(1 for deal, _, _ in items if deal.amount is None),
             value=valuer.total(amount for _, amount, _ in items),
@@ -715,12 +786,16 @@ def pipeline(
         )
 
     rows: tuple[PipelineRow, ...] = ()
-    if dimension is not None:
-        order = _order(book, dimension)
+    if dimensions:
+        order = _group_order(book.pipelines, dimensions)
         rows = tuple(row(k, groups[k]) for k in sorted(groups, key=order))
     everything = [item for items in groups.values() for item in items]
     return PipelineReport(
-        as_of=as_of, by=dimension, currency=code, rows=rows, total=row(None, everything)
+        as_of=as_of,
+        by=_report_by(dimensions),
+        currency=code,
+        rows=rows,
+        total=row(None, everything, grouped=False),
     )
 
 
@@ -922,37 +997,54 @@ def _win_rate(
     valuer: _Valuer,
     key: str | None,
 ) -> WinRate:
-    won = lost = 0
-    won_value = lost_value = valuer.zero()
-    reasons: dict[LossReasonId | None, tuple[int, Money]] = {}
+    tally = _WinTally(valuer.zero())
     for deal in deals:
         assert deal.closed_at is not None
         value = valuer.value(deal, deal.closed_at.date())
-        if deal.status is StageKind.WON:
-            won, won_value = won + 1, won_value + value
-        else:
-            lost, lost_value = lost + 1, lost_value + value
-            count, total = reasons.get(deal.close_reason_id, (0, valuer.zero()))
-            reasons[deal.close_reason_id] = (count + 1, total + value)
-    rows = sorted(
-        (LostReasonRow(reason_id=k, count=c, value=v) for k, (c, v) in reasons.items()),
-        key=lambda r: (-r.count, -r.value.amount, str(r.reason_id)),
-    )
-    average = _divide(won_value, won) if won else None
-    return WinRate(
-        as_of=as_of,
-        since=since,
-        currency=valuer.currency,
-        won=won,
-        lost=lost,
-        won_value=won_value,
-        lost_value=lost_value,
-        by_count=_ratio(won, won + lost),
-        by_value=_ratio(won_value.amount, won_value.amount + lost_value.amount),
-        average_deal=average,
-        lost_reasons=tuple(rows),
-        key=key,
-    )
+        tally.add(deal.status is StageKind.WON, deal.close_reason_id, 1, value)
+    return tally.result(as_of=as_of, since=since, key=key)
+
+
+class _WinTally:
+    """Won and lost counts and values, and the losses by reason, summed as they come."""
+
+    def __init__(self, zero: Money):
+        self.zero = zero
+        self.won = self.lost = 0
+        self.won_value = self.lost_value = zero
+        self.reasons: dict[LossReasonId | None, tuple[int, Money]] = {}
+
+    def add(self, won: bool, reason: LossReasonId | None, count: int, value: Money) -> None:
+        """Count ``count`` deals worth ``value`` together."""
+        if won:
+            self.won, self.won_value = self.won + count, self.won_value + value
+            return
+        self.lost, self.lost_value = self.lost + count, self.lost_value + value
+        seen, total = self.reasons.get(reason, (0, self.zero))
+        self.reasons[reason] = (seen + count, total + value)
+
+    def result(self, *, as_of: datetime, since: datetime | None, key: str | None) -> WinRate:
+        won, lost = self.won, self.lost
+        won_value, lost_value, reasons = self.won_value, self.lost_value, self.reasons
+        rows = sorted(
+            (LostReasonRow(reason_id=k, count=c, value=v) for k, (c, v) in reasons.items()),
+            key=lambda r: (-r.count, -r.value.amount, str(r.reason_id)),
+        )
+        average = _divide(won_value, won) if won else None
+        return WinRate(
+            as_of=as_of,
+            since=since,
+            currency=self.zero.currency,
+            won=won,
+            lost=lost,
+            won_value=won_value,
+            lost_value=lost_value,
+            by_count=_ratio(won, won + lost),
+            by_value=_ratio(won_value.amount, won_value.amount + lost_value.amount),
+            average_deal=average,
+            lost_reasons=tuple(rows),
+            key=key,
+        )
 
 
 def _divide(money: Money, count: int) -> Money:

@@ -2,22 +2,29 @@
 
 Each call reads a :class:`~crmkit.core.analytics.Book` in one unit of work (a
 consistent snapshot) and hands it to the pure function of the same name, with
-the CRM's exchange-rate plugins as the rate function.  Nothing is pushed down
-to SQL yet: the opportunities are loaded into Python, so a report costs a
-full read of the open and closed opportunities.
+the CRM's exchange-rate plugins as the rate function.
+
+The pipeline and win-rate figures are pushed down to the store when it can
+group them itself (an :class:`~crmkit.stores.base.AnalyticsAggregator`, as
+``SqlStore`` is) and ``as_of`` is at or after the last change of any
+opportunity (no history to replay): the store answers with partial sums per
+group and :mod:`crmkit.core.pushdown` turns them into the very objects the
+pure functions return.  Win rates also need the CRM clock in UTC (close days
+are the UTC days the store groups by).
 
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from uuid import UUID
 
 from crmkit.core import analytics as core
+from crmkit.core import pushdown
 from crmkit.core.analytics import (
     REVISED_FIELDS,
     Book,
@@ -37,10 +44,11 @@ from crmkit.core.entities import Organization
 from crmkit.core.errors import ValidationError
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
+from crmkit.core.pipelines import Pipeline
 from crmkit.core.query import Query
 from crmkit.serialization import converter
 from crmkit.services.insights import InsightReports
-from crmkit.stores.base import UnitOfWork
+from crmkit.stores.base import AnalyticsAggregator, UnitOfWork
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -124,6 +132,83 @@ class AnalyticsService(InsightReports):
                 return None
             raise
 
+    def _pipelines(self) -> dict[str, Pipeline]:
+        return {p.key: p for p in self._crm.pipelines}
+
+    def _aggregator(self, uow: UnitOfWork, as_of: datetime) -> AnalyticsAggregator | None:
+        """The store's aggregator, when it can give the figures at ``as_of``.
+
+        It can when the store has one and no opportunity changed after
+        ``as_of`` (the book at ``as_of`` is the book as stored).  The stored
+        pipelines and stages are checked as :class:`Book` checks them.
+        """
+        if not hasattr(uow, "open_deal_groups"):
+            return None
+        aggregator = cast(AnalyticsAggregator, uow)
+        last = aggregator.last_opportunity_change()
+        if last is not None and last > as_of:
+            return None
+        pipelines = self._pipelines()
+        unknown: list[tuple[str, str]] = []
+        for key, stage in sorted(aggregator.opportunity_stages()):
+            if key not in pipelines:
+                raise ValidationError(
+                    "pipelines",
+                    f"pipeline {key!r} of an opportunity is missing",
+                    code="pipeline",
+                    value=key,
+                )
+            if not any(s.key == stage for s in pipelines[key].stages):
+                unknown.append((key, stage))
+        if unknown:
+            live = aggregator.opportunity_stages(archived=False)
+            for key, stage in unknown:
+                if (key, stage) in live:
+                    pipelines[key].stage(stage)  # raises the same error as Book.at
+        return aggregator
+
+    def _pipeline_pushed(
+        self, uow: UnitOfWork, as_of: datetime, fiscal_start: int, **options: Any
+    ) -> PipelineReport | None:
+        aggregator = self._aggregator(uow, as_of)
+        if aggregator is None:
+            return None
+        pipelines = self._pipelines()
+        query = pushdown.open_deals_query(pipelines, fiscal_start=fiscal_start, **options)
+        groups = aggregator.open_deal_groups(query)
+        if groups is None:
+            return None
+        return pushdown.pipeline_report(
+            query,
+            groups,
+            pipelines=pipelines,
+            as_of=as_of,
+            rate=self._rate,
+            fiscal_start=fiscal_start,
+        )
+
+    def _win_rates_pushed(
+        self, uow: UnitOfWork, as_of: datetime, fiscal_start: int, **options: Any
+    ) -> tuple[WinRate, ...] | None:
+        if self._crm.now().utcoffset() != timedelta(0):
+            return None  # close days would be UTC days, not the clock's
+        aggregator = self._aggregator(uow, as_of)
+        if aggregator is None:
+            return None
+        pipelines = self._pipelines()
+        query = pushdown.closed_deals_query(pipelines, fiscal_start=fiscal_start, **options)
+        groups = aggregator.closed_deal_groups(query)
+        if groups is None:
+            return None
+        return pushdown.win_rate_reports(
+            query,
+            groups,
+            pipelines=pipelines,
+            as_of=as_of,
+            rate=self._rate,
+            fiscal_start=fiscal_start,
+        )
+
     def _run(self, as_of: datetime | None, fn: Callable[[Book, datetime], T]) -> T:
         moment = self._moment(as_of)
         return fn(self.book(as_of=moment), moment)
@@ -134,16 +219,31 @@ class AnalyticsService(InsightReports):
         *,
         currency: str,
         as_of: datetime | None = None,
-        by: Dimension | str | None = None,
+        by: Dimension | str | Sequence[Dimension | str] | None = None,
         pipeline: str | None = None,
         include_on_hold: bool = True,
         fiscal_start: int = 1,
     ) -> PipelineReport:
-        """Pipeline value and weighted pipeline (see :func:`crmkit.core.analytics.pipeline`)."""
-        return self._run(
-            as_of,
-            lambda book, moment: core.pipeline(
-                book,
+        """Pipeline value and weighted pipeline (see :func:`crmkit.core.analytics.pipeline`).
+
+        Computed by the store (``GROUP BY``) when it can; see the module docstring.
+        """
+        moment = self._moment(as_of)
+
+        def read(uow: UnitOfWork) -> PipelineReport:
+            pushed = self._pipeline_pushed(
+                uow,
+                moment,
+                fiscal_start,
+                currency=currency,
+                by=by,
+                pipeline=pipeline,
+                include_on_hold=include_on_hold,
+            )
+            if pushed is not None:
+                return pushed
+            return core.pipeline(
+                self._load(uow, moment),
                 as_of=moment,
                 currency=currency,
                 by=by,
@@ -151,8 +251,9 @@ class AnalyticsService(InsightReports):
                 pipeline=pipeline,
                 include_on_hold=include_on_hold,
                 fiscal_start=fiscal_start,
-            ),
-        )
+            )
+
+        return self._crm._read(read)
 
     def win_rate(
         self,
@@ -162,18 +263,28 @@ class AnalyticsService(InsightReports):
         since: datetime | None = None,
         pipeline: str | None = None,
     ) -> WinRate:
-        """Win rate, average deal and lost reasons (see :func:`crmkit.core.analytics.win_rate`)."""
-        return self._run(
-            as_of,
-            lambda book, moment: core.win_rate(
-                book,
+        """Win rate, average deal and lost reasons (see :func:`crmkit.core.analytics.win_rate`).
+
+        Computed by the store (``GROUP BY``) when it can; see the module docstring.
+        """
+        moment = self._moment(as_of)
+
+        def read(uow: UnitOfWork) -> WinRate:
+            pushed = self._win_rates_pushed(
+                uow, moment, 1, by=None, currency=currency, since=since, pipeline=pipeline
+            )
+            if pushed is not None:
+                return pushed[0]
+            return core.win_rate(
+                self._load(uow, moment),
                 as_of=moment,
                 currency=currency,
                 since=since,
                 rate=self._rate,
                 pipeline=pipeline,
-            ),
-        )
+            )
+
+        return self._crm._read(read)
 
     def win_rates(
         self,
@@ -187,12 +298,24 @@ class AnalyticsService(InsightReports):
     ) -> WinRates:
         """Win rate per owner, zone, source, close month...
 
-        See :func:`crmkit.core.analytics.win_rates`.
+        See :func:`crmkit.core.analytics.win_rates`; computed by the store
+        (``GROUP BY``) when it can (see the module docstring).
         """
-        return self._run(
-            as_of,
-            lambda book, moment: core.win_rates(
-                book,
+        moment = self._moment(as_of)
+
+        def read(uow: UnitOfWork) -> WinRates:
+            pushed = self._win_rates_pushed(
+                uow, moment, fiscal_start, by=by, currency=currency, since=since, pipeline=pipeline
+            )
+            if pushed is not None:
+                return WinRates(
+                    as_of=moment,
+                    by=core.Dimension(by),
+                    currency=currency.upper(),
+                    groups=pushed,
+                )
+            return core.win_rates(
+                self._load(uow, moment),
                 by=by,
                 as_of=moment,
                 currency=currency,
@@ -200,8 +323,9 @@ class AnalyticsService(InsightReports):
                 rate=self._rate,
                 pipeline=pipeline,
                 fiscal_start=fiscal_start,
-            ),
-        )
+            )
+
+        return self._crm._read(read)
 
     def sales_cycle(
         self, *, as_of: datetime | None = None, pipeline: str | None = None

@@ -198,15 +198,23 @@ class _Service(Generic[E, I]):
             ValidationError: bad criteria, as for :meth:`find`.
             ImportError: pandas is not installed.
         """
-        from crmkit.frames import records_frame
+        from crmkit.frames import fields_frame, records_frame
 
-        records = self.find(
-            *where, order_by=order_by, limit=limit, offset=offset, archived=archived, **equals
-        )
+        query = self._query(where, equals, order_by, limit, offset, archived)
         entity = self._cls.ENTITY
         fields = self._crm.custom_fields
         keys = [f.key for f in fields.for_entity(entity)] if entity in CUSTOM_ENTITIES else []
-        return records_frame(self._cls, records, keys)
+
+        def read(uow: UnitOfWork) -> pandas.DataFrame:
+            repo = self._repo(uow)
+            resolved = self._resolved(uow, query)
+            columns = getattr(repo, "columns", None)
+            if columns is None:  # a store without the column read: through the records
+                return records_frame(self._cls, repo.find(resolved), keys)
+            values: dict[str, list[Any]] = columns(resolved)  # SqlStore: no records built
+            return fields_frame(self._cls, values, len(values["id"]), keys)
+
+        return self._crm._read(read)
 
     def count(self, *where: Filter, archived: bool | None = False, **equals: object) -> int:
         """How many records match (same criteria as :meth:`find`)."""

@@ -23,18 +23,21 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.ids import OrganizationId
+from crmkit.core.pushdown import ClosedDealsQuery, ClosedGroups, OpenDealsQuery, OpenGroups
 from crmkit.core.query import Query
 from crmkit.core.segments import Criteria
 
 __all__ = [
+    "AnalyticsAggregator",
     "AuditLog",
     "BulkUpdater",
+    "ColumnReader",
     "Repository",
     "SegmentEvaluator",
     "Store",
@@ -108,6 +111,22 @@ class BulkUpdater(Protocol[E_contra]):
         """
 
 
+class ColumnReader(Protocol):
+    """A repository that reads field values column by column (optional).
+
+    ``SqlStore``'s repositories provide it; ``.to_pandas()`` uses it to build
+    a frame without building the records, and reads the records otherwise.
+
+    .. versionadded:: 0.1
+    """
+
+    def columns(self, query: Query) -> dict[str, list[Any]]:
+        """Each field's values over the records ``find(query)`` returns, in its order.
+
+        Must equal ``[getattr(record, field) for record in find(query)]`` per field.
+        """
+
+
 class AuditLog(Protocol):
     """The append-only audit trail, inside a unit of work."""
 
@@ -167,6 +186,37 @@ class SegmentEvaluator(Protocol):
 
         Must agree with :func:`crmkit.core.segments.evaluate`.
         """
+
+
+class AnalyticsAggregator(Protocol):
+    """A unit of work that computes grouped analytics itself (optional).
+
+    ``SqlStore`` provides it (``GROUP BY`` in the database); the analytics
+    service uses it for an ``as_of`` at or after :meth:`last_opportunity_change`
+    and otherwise, or for a backend without it, computes the figures with
+    :mod:`crmkit.core.analytics` over the records it reads.  The answers must
+    make :func:`crmkit.core.pushdown.pipeline_report` and
+    :func:`~crmkit.core.pushdown.win_rate_reports` agree exactly with the pure
+    functions.
+
+    .. versionadded:: 0.1
+    """
+
+    def last_opportunity_change(self) -> datetime | None:
+        """The latest ``updated_at`` of any opportunity (``None`` without any)."""
+
+    def opportunity_stages(self, *, archived: bool | None = None) -> set[tuple[str, str]]:
+        """Every distinct ``(pipeline, stage)`` of the stored opportunities.
+
+        Args:
+            archived: only archived (``True``) or live (``False``) ones; all by default.
+        """
+
+    def open_deal_groups(self, query: OpenDealsQuery) -> OpenGroups | None:
+        """The groups of the deals still in the pipeline (``None``: cannot, use the pure path)."""
+
+    def closed_deal_groups(self, query: ClosedDealsQuery) -> ClosedGroups | None:
+        """The groups of the won and lost deals (``None``: cannot, use the pure path)."""
 
 
 class Store(Protocol):

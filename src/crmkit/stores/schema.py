@@ -18,6 +18,7 @@ written by the one converter.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import types
 import typing
@@ -74,7 +75,7 @@ from crmkit.core.leads import Lead
 from crmkit.core.mail import CampaignEmail, EmailTemplate
 from crmkit.core.merge import MergeJournal
 from crmkit.core.money import Money
-from crmkit.core.opportunities import Opportunity
+from crmkit.core.opportunities import Opportunity, StageChange
 from crmkit.core.segments import Segment
 from crmkit.core.targets import SalesTarget, Team
 from crmkit.serialization import converter
@@ -417,10 +418,24 @@ def _address(value: Mapping[str, Any]) -> Address:
     return typing.cast(Address, _trusted(Address, data))
 
 
+def _stage_change(value: Mapping[str, Any]) -> StageChange:
+    """A stored stage change (trusted: its keys and the aware time were validated on write)."""
+    change = object.__new__(StageChange)
+    _set(change, "source", value.get("source"))
+    _set(change, "target", value["target"])
+    _set(change, "at", datetime.fromisoformat(value["at"]))
+    _set(change, "by", value.get("by"))
+    return change
+
+
+_set: Final = object.__setattr__
+
+
 _ITEM_DECODERS: Final[dict[Any, Callable[[Any], Any]]] = {
     EmailAddress: _email,
     PhoneNumber: _phone,
     Address: _address,
+    StageChange: _stage_change,
     str: str,
 }
 
@@ -482,6 +497,41 @@ class EntityCodec:
         for name in self._money:
             row[f"{name}_minor"], row[f"{name}_currency"] = encode_money(row.pop(name))
         return row
+
+    def columns(
+        self,
+        raw: Mapping[str, Sequence[Any]],
+        processors: Mapping[str, Callable[[Any], Any] | None],
+        count: int,
+    ) -> dict[str, list[Any]]:
+        """Each field's values from raw driver columns (``count`` rows), field by field.
+
+        The values ``from_row`` would put in each record; each distinct raw
+        value of a column is decoded once (decoded values are immutable).
+
+        Args:
+            raw: each column's raw driver values, by column name.
+            processors: each column's result processor (or None).
+            count: the number of rows.
+        """
+        columns: dict[str, list[Any]] = {}
+        for name, dec in self._decoders:
+            if name in self._money:
+                minors = raw.get(f"{name}_minor", (None,) * count)
+                currencies = raw.get(f"{name}_currency", (None,) * count)
+                columns[name] = [
+                    None if m is None or c is None else _money(m, c)
+                    for m, c in zip(minors, currencies, strict=True)
+                ]
+                continue
+            values = raw.get(name, (None,) * count)
+            steps = [f for f in (processors.get(name), dec) if f is not None]
+            if not steps:
+                columns[name] = list(values)
+                continue
+            decode = steps[0] if len(steps) == 1 else _compose(steps[0], steps[1])
+            columns[name] = _decoded_column(decode, values)
+        return columns
 
     def reader(
         self,
@@ -611,6 +661,37 @@ class EntityCodec:
             value = row[name]
             values[name] = value if dec is None or value is None else dec(value)
         return typing.cast(Entity, _trusted(self.cls, values))
+
+
+def _money(minor: int, currency: str) -> Money:
+    """The :class:`Money` of stored minor units (trusted: no validation)."""
+    amount = Decimal(int(minor)).scaleb(-_exponent(currency)) + 0
+    return typing.cast(Money, _trusted(Money, {"amount": amount, "currency": currency}))
+
+
+@functools.lru_cache(maxsize=256)
+def _exponent(currency: str) -> int:
+    return Money.zero(currency).exponent
+
+
+def _decoded_column(decode: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
+    """``decode`` of each value (None stays None), once per distinct hashable value."""
+    cache: dict[Any, Any] = {}
+    column: list[Any] = []
+    append = column.append
+    for value in values:
+        if value is None:
+            append(None)
+            continue
+        try:
+            found = cache.get(value)
+        except TypeError:  # unhashable (a JSON value already parsed by the driver)
+            append(decode(value))
+            continue
+        if found is None:
+            found = cache[value] = decode(value)
+        append(found)
+    return column
 
 
 def _decoded_once(decode: Callable[[Any], Any], raws: Sequence[str]) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from crmkit.core.mail import CampaignEmail
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
+from crmkit.core.pushdown import ClosedDealsQuery, ClosedGroups, OpenDealsQuery, OpenGroups
 from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold, is_custom
 from crmkit.core.segments import (
     And,
@@ -64,6 +65,7 @@ from crmkit.core.segments import (
     Or,
     WonValue,
 )
+from crmkit.stores import aggregates
 from crmkit.stores.schema import (
     TABLES,
     EntityCodec,
@@ -1016,6 +1018,45 @@ class _SqlRepository(Generic[E]):
                         raise ConcurrencyError(self._cls.ENTITY, p["v_id"], p["v_expected"], actual)
 
     def find(self, query: Query) -> list[E]:
+        stmt = self._find_statement(query)
+        with _translating(self._cls):
+            rows = self._conn.execute(stmt).mappings().all()
+        return [cast(E, self._codec.from_row(r)) for r in rows]
+
+    def columns(self, query: Query) -> dict[str, list[Any]]:
+        """The field values of the records :meth:`find` returns, field by field.
+
+        The same values as ``getattr(record, field)`` over ``find(query)``,
+        read from the driver's rows column by column without building the
+        records: each distinct stored value of a column is decoded once.
+        """
+        stmt = self._find_statement(query)
+        dialect = self._conn.dialect
+        compiled = _compiled(self._table, dialect)
+        statement = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        params = statement.construct_params()
+        bound = {
+            name: value
+            if value is None
+            or (process := statement.binds[name].type._cached_bind_processor(dialect)) is None
+            else process(value)
+            for name, value in params.items()
+        }
+        args: Any = (
+            bound if compiled.named else tuple(bound[n] for n in statement.positiontup or ())
+        )
+        with _translating(self._cls):
+            cursor = self._uow.cursor()
+            try:
+                cursor.execute(statement.string, args)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        raw = dict(zip(compiled.names, zip(*rows, strict=True), strict=True)) if rows else {}
+        processors = dict(zip(compiled.names, compiled.results, strict=True))
+        return self._codec.columns(raw, processors, len(rows))
+
+    def _find_statement(self, query: Query) -> Any:
         table, dialect = self._table, self._uow.dialect
         stmt = sa.select(table).where(*_where(table, self._cls, query, dialect))
         order: list[Any] = []
@@ -1028,10 +1069,7 @@ class _SqlRepository(Generic[E]):
             for col in columns:
                 order.append((col.desc() if o.descending else col.asc()).nulls_last())
         order.append(table.c.id.asc())
-        stmt = stmt.order_by(*order).offset(query.offset or None).limit(query.limit)
-        with _translating(self._cls):
-            rows = self._conn.execute(stmt).mappings().all()
-        return [cast(E, self._codec.from_row(r)) for r in rows]
+        return stmt.order_by(*order).offset(query.offset or None).limit(query.limit)
 
     def count(self, query: Query) -> int:
         table = self._table
@@ -1301,6 +1339,23 @@ class _SqlUnitOfWork:
 
     def repository(self, cls: type[E]) -> _SqlRepository[E]:
         return _SqlRepository(self, cls)
+
+    # analytics pushdown (crmkit.stores.base.AnalyticsAggregator)
+    def last_opportunity_change(self) -> datetime | None:
+        with _translating(Opportunity):
+            return aggregates.last_opportunity_change(self.connection)
+
+    def opportunity_stages(self, *, archived: bool | None = None) -> set[tuple[str, str]]:
+        with _translating(Opportunity):
+            return aggregates.opportunity_stages(self.connection, archived=archived)
+
+    def open_deal_groups(self, query: OpenDealsQuery) -> OpenGroups | None:
+        with _translating(Opportunity):
+            return aggregates.open_deal_groups(self.connection, query)
+
+    def closed_deal_groups(self, query: ClosedDealsQuery) -> ClosedGroups | None:
+        with _translating(Opportunity):
+            return aggregates.closed_deal_groups(self.connection, query)
 
     def segment(
         self,
