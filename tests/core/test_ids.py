@@ -12,9 +12,11 @@ import pytest
 
 from crmkit.core import ids
 from crmkit.core.ids import (
+    CampaignEmailId,
     CampaignId,
     CaseId,
     ContactId,
+    EmailTemplateId,
     InteractionId,
     LeadId,
     LossReasonId,
@@ -26,8 +28,10 @@ from crmkit.core.ids import (
     ProductId,
     RuleFiringId,
     RuleId,
+    SalesTargetId,
     SegmentId,
     SourceId,
+    TeamId,
     UserId,
     ZoneId,
     uuid7,
@@ -52,6 +56,10 @@ _ID_TYPES = (
     SegmentId,
     RuleId,
     RuleFiringId,
+    TeamId,
+    SalesTargetId,
+    EmailTemplateId,
+    CampaignEmailId,
 )
 
 
