@@ -12,10 +12,12 @@ records of a batch are inserted at once (``executemany``), existing ones
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import inspect
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
@@ -31,7 +33,6 @@ from crmkit.core.errors import (
     ValidationError,
 )
 from crmkit.core.formats import FileFormat, MalformedRow, ReadOptions
-from crmkit.core.query import In
 from crmkit.io.columns import (
     ENTITIES,
     OMIT,
@@ -46,6 +47,7 @@ from crmkit.io.columns import (
     unescape_formula,
 )
 from crmkit.io.report import ImportMode, ImportReport, RowError
+from crmkit.services.base import _collector_paused
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -310,22 +312,22 @@ class ImportService:
             ),
         )
         rows = chosen.read(source, ReadOptions(encoding=encoding, delimiter=delimiter))
-        batches = run.batches(rows, batch_size, progress)
-        if mode == "partial" and not dry_run:
-            for batch in batches:
-                with self._crm.transaction():
-                    run.process(batch)
-            written = True
-        else:
-            try:
-                with self._crm.transaction():
-                    for batch in batches:
+        with contextlib.closing(_paced(run.batches(rows, batch_size, progress))) as batches:
+            if mode == "partial" and not dry_run:
+                for batch in batches:
+                    with self._crm.transaction():
                         run.process(batch)
-                    if dry_run or run.errors:
-                        raise _Rollback
                 written = True
-            except _Rollback:
-                written = False
+            else:
+                try:
+                    with self._crm.transaction():
+                        for batch in batches:
+                            run.process(batch)
+                        if dry_run or run.errors:
+                            raise _Rollback
+                    written = True
+                except _Rollback:
+                    written = False
         return ImportReport(
             entity=entity,
             mode=mode,
@@ -337,6 +339,24 @@ class ImportService:
             errors=tuple(sorted(run.errors, key=lambda e: e.line)),
             written=written,
         )
+
+
+def _paced(batches: Iterator[list[_Row]]) -> Generator[list[_Row], None, None]:
+    """``batches``, Python's cyclic garbage collector paused while each is read and processed.
+
+    A batch's rows and records live until it is written, so each collection
+    would scan them again (about 14% of an import's time, measured on 60,000
+    rows); after each batch the young objects are collected instead, which
+    frees any reference cycle the batch made: memory stays bounded by a batch.
+    Close the generator (``contextlib.closing``) so that an error ends the pause.
+    """
+    while True:
+        with _collector_paused():
+            batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
+        gc.collect(0)
 
 
 class _Import:
@@ -362,6 +382,8 @@ class _Import:
             self.creatable |= {"status", "occurred_at", "outcome"}
         self.updatable = frozenset(_parameters(self.service.update))
         self._masters: dict[type[Master], dict[str, UUID]] = {}
+        #: the ids of records the current batch refers to, read in this transaction
+        self._known: set[tuple[type[Entity], UUID]] = set()
 
     # ------------------------------------------------------------- reading
     def batches(
@@ -412,14 +434,16 @@ class _Import:
 
     def _read(self, line: int, cells: Mapping[str, object]) -> _Row:
         row = _Row(line)
+        args, headers, row_cells = row.args, row.headers, row.cells
+        column_of, ctx = self.header.column, self.ctx
         for header, cell in cells.items():
-            column = self.header.column(header)
+            column = column_of(header)
             if column is None:
                 continue
-            row.headers[column.name] = header
-            row.cells[column] = cell
+            headers[column.name] = header
+            row_cells[column] = cell
             try:
-                value = read_cell(column, cell, self.ctx)
+                value = read_cell(column, cell, ctx)
                 if column.kind is Kind.JSON:
                     value = structure_json(column, value)
             except ValidationError as error:
@@ -428,9 +452,9 @@ class _Import:
             if value is OMIT:
                 continue
             if column.custom is not None:
-                row.args.setdefault("custom", {})[column.custom.key] = value
+                args.setdefault("custom", {})[column.custom.key] = value
             else:
-                row.args[column.name] = value
+                args[column.name] = value
         return row
 
     # ---------------------------------------------------------- validating
@@ -452,11 +476,12 @@ class _Import:
             self.errors.extend(row.errors)
 
     def _resolve(self, batch: list[_Row]) -> None:
-        """Turn the batch's references (external_refs or ids) into the records they name.
+        """Turn the batch's references (external_refs or ids) into the ids they name.
 
-        One query per target type and key for the whole batch; the services
-        then take the records as they are, without looking each one up again.
-        A reference to no record is a row error (code ``reference``).
+        One query per target type and key for the whole batch, reading only
+        ids; the services then take those ids without looking each one up
+        again (:attr:`_known`).  A reference to no record is a row error
+        (code ``reference``).
         """
         wanted: dict[tuple[type[Entity], str], set[object]] = {}
         for row in batch:
@@ -464,17 +489,18 @@ class _Import:
                 if column.target is not None and isinstance(value, str | UUID):
                     key = "external_ref" if isinstance(value, str) else "id"
                     wanted.setdefault((column.target, key), set()).add(value)
-        found: dict[tuple[type[Entity], object], Entity] = {}
+        found: dict[tuple[type[Entity], object], UUID] = {}
+        self._known = set()
         for (target, key), values in wanted.items():
-            service = record_service(self.crm, target)
-            for record in service.find(In(key, sorted(values, key=str)), archived=None):
-                found[target, getattr(record, key)] = record
+            for value, id in self._ids_by(target, key, values).items():
+                found[target, value] = id
+                self._known.add((target, id))
         for row in batch:
             for column, value in self._references(row):
                 if column.target is None or not isinstance(value, str | UUID):
                     continue
-                record = found.get((column.target, value))
-                if record is None:
+                found_id = found.get((column.target, value))
+                if found_id is None:
                     key = "external_ref" if isinstance(value, str) else "id"
                     row.errors.append(
                         RowError(
@@ -485,9 +511,14 @@ class _Import:
                         )
                     )
                 elif column.custom is not None:
-                    row.args["custom"][column.custom.key] = record
+                    row.args["custom"][column.custom.key] = found_id
                 else:
-                    row.args[column.name] = record
+                    row.args[column.name] = found_id
+
+    def _ids_by(self, cls: type[Entity], key: str, values: set[object]) -> dict[object, UUID]:
+        """The ids of the ``cls`` records (archived too) whose ``key`` is one of ``values``."""
+        ordered = sorted(values, key=str)
+        return self.crm._read(lambda uow: uow.repository(cls).ids_by(key, ordered))
 
     @staticmethod
     def _references(row: _Row) -> Iterator[tuple[Column, object]]:
@@ -500,22 +531,27 @@ class _Import:
                 yield column, row.args.get(column.name)
 
     def _existing(self, batch: list[_Row]) -> dict[int, Entity]:
-        """The records the batch's rows match (by the row object's ``id()``)."""
+        """The records the batch's rows match (by the row object's ``id()``).
+
+        Their ids are looked up first (ids only), and only the records found
+        are read whole: a batch of new rows reads no record.
+        """
         refs = {r.args["external_ref"] for r in batch if r.args.get("external_ref") is not None}
         ids = {r.args["id"] for r in batch if isinstance(r.args.get("id"), UUID)}
-        by_ref: dict[object, Entity] = {}
-        if refs:
-            found = self.service.find(In("external_ref", sorted(refs)), archived=None)
-            by_ref = {e.external_ref: e for e in found}
-        by_id: dict[object, Entity] = {}
-        if ids:
-            by_id = {e.id: e for e in self.service.find(In("id", sorted(ids)), archived=None)}
+        by_ref = self._ids_by(self.cls, "external_ref", refs) if refs else {}
+        by_id = self._ids_by(self.cls, "id", ids) if ids else {}
+        wanted = {*by_ref.values(), *by_id.values()}
+        if not wanted:
+            return {}
+        cls = self.cls
+        records = self.crm._read(lambda uow: uow.repository(cls).get_many(wanted))
         matched: dict[int, Entity] = {}
         for row in batch:
             ref = row.args.get("external_ref")
-            current = (by_ref.get(ref) if ref is not None else None) or by_id.get(
-                row.args.get("id")
-            )
+            found = by_ref.get(ref) if ref is not None else None
+            current = records.get(found) if found is not None else None
+            if current is None:
+                current = records.get(by_id.get(row.args.get("id")))  # type: ignore[arg-type]
             if current is not None:
                 matched[id(row)] = current
         return matched
@@ -541,7 +577,8 @@ class _Import:
             items.append(item)
         valid = [r for r in rows if not r.errors]
         items = [i for r, i in zip(rows, items, strict=True) if not r.errors]
-        built = self.crm._read(lambda uow: self.service._build_each(uow, items))
+        known = self._known
+        built = self.crm._read(lambda uow: self.service._build_each(uow, items, known))
         entities: list[Entity] = []
         made: list[_Row] = []
         for row, result in zip(valid, built, strict=True):

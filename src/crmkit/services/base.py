@@ -454,14 +454,22 @@ class _Service(Generic[E, I]):
         return entities
 
     def _add_created(self, uow: UnitOfWork, events: list[Event], batch: Sequence[E]) -> None:
-        """Insert new records at once (one executemany), audited and queued for plugins."""
+        """Insert new records at once (one executemany), audited and queued for plugins.
+
+        Creations no plugin hears of are audited but not queued: the queue
+        lives until the commit, and an import's transaction may be long.
+        """
         self._repo(uow).add_many(batch)
         record = self._crm._record
+        queue = events if self._crm.plugins.hears_created(self._cls) else []
         for entity in batch:
-            record(uow, events, Created(entity))
+            record(uow, queue, Created(entity))
 
     def _build_each(
-        self, uow: UnitOfWork, items: Sequence[Mapping[str, Any]]
+        self,
+        uow: UnitOfWork,
+        items: Sequence[Mapping[str, Any]],
+        known: Iterable[tuple[type[Entity], UUID]] = (),
     ) -> list[E | ValidationError]:
         """The new record each creation item makes, or the error refusing it.
 
@@ -469,8 +477,10 @@ class _Service(Generic[E, I]):
         entity's own rules, plugins' ``crmkit_validate_<entity>``), item by
         item, going on after an invalid one: imports report every bad row.
         Items hold the creation method's arguments; nothing is written.
+        ``known`` lists ids (with their type) the caller read in this unit
+        of work: references to them are not looked up again.
         """
-        resolve = _cached_resolver()
+        resolve = _cached_resolver(known)
         now = self._crm.now()
         vetoes = self._crm.plugins.validates(self._cls)
         own_new = type(self)._new is not _Service._new
@@ -556,9 +566,14 @@ class _Service(Generic[E, I]):
         return self._crm._write(run)
 
 
-def _cached_resolver() -> Callable[[UnitOfWork, type[Entity], object, str], UUID | None]:
-    """:func:`_ref_id` remembering the ids of keys and ids it resolved (bulk paths)."""
-    cache: dict[tuple[type[Entity], object], UUID | None] = {}
+def _cached_resolver(
+    known: Iterable[tuple[type[Entity], UUID]] = (),
+) -> Callable[[UnitOfWork, type[Entity], object, str], UUID | None]:
+    """:func:`_ref_id` remembering the ids of keys and ids it resolved (bulk paths).
+
+    ``known``: ids (with their type) already read in the unit of work, taken as resolved.
+    """
+    cache: dict[tuple[type[Entity], object], UUID | None] = {k: k[1] for k in known}
 
     def resolve(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
         if isinstance(value, Entity):
