@@ -52,6 +52,7 @@ from crmkit.services.base import _collector_paused
 if TYPE_CHECKING:
     from crmkit.app import CRM
     from crmkit.services.base import Event
+    from crmkit.services.duplicates import OnCreate
     from crmkit.stores.base import UnitOfWork
 
 __all__ = ["ImportService"]
@@ -227,6 +228,7 @@ class ImportService:
         unescape_formulas: bool = True,
         batch_size: int = DEFAULT_BATCH,
         progress: Progress | None = None,
+        duplicate_check: OnCreate | None = None,
     ) -> ImportReport:
         """Import the records of a file: create new ones, update those it matches.
 
@@ -258,6 +260,12 @@ class ImportService:
                 before cells starting with ``= + - @``, tab or CR.
             batch_size: rows validated and written together.
             progress: called after each batch with the rows read so far.
+            duplicate_check: the duplicate check on create for the new
+                contacts and organizations: ``"off"``, ``"warn"`` (created,
+                listed in the report's ``warnings``) or ``"refuse"`` (a row
+                error, code ``duplicate``); default: the CRM's
+                ``crm.duplicates.on_create``.  One blocking pass per batch
+                (see :mod:`crmkit.services.duplicates`).
 
         Returns:
             An :class:`~crmkit.io.ImportReport`; refused rows are in ``errors``.
@@ -293,6 +301,16 @@ class ImportService:
                 raise ValidationError(name, "must be text", code="type", value=text)
         if progress is not None and not callable(progress):
             raise ValidationError("progress", "must be callable", code="type", value=progress)
+        check: OnCreate = self._crm.duplicates.on_create
+        if duplicate_check is not None:
+            if duplicate_check not in ("off", "warn", "refuse"):
+                raise ValidationError(
+                    "duplicate_check",
+                    'must be "off", "warn" or "refuse"',
+                    code="choice",
+                    value=duplicate_check,
+                )
+            check = duplicate_check
         source = file_path(path)
         chosen = format_for(self._crm, source, format, reading=True)
         assert chosen.read is not None
@@ -310,6 +328,7 @@ class ImportService:
                 timezone=self._crm.timezone,
                 unescape_formulas=unescape_formulas,
             ),
+            check,
         )
         rows = chosen.read(source, ReadOptions(encoding=encoding, delimiter=delimiter))
         with contextlib.closing(_paced(run.batches(rows, batch_size, progress))) as batches:
@@ -338,6 +357,7 @@ class ImportService:
             unchanged=run.unchanged,
             errors=tuple(sorted(run.errors, key=lambda e: e.line)),
             written=written,
+            warnings=tuple(sorted(run.warnings, key=lambda e: e.line)),
         )
 
 
@@ -362,7 +382,15 @@ def _paced(batches: Iterator[list[_Row]]) -> Generator[list[_Row], None, None]:
 class _Import:
     """The state of one import: columns, caches, counts and errors."""
 
-    def __init__(self, crm: CRM, entity: str, cls: type[Entity], header: _Header, ctx: ReadContext):
+    def __init__(
+        self,
+        crm: CRM,
+        entity: str,
+        cls: type[Entity],
+        header: _Header,
+        ctx: ReadContext,
+        duplicate_check: OnCreate = "off",
+    ):
         self.crm = crm
         self.service: Any = getattr(crm, entity)
         self.cls = cls
@@ -370,6 +398,8 @@ class _Import:
         self.ctx = ctx
         self.rows = self.created = self.updated = self.unchanged = 0
         self.errors: list[RowError] = []
+        self.warnings: list[RowError] = []
+        self.duplicate_check: OnCreate = duplicate_check
         create = getattr(self.service, self.service._bulk_create_like)
         self.creatable = frozenset(_parameters(create))
         #: the creation method's defaults, for the arguments a row leaves out
@@ -587,6 +617,8 @@ class _Import:
             else:
                 entities.append(result)
                 made.append(row)
+        if entities and self.duplicate_check != "off" and self.service._screens_duplicates:
+            entities, made = self._screen(entities, made)
         if not entities:
             return
         try:
@@ -601,6 +633,46 @@ class _Import:
                     self.created += 1
             return
         self.created += len(entities)
+
+    def _screen(
+        self, entities: list[Entity], rows: list[_Row]
+    ) -> tuple[list[Entity], list[_Row]]:
+        """The duplicate check on create of a batch's new records (one blocking pass).
+
+        Each is checked against the stored records (earlier batches
+        included) and the batch's records before it.  ``"refuse"``: a likely
+        duplicate is a row error (code ``duplicate``) and is not created;
+        ``"warn"``: it is created and listed in the report's ``warnings``.
+        Returns the records (and rows) to create.
+        """
+        duplicates = self.crm.duplicates
+        found = self.crm._read(lambda uow: duplicates._candidates_many(uow, entities))
+        lines = {e.id: r.line for e, r in zip(entities, rows, strict=True)}
+        kept: list[Entity] = []
+        kept_rows: list[_Row] = []
+        for entity, row, candidates in zip(entities, rows, found, strict=True):
+            if not candidates:
+                kept.append(entity)
+                kept_rows.append(row)
+                continue
+            best = candidates[0]
+            other = best.right if best.left == entity.id else best.left
+            reason = max(best.reasons, key=lambda r: r.weight)
+            what = f"the {self.cls.ENTITY} of line {lines[other]}" if other in lines else str(other)
+            issue = RowError(
+                row.line,
+                row.headers.get(reason.field, ""),
+                "duplicate",
+                f"probably the same as {what} (probability {best.probability:.2f}; "
+                f"{reason.field}: {reason.detail})",
+            )
+            if self.duplicate_check == "refuse":
+                row.errors.append(issue)
+            else:
+                self.warnings.append(issue)
+                kept.append(entity)
+                kept_rows.append(row)
+        return kept, kept_rows
 
     def _add(self, entities: list[Entity]) -> None:
         """Insert new records in the current transaction (a savepoint: all or none)."""

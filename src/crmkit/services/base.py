@@ -387,10 +387,18 @@ class _Service(Generic[E, I]):
         whole call is atomic.  Audit entries and ``created`` notifications are
         produced for every record.
 
+        Contacts and organizations go through the duplicate check on create
+        (``crm.duplicates.on_create``) as :meth:`create` does, all items in
+        one blocking pass: each is checked against the stored records and
+        the items before it.
+
         Raises:
             ValidationError: an invalid item; ``field`` starts with its index
                 (``"[12].emails[0]"``).
-            DuplicateError: an ``external_ref`` is taken (that batch is not written).
+            DuplicateError: an ``external_ref`` is taken (that batch is not
+                written), or, with ``duplicate_check="refuse"``, an item is a
+                likely duplicate (``field`` starts with its index; nothing
+                is written).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size", "must be a positive integer", value=batch_size)
@@ -445,6 +453,8 @@ class _Service(Generic[E, I]):
         with _collector_paused():
             entities = self._crm._read(validate)
         self._validated_all(entities)
+        if self._screens_duplicates:  # the check on create, one blocking pass for all items
+            self._crm._read(lambda uow: self._crm.duplicates._screen_bulk(uow, entities))
 
         def insert(batch: list[E]) -> Callable[[UnitOfWork, list[Event]], None]:
             return lambda uow, events: self._add_created(uow, events, batch)
