@@ -297,4 +297,5 @@ def test_lead_conversion_warns_and_converts_with_warn(
 
     assert conversion.contact is not None
     check = any_crm.duplicates.last_check
-    assert check is not None and check.record == conversion.contact
+    assert check is not None
+    assert check.record == conversion.contact

@@ -67,7 +67,8 @@ def test_warn_imports_the_rows_and_lists_them_as_warnings(
 
     report = any_crm.imports.csv(path, entity="organizations", duplicate_check="warn")
 
-    assert report.written and not report.errors
+    assert report.written
+    assert not report.errors
     assert 2 == report.created
     [warning] = report.warnings
     assert (3, "duplicate") == (warning.line, warning.code)
@@ -87,7 +88,8 @@ def test_the_import_follows_the_crm_setting_unless_told(
     allowed = any_crm.imports.csv(path, entity="contacts", duplicate_check="off")
 
     assert [3] == refused.failed_lines
-    assert allowed.written and 2 == allowed.created
+    assert allowed.written
+    assert 2 == allowed.created
 
 
 def test_reimporting_the_same_file_is_not_a_duplicate(any_crm: crmkit.CRM, tmp_path: Path) -> None:
@@ -97,7 +99,8 @@ def test_reimporting_the_same_file_is_not_a_duplicate(any_crm: crmkit.CRM, tmp_p
 
     again = any_crm.imports.csv(path, entity="contacts", duplicate_check="refuse")
 
-    assert again.ok and 1 == again.unchanged
+    assert again.ok
+    assert 1 == again.unchanged
 
 
 def test_a_bad_duplicate_check_is_refused(crm: crmkit.CRM, tmp_path: Path) -> None:

@@ -634,9 +634,7 @@ class _Import:
             return
         self.created += len(entities)
 
-    def _screen(
-        self, entities: list[Entity], rows: list[_Row]
-    ) -> tuple[list[Entity], list[_Row]]:
+    def _screen(self, entities: list[Entity], rows: list[_Row]) -> tuple[list[Entity], list[_Row]]:
         """The duplicate check on create of a batch's new records (one blocking pass).
 
         Each is checked against the stored records (earlier batches

@@ -376,7 +376,8 @@ class DuplicateService:
         pairs, counts, _ = candidate_pairs(profiles, spec.keys, max_block=DEFAULT_MAX_BLOCK)
         n = len(records)
         compared: dict[int, list[tuple[P, P]]] = {}
-        for i, j in pairs:  # i < j: a new record is checked against stored ones and earlier new ones
+        # i < j: a new record is checked against stored ones and the new ones before it
+        for i, j in pairs:
             if j < n:
                 compared.setdefault(j, []).append((profiles[j], profiles[i]))
             elif i < n:
