@@ -30,7 +30,7 @@ def import_peak(tmp_path: Path, rows: int, **options: object) -> int:
         crm.imports.csv(warm, entity="organizations", dry_run=True)  # caches filled
         tracemalloc.start()
         try:
-            report = crm.imports.csv(path, entity="organizations", **options)  # type: ignore[arg-type]
+            report = crm.imports.csv(path, entity="organizations", **options)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
