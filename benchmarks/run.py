@@ -36,6 +36,10 @@ organization by external_ref; one round):
   with the same libraries, raw ``sqlite3.executemany`` in batches of 1,000;
 * ``crm.imports.csv``: mapping, domain validation, versions, audit, upsert by
   external_ref and matching keys included.
+
+Import memory: the peak resident memory (``ru_maxrss``) of a fresh process
+importing 10,000 and ``--import-rows`` organizations (with twice as many
+contacts); a streaming import peaks at about the same at both sizes.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ import csv
 import itertools
 import random
 import re
+import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -453,6 +459,26 @@ def crmkit_import(path: Path, org_path: Path, contact_path: Path) -> float:
         return timed(run)
 
 
+def import_memory(d: Path, orgs: int) -> float:
+    """The peak resident memory (MB) of a fresh process importing ``orgs``
+    organizations and their contacts."""
+    write_import_files(d, orgs)
+    probe = [sys.executable, __file__, "--probe-import-memory", str(d), str(orgs)]
+    result = subprocess.run(probe, check=True, capture_output=True, text=True)
+    return float(result.stdout.split()[-1])
+
+
+def _probe_import_memory(d: Path, orgs: int) -> None:
+    """Print this process's peak resident memory (MB) once it imported the files."""
+    org_path, contact_path = d / "orgs.csv", d / "contacts.csv"
+    with crmkit.open(d / f"memory-{orgs}.db", default_region="ES", seed_masters=False) as crm:
+        for file, entity in ((org_path, "organizations"), (contact_path, "contacts")):
+            report = crm.imports.csv(file, entity=entity)
+            assert not report.errors, report.errors[:3]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{peak / 1024:.1f}")  # ru_maxrss is in KiB on Linux
+
+
 def bench_import(d: Path, orgs: int) -> tuple[float, float]:
     """The floor's and crmkit's times for ``orgs`` organizations and twice as many contacts."""
     org_path, contact_path = write_import_files(d, orgs)
@@ -516,7 +542,16 @@ def bench_import_section(args: argparse.Namespace) -> None:
     """CSV import against the csv + validation + raw sqlite3 floor."""
     with tempfile.TemporaryDirectory(prefix="crmkit-bench-") as tmp:
         floor, imported = bench_import(Path(tmp), args.import_rows)
-    print(f"RESULT import_ratio={imported / floor:.2f}")
+    sizes = sorted({min(10_000, args.import_rows), args.import_rows})
+    grown: dict[int, float] = {}
+    print("import memory (peak resident memory of a fresh process per size)")
+    for orgs in sizes:
+        with tempfile.TemporaryDirectory(prefix="crmkit-bench-") as tmp:
+            grown[orgs] = import_memory(Path(tmp), orgs)
+        print(f"  {orgs:>7,} organizations + {2 * orgs:>7,} contacts  {grown[orgs]:8.1f} MB")
+    growth = grown[sizes[-1]] - grown[sizes[0]]
+    print(f"  growth from {sizes[0]:,} to {sizes[-1]:,}      {growth:8.1f} MB   (target <= 50 MB)")
+    print(f"RESULT import_ratio={imported / floor:.2f} import_memory_growth_mb={growth:.1f}")
 
 
 #: the sections, in the order they run; ``--only`` picks some of them
@@ -528,6 +563,10 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--probe-import-memory"]:  # the child process of import_memory
+        _probe_import_memory(Path(argv[1]), int(argv[2]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--lookups", type=int, default=5_000)
