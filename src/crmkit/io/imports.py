@@ -151,6 +151,7 @@ class _Header:
     """The columns of a file's headers: by ``mapping``, else by name."""
 
     def __init__(self, columns: Sequence[Column], mapping: Mapping[str, str | None] | None):
+        self.columns = tuple(columns)
         self._by_name = {c.name: c for c in columns}
         self._by_normal = {_normal(c.name): c for c in columns}
         self._found: dict[str, Column | None] = {}
@@ -376,6 +377,7 @@ def _paced(batches: Iterator[list[_Row]]) -> Generator[list[_Row], None, None]:
             if batch is None:
                 return
             yield batch
+            batch.clear()  # its rows go now, not in the collection below
         gc.collect(0)
 
 
@@ -412,6 +414,8 @@ class _Import:
             self.creatable |= {"status", "occurred_at", "outcome"}
         self.updatable = frozenset(_parameters(self.service.update))
         self._masters: dict[type[Master], dict[str, UUID]] = {}
+        #: the columns referring to records
+        self._record_columns = [c for c in header.columns if c.kind is Kind.RECORD]
         #: the ids of records the current batch refers to, read in this transaction
         self._known: set[tuple[type[Entity], UUID]] = set()
 
@@ -550,10 +554,10 @@ class _Import:
         ordered = sorted(values, key=str)
         return self.crm._read(lambda uow: uow.repository(cls).ids_by(key, ordered))
 
-    @staticmethod
-    def _references(row: _Row) -> Iterator[tuple[Column, object]]:
-        for column in row.cells:
-            if column.kind is not Kind.RECORD:
+    def _references(self, row: _Row) -> Iterator[tuple[Column, object]]:
+        cells = row.cells
+        for column in self._record_columns:
+            if column not in cells:
                 continue
             if column.custom is not None:
                 yield column, row.args.get("custom", {}).get(column.custom.key)
