@@ -183,3 +183,119 @@ def test_candidates_for_a_stored_record_leave_the_record_out(crm: crmkit.CRM) ->
 
     assert {ana.id, copy.id} == {candidate.left, candidate.right}
     assert isinstance(candidate.left, UUID)
+
+
+# ------------------------------------------- the check on bulk paths and conversion
+
+
+def test_bulk_create_refuses_a_likely_duplicate_of_a_stored_contact(
+    any_crm: crmkit.CRM,
+) -> None:
+    """One blocking pass over the items; the refused item is named by its index."""
+    any_crm.contacts.create(first_name="Ana", last_name="Pérez", email="ana@acme.es")
+    any_crm.duplicates.on_create = "refuse"
+
+    with pytest.raises(DuplicateError) as error:
+        any_crm.contacts.bulk_create(
+            [
+                {"first_name": "Luis", "last_name": "Gómez", "email": "luis@globex.com"},
+                {"first_name": "Ana", "last_name": "Perez", "email": "ANA@acme.es"},
+            ]
+        )
+
+    assert "[1].email" == error.value.field
+    assert error.value.candidates
+    assert 1 == any_crm.contacts.count()
+
+
+def test_bulk_create_refuses_items_duplicating_each_other(any_crm: crmkit.CRM) -> None:
+    """The later of two look-alike items is the duplicate, as with two creates."""
+    any_crm.duplicates.on_create = "refuse"
+    items: list[dict[str, object]] = [
+        {"name": "Acme S.L.", "phones": ["911234567"]},
+        {"name": "Globex S.A."},
+        {"name": "ACME", "phones": ["+34 911 23 45 67"]},
+    ]
+
+    with pytest.raises(DuplicateError) as error:
+        any_crm.organizations.bulk_create(items)
+
+    assert error.value.field.startswith("[2].")
+    assert 0 == any_crm.organizations.count()
+
+
+def test_bulk_create_warns_and_creates_with_warn(
+    any_crm: crmkit.CRM, caplog: pytest.LogCaptureFixture
+) -> None:
+    any_crm.duplicates.on_create = "warn"
+    any_crm.organizations.create(name="Acme S.L.", tax_id="B12345678")
+
+    with caplog.at_level(logging.WARNING, logger="crmkit.duplicates"):
+        created = any_crm.organizations.bulk_create(
+            [{"name": "Globex S.A."}, {"name": "Acme", "tax_id": "B-12345678"}]
+        )
+
+    assert 3 == any_crm.organizations.count()
+    assert 1 == caplog.text.count("probably the same as organization")
+    check = any_crm.duplicates.last_check
+    assert check is not None
+    assert created[-1] == check.record
+    assert check.candidates
+
+
+def test_bulk_create_lets_different_records_in_with_refuse(any_crm: crmkit.CRM) -> None:
+    any_crm.duplicates.on_create = "refuse"
+    any_crm.contacts.create(first_name="Ana", last_name="Pérez", email="ana@acme.es")
+
+    any_crm.contacts.bulk_create(
+        [
+            {"first_name": "Ana", "last_name": "Pérez", "email": "ana.perez@globex.com"},
+            {"first_name": "Luis", "last_name": "Gómez", "phones": ["612345678"]},
+        ]
+    )
+
+    assert 3 == any_crm.contacts.count()
+
+
+def test_bulk_create_skips_the_check_when_off(crm: crmkit.CRM) -> None:
+    crm.contacts.bulk_create([{"first_name": "Ana", "email": "ana@acme.es"}] * 2)
+
+    assert 2 == crm.contacts.count()
+    assert crm.duplicates.last_check is None
+
+
+def test_lead_conversion_refuses_to_create_a_likely_duplicate_contact(
+    any_crm: crmkit.CRM,
+) -> None:
+    """The conversion matches e-mails exactly; the check catches ``ANA@`` vs ``ana@``."""
+    ana = any_crm.contacts.create(first_name="Ana", last_name="Pérez", email="ana@acme.es")
+    lead = any_crm.leads.create(first_name="Ana", last_name="Perez", email="ANA@acme.es")
+    any_crm.duplicates.on_create = "refuse"
+
+    with pytest.raises(DuplicateError) as error:
+        any_crm.leads.convert(lead.id)
+
+    assert ana.id in {error.value.candidates[0].left, error.value.candidates[0].right}
+    assert 1 == any_crm.contacts.count()
+    assert "new" == any_crm.leads.get(lead.id).status.value
+
+    conversion = any_crm.leads.convert(lead.id, contact=ana.id)  # linking it is the way out
+
+    assert conversion.contact is not None
+    assert ana.id == conversion.contact.id
+
+
+def test_lead_conversion_warns_and_converts_with_warn(
+    any_crm: crmkit.CRM, caplog: pytest.LogCaptureFixture
+) -> None:
+    any_crm.organizations.create(name="Acme S.L.")
+    lead = any_crm.leads.create(first_name="Eva", last_name="Sanz", company="ACME SL.")
+    any_crm.duplicates.on_create = "warn"
+
+    with caplog.at_level(logging.WARNING, logger="crmkit.duplicates"):
+        conversion = any_crm.leads.convert(lead.id)
+
+    assert conversion.contact is not None
+    check = any_crm.duplicates.last_check
+    assert check is not None
+    assert check.record == conversion.contact

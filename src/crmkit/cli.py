@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 from uuid import UUID
 
 import click
@@ -445,6 +445,13 @@ _FORMAT_OPTION = click.option(
     default=None,
     help="Also write the refused rows as CSV (line, column, code, message).",
 )
+@click.option(
+    "--duplicate-check",
+    type=click.Choice(["off", "warn", "refuse"]),
+    default="off",
+    show_default=True,
+    help="Likely duplicate contacts and organizations: warn, or refuse the row.",
+)
 def import_(
     path: Path,
     entity: str,
@@ -459,6 +466,7 @@ def import_(
     date_format: str | None,
     currency: str | None,
     errors_path: Path | None,
+    duplicate_check: Literal["off", "warn", "refuse"],
 ) -> None:
     """Import a file of records, with a progress bar and a table of the refused rows.
 
@@ -498,6 +506,7 @@ def import_(
             date_format=date_format,
             currency=currency,
             progress=lambda done: bar.update(task, completed=done, total=max(estimate or 0, done)),
+            duplicate_check=duplicate_check,
         )
     console.print(Text(report.summary()))
     if report.errors:

@@ -131,3 +131,23 @@ def test_command_line_mistakes_are_one_line_errors(tmp_path: Path) -> None:
     assert "Código" in unknown.output
     assert "Error: where:" in bad_where.output
     assert all("Traceback" not in r.output for r in (bad_map, unknown, bad_where))
+
+
+def test_import_duplicate_check_refuses_or_warns(tmp_path: Path) -> None:
+    """--duplicate-check refuse: a likely duplicate row is refused; warn: imported, counted."""
+    source = tmp_path / "orgs.csv"
+    source.write_text(
+        "external_ref,name,tax_id\nO1,Acme S.L.,B12345678\nO2,ACME SL,B-12345678\n",
+        encoding="utf-8",
+    )
+    db = str(tmp_path / "crm.db")
+    command = ["import", str(source), "-e", "organizations", "--db", db]
+
+    refused = CliRunner().invoke(cli, [*command, "--duplicate-check", "refuse"], env=WIDE)
+    warned = CliRunner().invoke(cli, [*command, "--duplicate-check", "warn"], env=WIDE)
+
+    assert (1, 0) == (refused.exit_code, warned.exit_code)
+    assert "duplicate" in refused.output
+    assert "1 likely duplicates" in warned.output
+    with crmkit.open(db) as crm:
+        assert 2 == crm.organizations.count()

@@ -288,12 +288,14 @@ def read_cell(column: Column, cell: object, ctx: ReadContext) -> object:
             (``field`` is empty: the caller names the column).
     """
     if isinstance(cell, str):
-        if ctx.unescape_formulas:
+        if ctx.unescape_formulas and cell[:1] == "'":
             cell = unescape_formula(cell)
-        if cell.strip() == "":
+        stripped = cell.strip()
+        if not stripped:
             return column.empty
-        if column.kind is not Kind.TEXT:
-            cell = cell.strip()
+        if column.kind is Kind.TEXT:  # the most common column: as it is
+            return cell
+        cell = stripped
     elif cell is None:
         return column.empty
     return _READERS[column.kind](cell, ctx)
@@ -404,6 +406,8 @@ def _datetime(cell: object, ctx: ReadContext) -> datetime:
 
 def split_list(text: str) -> list[str]:
     """The items of a list cell: separated by ``|``, ``\\`` escaping the next character."""
+    if "\\" not in text:  # nothing escaped: split
+        return [item for item in (part.strip() for part in text.split("|")) if item]
     items: list[str] = []
     current: list[str] = []
     chars = iter(text)

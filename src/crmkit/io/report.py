@@ -60,6 +60,9 @@ class ImportReport:
         errors: every refused row or cell, in file order.
         written: whether the changes were committed (``False`` for a dry run
             and for an atomic import with errors).
+        warnings: rows imported all the same, in file order: likely
+            duplicates found by ``duplicate_check="warn"`` (code
+            ``duplicate``).  (Added after 0.1.)
 
     .. versionadded:: 0.1
     """
@@ -73,6 +76,7 @@ class ImportReport:
     unchanged: int
     errors: tuple[RowError, ...]
     written: bool
+    warnings: tuple[RowError, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -115,6 +119,8 @@ class ImportReport:
     def summary(self) -> str:
         """One line: what was (or would be) created, updated, left unchanged, refused."""
         refused = f"{len(self.failed_lines)} rows refused"
+        if self.warnings:
+            refused += f", {len({w.line for w in self.warnings})} likely duplicates"
         counts = f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
         if self.dry_run:
             return f"{self.rows} rows (dry run, nothing written): {counts}; {refused}"

@@ -594,6 +594,16 @@ class PluginHost:
                 failures.append(DeliveryFailure(name, plugin, f"{type(exc).__name__}: {exc}", exc))
         return DeliveryReport(tuple(failures)) if failures else DELIVERED
 
+    def hears_created(self, cls: type[Entity]) -> bool:
+        """Whether any plugin implements the ``created`` notification of ``cls``.
+
+        Bulk paths (``bulk_create``, imports) queue no notification for a type
+        no plugin hears, so a long transaction does not keep every new record
+        in memory until it commits.
+        """
+        name = _CREATED.get(cls)
+        return name is not None and any(True for _ in self._impls(name))
+
     def organization_created(self, crm: CRM, organization: Organization) -> DeliveryReport:
         """Call ``crmkit_organization_created``."""
         return self._notify("crmkit_organization_created", crm=crm, organization=organization)
@@ -735,3 +745,10 @@ class PluginHost:
                 raise HookError(name, f"{_plugin_name(impl)}: must return a list of SendOutcome")
             return {o.message_id: o for o in result}
         raise HookError(name, "no plugin sent the batch")
+
+
+#: the notification of each entity type whose creation plugins hear of
+_CREATED: Final[dict[type[Entity], str]] = {
+    Organization: "crmkit_organization_created",
+    Contact: "crmkit_contact_created",
+}

@@ -395,10 +395,18 @@ class _Service(Generic[E, I]):
         whole call is atomic.  Audit entries and ``created`` notifications are
         produced for every record.
 
+        Contacts and organizations go through the duplicate check on create
+        (``crm.duplicates.on_create``) as :meth:`create` does, all items in
+        one blocking pass: each is checked against the stored records and
+        the items before it.
+
         Raises:
             ValidationError: an invalid item; ``field`` starts with its index
                 (``"[12].emails[0]"``).
-            DuplicateError: an ``external_ref`` is taken (that batch is not written).
+            DuplicateError: an ``external_ref`` is taken (that batch is not
+                written), or, with ``duplicate_check="refuse"``, an item is a
+                likely duplicate (``field`` starts with its index; nothing
+                is written).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size", "must be a positive integer", value=batch_size)
@@ -453,6 +461,8 @@ class _Service(Generic[E, I]):
         with _collector_paused():
             entities = self._crm._read(validate)
         self._validated_all(entities)
+        if self._screens_duplicates:  # the check on create, one blocking pass for all items
+            self._crm._read(lambda uow: self._crm.duplicates._screen_bulk(uow, entities))
 
         def insert(batch: list[E]) -> Callable[[UnitOfWork, list[Event]], None]:
             return lambda uow, events: self._add_created(uow, events, batch)
@@ -462,14 +472,22 @@ class _Service(Generic[E, I]):
         return entities
 
     def _add_created(self, uow: UnitOfWork, events: list[Event], batch: Sequence[E]) -> None:
-        """Insert new records at once (one executemany), audited and queued for plugins."""
+        """Insert new records at once (one executemany), audited and queued for plugins.
+
+        Creations no plugin hears of are audited but not queued: the queue
+        lives until the commit, and an import's transaction may be long.
+        """
         self._repo(uow).add_many(batch)
         record = self._crm._record
+        queue = events if self._crm.plugins.hears_created(self._cls) else []
         for entity in batch:
-            record(uow, events, Created(entity))
+            record(uow, queue, Created(entity))
 
     def _build_each(
-        self, uow: UnitOfWork, items: Sequence[Mapping[str, Any]]
+        self,
+        uow: UnitOfWork,
+        items: Sequence[Mapping[str, Any]],
+        known: Iterable[tuple[type[Entity], UUID]] = (),
     ) -> list[E | ValidationError]:
         """The new record each creation item makes, or the error refusing it.
 
@@ -477,8 +495,10 @@ class _Service(Generic[E, I]):
         entity's own rules, plugins' ``crmkit_validate_<entity>``), item by
         item, going on after an invalid one: imports report every bad row.
         Items hold the creation method's arguments; nothing is written.
+        ``known`` lists ids (with their type) the caller read in this unit
+        of work: references to them are not looked up again.
         """
-        resolve = _cached_resolver()
+        resolve = _cached_resolver(known)
         now = self._crm.now()
         vetoes = self._crm.plugins.validates(self._cls)
         own_new = type(self)._new is not _Service._new
@@ -564,9 +584,14 @@ class _Service(Generic[E, I]):
         return self._crm._write(run)
 
 
-def _cached_resolver() -> Callable[[UnitOfWork, type[Entity], object, str], UUID | None]:
-    """:func:`_ref_id` remembering the ids of keys and ids it resolved (bulk paths)."""
-    cache: dict[tuple[type[Entity], object], UUID | None] = {}
+def _cached_resolver(
+    known: Iterable[tuple[type[Entity], UUID]] = (),
+) -> Callable[[UnitOfWork, type[Entity], object, str], UUID | None]:
+    """:func:`_ref_id` remembering the ids of keys and ids it resolved (bulk paths).
+
+    ``known``: ids (with their type) already read in the unit of work, taken as resolved.
+    """
+    cache: dict[tuple[type[Entity], object], UUID | None] = {k: k[1] for k in known}
 
     def resolve(uow: UnitOfWork, cls: type[Entity], value: object, name: str) -> UUID | None:
         if isinstance(value, Entity):

@@ -21,7 +21,8 @@ candidates in :attr:`DuplicateService.last_check`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Final, Literal, TypeVar
 from uuid import UUID
@@ -37,7 +38,10 @@ from crmkit.core.duplicates import (
     Matching,
     Model,
     OrganizationProfile,
+    Spec,
+    candidate_pairs,
     contact_spec,
+    email_key,
     find_duplicates,
     organization_spec,
     score_pairs,
@@ -45,7 +49,7 @@ from crmkit.core.duplicates import (
 from crmkit.core.entities import Contact, Entity, Organization
 from crmkit.core.errors import DuplicateError, ValidationError
 from crmkit.core.merge import MergeJournal, MergePlan
-from crmkit.core.query import Contains, Eq, Filter, Has, Query
+from crmkit.core.query import Contains, Eq, Filter, Has, In, Query
 from crmkit.services.merge import entity_class, execute_merge, plan_merge, undo_merge
 from crmkit.stores.base import UnitOfWork
 
@@ -57,6 +61,7 @@ __all__ = ["DuplicateCheck", "DuplicateService", "OnCreate"]
 logger = logging.getLogger("crmkit.duplicates")
 
 R = TypeVar("R", Contact, Organization)
+P = TypeVar("P", ContactProfile, OrganizationProfile)
 
 #: What creating a contact or organization does about likely duplicates.
 OnCreate = Literal["off", "warn", "refuse"]
@@ -264,10 +269,137 @@ class DuplicateService:
         self._last.set(check)
         if not candidates:
             return
-        best = candidates[0]
-        field = max(best.reasons, key=lambda r: r.weight).field
+        field = _agreeing(candidates[0])
         if self.on_create == "refuse":
             raise DuplicateError(entity, field, candidates=candidates)
+        self._warn(entity, record, candidates[0], field)
+
+    def _screen_bulk(self, uow: UnitOfWork, records: Sequence[Entity]) -> None:
+        """Run the check on create for many new records at once (``bulk_create``).
+
+        ``"refuse"`` raises for the first likely duplicate (its ``field``
+        starts with the record's index, ``"[12].email"``); ``"warn"`` logs
+        each one.  :attr:`last_check` becomes the last record's check.
+
+        Raises:
+            DuplicateError: with ``"refuse"``, a record is a likely duplicate.
+        """
+        if self.on_create == "off" or not records:
+            return
+        found = self._candidates_many(uow, records)
+        for i, (record, candidates) in enumerate(zip(records, found, strict=True)):
+            if not candidates or not isinstance(record, Contact | Organization):
+                continue
+            entity: DuplicateEntity = "contact" if isinstance(record, Contact) else "organization"
+            field = _agreeing(candidates[0])
+            if self.on_create == "refuse":
+                self._last.set(DuplicateCheck(entity, record, candidates))
+                raise DuplicateError(entity, f"[{i}].{field}", candidates=candidates)
+            self._warn(entity, record, candidates[0], field)
+        last = records[-1]
+        if isinstance(last, Contact | Organization):
+            entity = "contact" if isinstance(last, Contact) else "organization"
+            self._last.set(DuplicateCheck(entity, last, found[-1]))
+
+    def _candidates_many(
+        self, uow: UnitOfWork, records: Sequence[Entity]
+    ) -> list[tuple[Candidate, ...]]:
+        """The likely duplicates of each new record, in one blocking pass.
+
+        Stored records are looked up a chunk of new records at a time, by
+        exact keys, one ``In`` query per key (contacts: e-mail address, last
+        name, in a few spellings; organizations: name key, tax id); those and the
+        new records are then blocked together (:func:`candidate_pairs`) and
+        each new record is scored against the stored records and the new
+        records before it sharing a blocking key.  Work grows linearly with
+        the number of records, not with their square.
+        """
+        contacts = [r for r in records if isinstance(r, Contact)]
+        organizations = [r for r in records if isinstance(r, Organization)]
+        if contacts and organizations:  # one type per call in practice: split if not
+            by_id = {
+                c.id: found
+                for group in (contacts, organizations)
+                for c, found in zip(group, self._candidates_many(uow, group), strict=True)
+            }
+            return [by_id.get(r.id, ()) for r in records]
+        if contacts:
+            return self._scored(
+                uow,
+                contacts,
+                Contact,
+                _contact_keys,
+                ContactProfile.of,
+                contact_spec(),
+                self.model("contact"),
+            )
+        if organizations:
+            return self._scored(
+                uow,
+                organizations,
+                Organization,
+                _organization_keys,
+                OrganizationProfile.of,
+                organization_spec(),
+                self.model("organization"),
+            )
+        return [() for _ in records]
+
+    def _scored(
+        self,
+        uow: UnitOfWork,
+        records: Sequence[R],
+        cls: type[R],
+        lookups: Callable[[Sequence[R]], dict[str, set[object]]],
+        profile_of: Callable[[R], P],
+        spec: Spec[P],
+        model: Model,
+    ) -> list[tuple[Candidate, ...]]:
+        new_ids = {r.id for r in records}
+        stored: dict[UUID, R] = {}
+        repo = uow.repository(cls)
+        for start in range(0, len(records), _CHUNK):
+            chunk = records[start : start + _CHUNK]
+            for field, values in lookups(chunk).items():
+                if not values:
+                    continue
+                query = Query(
+                    filters=(In(field, tuple(sorted(values, key=str))),),
+                    archived=None,
+                    limit=CHECK_LIMIT * len(chunk),
+                )
+                for other in repo.find(query):
+                    if other.id not in new_ids:
+                        stored[other.id] = other
+        profiles = [profile_of(r) for r in records]
+        profiles += [profile_of(r) for r in stored.values()]
+        pairs, counts, _ = candidate_pairs(profiles, spec.keys, max_block=DEFAULT_MAX_BLOCK)
+        n = len(records)
+        compared: dict[int, list[tuple[P, P]]] = {}
+        # i < j: a new record is checked against stored ones and the new ones before it
+        for i, j in pairs:
+            if j < n:
+                compared.setdefault(j, []).append((profiles[j], profiles[i]))
+            elif i < n:
+                compared.setdefault(i, []).append((profiles[i], profiles[j]))
+        return [
+            tuple(
+                score_pairs(
+                    spec,
+                    compared[k],
+                    model,
+                    key_counts=counts,
+                    threshold=self.threshold,
+                )
+            )
+            if k in compared
+            else ()
+            for k in range(n)
+        ]
+
+    def _warn(
+        self, entity: DuplicateEntity, record: Contact | Organization, best: Candidate, field: str
+    ) -> None:
         logger.warning(
             "new %s %s is probably the same as %s %s (probability %.3f, %s agrees)",
             entity,
@@ -304,6 +436,42 @@ class DuplicateService:
                 threshold=self.threshold,
             )
         )
+
+
+#: New records whose stored look-alikes one query looks up (bulk checks).
+_CHUNK: Final = 500
+
+
+def _agreeing(candidate: Candidate) -> str:
+    """The field whose agreement weighs most in ``candidate``."""
+    return max(candidate.reasons, key=lambda r: r.weight).field
+
+
+def _contact_keys(contacts: Sequence[Contact]) -> dict[str, set[object]]:
+    """The exact values to look stored contacts up by: the e-mail address (as
+    written, lower case, and its key) and the names as last name (either
+    order; as written, lower, title and upper case)."""
+    emails: set[object] = set()
+    names: set[object] = set()
+    for c in contacts:
+        if c.email is not None:
+            value = c.email.value
+            emails.update((value, value.lower(), email_key(value)))
+        for name in (c.last_name, c.first_name):
+            if name:
+                names.update((name, name.lower(), name.title(), name.upper()))
+    emails.discard(None)
+    return {"email": emails, "last_name": names}
+
+
+def _organization_keys(organizations: Sequence[Organization]) -> dict[str, set[object]]:
+    """The exact values to look stored organizations up by: the name key, the
+    tax id (as written and without separators)."""
+    taxes: set[object] = set()
+    for o in organizations:
+        if o.tax_id:
+            taxes.update((o.tax_id, re.sub(r"[\s.\-/]", "", o.tax_id).upper()))
+    return {"name_key": {o.name_key for o in organizations if o.name_key}, "tax_id": taxes}
 
 
 def _check_on_create(value: object) -> OnCreate:

@@ -469,6 +469,12 @@ class LeadService(_Service[Lead, LeadId]):
           (``"ACME, S.A."`` finds ``"Acme SA"``); else one with the lead's
           e-mail address, else one with its phone.
 
+        An organization or contact the conversion creates goes through the
+        duplicate check on create (``crm.duplicates.on_create``), as
+        ``create`` does: with ``"refuse"``, a likely duplicate raises
+        :class:`~crmkit.DuplicateError` and nothing is converted (pass the
+        existing record as ``organization=`` or ``contact=`` to link it).
+
         Archived records are not matched.  When a lookup finds more than one
         candidate, nothing is written and :class:`ValidationError` (code
         ``ambiguous``) asks the caller to pass ``organization=`` or
@@ -517,6 +523,8 @@ class LeadService(_Service[Lead, LeadId]):
                 ``pipeline``).
             ConcurrencyError: ``expected_version`` is given and stale, or the
                 lead was converted concurrently (nothing was written: retry).
+            DuplicateError: with ``duplicate_check="refuse"``, the organization
+                or contact to create is a likely duplicate.
 
         .. versionadded:: 0.1
         """
@@ -612,6 +620,8 @@ class LeadService(_Service[Lead, LeadId]):
     ) -> E:
         fields = self._crm.custom_fields.implied(uow, cls.ENTITY, fields)
         entity, event = changes.create(cls, id=uuid7(), now=now, **fields)
+        if isinstance(entity, Contact | Organization):  # the check on create, as create does
+            self._crm.duplicates._screen(uow, entity)
         uow.repository(cls).add(self._validated(entity, None))
         self._crm._record(uow, events, event)
         return entity

@@ -75,6 +75,17 @@ class Repository(Protocol[E]):
     def get_by(self, field: str, value: object) -> E | None:
         """The record whose ``UNIQUE`` ``field`` equals ``value``, if any."""
 
+    def ids_by(self, field: str, values: Collection[object]) -> dict[object, UUID]:
+        """The ids of the records (archived ones too) whose ``UNIQUE`` ``field``
+        (or ``"id"``) holds one of ``values``, by value; only ids are read.
+
+        .. versionadded:: 0.1
+
+        Raises:
+            ValidationError: ``field`` is neither ``"id"`` nor unique (code
+                ``unknown_field``).
+        """
+
     def update(self, entity: E, *, expected_version: int) -> None:
         """Replace the stored record by ``entity`` if its version is ``expected_version``.
 

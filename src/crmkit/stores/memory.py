@@ -150,6 +150,15 @@ class _Repository(Generic[E]):
         found = table.unique.get(field, {}).get(value)
         return None if found is None else cast(E, table.rows[found])
 
+    def ids_by(self, field: str, values: Collection[object]) -> dict[object, UUID]:
+        table = self._read()
+        if field == "id":
+            return {v: v for v in values if isinstance(v, UUID) and v in table.rows}
+        if field not in self._cls.UNIQUE:
+            raise ValidationError(field, "is not a unique field", code="unknown_field")
+        index = table.unique.get(field, {})
+        return {v: index[v] for v in values if v is not None and v in index}
+
     def update(self, entity: E, *, expected_version: int) -> None:
         table = self._write()
         current = table.rows.get(entity.id)

@@ -956,6 +956,21 @@ class _SqlRepository(Generic[E]):
             row = self._conn.execute(stmt).mappings().first()
         return None if row is None else cast(E, self._codec.from_row(row))
 
+    def ids_by(self, field: str, values: Collection[object]) -> dict[object, UUID]:
+        if field != "id" and field not in self._cls.UNIQUE:
+            raise ValidationError(field, "is not a unique field", code="unknown_field")
+        table = self._table
+        column = table.c[field]
+        wanted = [v for v in values if v is not None]
+        found: dict[object, UUID] = {}
+        with _translating(self._cls):
+            for start in range(0, len(wanted), BATCH_SIZE):
+                chunk = wanted[start : start + BATCH_SIZE]
+                stmt = sa.select(table.c.id, column.label("value")).where(column.in_(chunk))
+                for id, value in self._conn.execute(stmt):
+                    found[value] = id
+        return found
+
     def update(self, entity: E, *, expected_version: int) -> None:
         table = self._table
         row = self._codec.to_row(entity)

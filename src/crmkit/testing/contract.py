@@ -390,6 +390,23 @@ class StoreContract(abc.ABC):
             assert [acme] == repo.find(Query())
             assert 1 == repo.count(Query())
 
+    def test_ids_by_reads_the_ids_of_unique_values_and_ids(self, contract_store: Store) -> None:
+        """``ids_by`` maps the values (external_refs, or ids) found to ids, archived too."""
+        acme = _org(external_ref="ERP-1")
+        globex = archive(_org(name="Globex", external_ref="ERP-2"), now=T0)[0]
+        self._commit(contract_store, acme, globex)
+        missing = uuid7()
+        with contract_store.unit_of_work(write=False) as uow:
+            repo = uow.repository(Organization)
+            assert {"ERP-1": acme.id, "ERP-2": globex.id} == repo.ids_by(
+                "external_ref", ["ERP-1", "ERP-2", "ERP-3"]
+            )
+            assert {acme.id: acme.id} == repo.ids_by("id", [acme.id, missing])
+            assert {} == repo.ids_by("external_ref", [])
+            with pytest.raises(ValidationError) as error:
+                repo.ids_by("name", ["Acme"])
+            assert "unknown_field" == error.value.code
+
     def test_every_entity_type_reads_back_equal(self, contract_store: Store) -> None:
         """Random records of every type (references left empty) come back equal."""
 
