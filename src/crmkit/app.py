@@ -27,12 +27,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal, DecimalException, localcontext
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 from uuid import UUID
 
 import attrs
 
 from crmkit.core import changes, transitions
+from crmkit.core.access import Policy
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
 from crmkit.core.bridge import OrganizationDraft, SyncResult
 from crmkit.core.campaigns import Campaign
@@ -143,6 +144,9 @@ from crmkit.services.registry import Registry
 from crmkit.services.segments import SegmentService
 from crmkit.services.targets import SalesTargetService, TeamService
 from crmkit.services.timeline import TimelineEntry, timeline
+
+if TYPE_CHECKING:
+    from crmkit.services.access import ScopedCRM
 from crmkit.stores.base import Store, UnitOfWork
 
 __all__ = [
@@ -516,6 +520,28 @@ class CRM:
             at=entity.updated_at,
         )
         events.append(event)
+
+    # -------------------------------------------------------- access control
+    def as_user(self, user: User | UserId, *, policy: Policy | None = None) -> ScopedCRM:
+        """This CRM as ``user`` may use it: what they may see, and change.
+
+        The user's role, teams and zones are read now.  The scoped CRM offers
+        only the access-aware services; anything else raises
+        :class:`AccessDenied`.  ``crm`` itself stays the system context.  See
+        ``docs/guides/access-control.md``.
+
+        Args:
+            user: the user (a record or an id).
+            policy: the rules (default: the one a plugin's
+                ``crmkit_access_policy`` gives, else :class:`~crmkit.core.access.Policy`).
+
+        Raises:
+            NotFoundError: no such user.
+        """
+        from crmkit.services.access import ScopedCRM, principal_of
+
+        principal = principal_of(self, user)
+        return ScopedCRM(self, principal, policy or Policy())
 
     def history(self, entity_id: UUID) -> list[AuditEntry]:
         """Every audited change of the record ``entity_id``, oldest first."""
@@ -952,14 +978,21 @@ class UserService(_Service[User, UserId]):
         email: str | EmailAddress | None = None,
         role: Role | str = Role.CONTRIBUTOR,
         external_ref: str | None = None,
+        zone_ids: Sequence[ZoneId] = (),
     ) -> User:
-        """Add a user.
+        """Add a user (``zone_ids``: the zones, security groups, the user is in).
 
         Raises:
-            ValidationError: an invalid name, e-mail or role.
+            ValidationError: an invalid name, e-mail, role or zone id.
         """
         return self._create(
-            {"name": name, "email": email, "role": role, "external_ref": external_ref}
+            {
+                "name": name,
+                "email": email,
+                "role": role,
+                "external_ref": external_ref,
+                "zone_ids": tuple(zone_ids),
+            }
         )
 
     def update(
@@ -971,12 +1004,19 @@ class UserService(_Service[User, UserId]):
         email: str | EmailAddress | Unset | None = UNSET,
         role: Role | str | Unset = UNSET,
         external_ref: str | Unset | None = UNSET,
+        zone_ids: Sequence[ZoneId] | Unset = UNSET,
     ) -> User:
         """Change a user."""
         return self._update(
             id,
             expected_version,
-            {"name": name, "email": email, "role": role, "external_ref": external_ref},
+            {
+                "name": name,
+                "email": email,
+                "role": role,
+                "external_ref": external_ref,
+                "zone_ids": zone_ids if isinstance(zone_ids, Unset) else tuple(zone_ids),
+            },
         )
 
 
