@@ -18,7 +18,7 @@ attribute raises :class:`~crmkit.AccessDenied`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
@@ -39,7 +39,7 @@ from crmkit.core.errors import AccessDenied, NotFoundError
 from crmkit.core.events import Created, StageChanged
 from crmkit.core.ids import OpportunityId, OrganizationId, UserId
 from crmkit.core.opportunities import Opportunity
-from crmkit.core.query import Query
+from crmkit.core.query import AnyOf, Query
 from crmkit.services.base import Event
 from crmkit.stores.base import AuditLog, Repository, Store, UnitOfWork
 
@@ -241,6 +241,11 @@ class _ScopedContext(CRM):
         # notifications after commit reach plugins with the system CRM
         self._system._after_commit(events, handle)
 
+    def _may_create(self, cls: type[Entity]) -> None:
+        guard = self._guard
+        if guard.policy.restriction(guard.principal, cls, Action.CREATE) == AnyOf(()):
+            raise AccessDenied(Action.CREATE.value, cls.ENTITY)
+
     def _authorize(self, action: Action, entity: Entity, previous: Entity | None) -> None:
         def check(uow: UnitOfWork) -> None:
             inner = uow.inner if isinstance(uow, _ScopedUnitOfWork) else uow
@@ -255,6 +260,11 @@ def _context(service: Any) -> _ScopedContext:
 
 class _Guarded(Generic[E]):
     """Authorize a record before plugins (validation hooks) or the store see it."""
+
+    def _creating(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        # a role with no right to create this type is refused before anything is read
+        _context(self)._may_create(self._cls)  # type: ignore[attr-defined]
+        return super()._creating(values)  # type: ignore[misc, no-any-return]
 
     def _new(self, fields: dict[str, Any], now: datetime) -> tuple[E, Created[E]]:
         entity, event = super()._new(fields, now)  # type: ignore[misc]
