@@ -258,6 +258,13 @@ def test_hidden_and_absent_records_give_the_same_error(any_crm: CRM) -> None:
         errors.append((type(caught.value), str(caught.value), caught.value.args))
     assert errors[0] == errors[1]
     assert str(errors[0][1]) == "not allowed to read organization"
+    crm_ref = any_crm.organizations.update(
+        world.org["hidden"].id, expected_version=world.org["hidden"].version, external_ref="H-1"
+    )
+    assert crm_ref.external_ref == "H-1"
+    for ref in ("H-1", "nothing"):
+        with pytest.raises(AccessDenied, match=r"^not allowed to read organization$"):
+            scoped.organizations.get_by_external_ref(ref)
     # the system context still tells absent from present
     with pytest.raises(NotFoundError):
         any_crm.organizations.get(uuid7())  # type: ignore[arg-type]

@@ -541,7 +541,9 @@ class CRM:
         from crmkit.services.access import ScopedCRM, principal_of
 
         principal = principal_of(self, user)
-        return ScopedCRM(self, principal, policy or Policy())
+        if policy is None:
+            policy = self.plugins.access_policy(self, principal) or Policy()
+        return ScopedCRM(self, principal, policy)
 
     def history(self, entity_id: UUID) -> list[AuditEntry]:
         """Every audited change of the record ``entity_id``, oldest first."""

@@ -261,6 +261,13 @@ def _context(service: Any) -> _ScopedContext:
 class _Guarded(Generic[E]):
     """Authorize a record before plugins (validation hooks) or the store see it."""
 
+    def get_by_external_ref(self, external_ref: str) -> E:
+        # hidden and absent give the same error, as for get
+        try:
+            return super().get_by_external_ref(external_ref)  # type: ignore[misc, no-any-return]
+        except NotFoundError:
+            raise AccessDenied(Action.READ.value, self._cls.ENTITY) from None  # type: ignore[attr-defined]
+
     def _creating(self, values: Mapping[str, Any]) -> dict[str, Any]:
         # a role with no right to create this type is refused before anything is read
         _context(self)._may_create(self._cls)  # type: ignore[attr-defined]
