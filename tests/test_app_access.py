@@ -8,7 +8,7 @@ the visible set with a plain-Python oracle of the rules.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import attrs
@@ -22,6 +22,8 @@ from crmkit import AccessDenied, In, Money, NotFoundError
 from crmkit.app import CRM
 from crmkit.core.entities import Contact, Organization, Role, User
 from crmkit.core.ids import uuid7
+from crmkit.core.interactions import Interaction, InteractionKind
+from crmkit.core.leads import Lead
 from crmkit.core.opportunities import Opportunity
 from crmkit.services.access import ScopedCRM
 from crmkit.stores.memory import MemoryStore
@@ -40,6 +42,8 @@ class World:
     org: dict[str, Organization]
     contact: dict[str, Contact]
     opp: dict[str, Opportunity]
+    task: dict[str, Interaction]
+    lead: dict[str, Lead]
 
 
 def build(crm: CRM) -> World:
@@ -69,7 +73,20 @@ def build(crm: CRM) -> World:
         k: crm.opportunities.create(name=k, organization=o.id, owner=o.owner_id, amount=EUR)
         for k, o in org.items()
     }
-    return World(users, org, contact, opp)
+    task = {
+        k: crm.interactions.plan(
+            kind="call",
+            scheduled_at=datetime(2026, 2, 1, 9, tzinfo=UTC),
+            organization=o.id,
+            assignee=o.owner_id,
+        )
+        for k, o in org.items()
+    }
+    lead = {
+        k: crm.leads.create(first_name=k, last_name="Lead", company=f"{k} Co", owner=o.owner_id)
+        for k, o in org.items()
+    }
+    return World(users, org, contact, opp, task, lead)
 
 
 def audit_rows(crm: CRM) -> list[tuple[Any, ...]]:
@@ -88,6 +105,8 @@ def snapshot(crm: CRM) -> dict[str, Any]:
         "organizations": crm.organizations.find(archived=None),
         "contacts": crm.contacts.find(archived=None),
         "opportunities": crm.opportunities.find(archived=None),
+        "interactions": crm.interactions.find(archived=None),
+        "leads": crm.leads.find(archived=None),
         "users": crm.users.find(archived=None),
         "audit": audit_rows(crm),
     }
@@ -141,6 +160,34 @@ def _opp_ops(key: str) -> dict[str, Op]:
     }
 
 
+def _activity_ops(key: str) -> dict[str, Op]:
+    def tid(w: World) -> Any:
+        return w.task[key].id
+
+    def lid(w: World) -> Any:
+        return w.lead[key].id
+
+    return {
+        f"interactions.update[{key}]": lambda s, w: s.interactions.update(
+            tid(w), expected_version=w.task[key].version, subject="Renamed"
+        ),
+        f"interactions.complete[{key}]": lambda s, w: s.interactions.complete(tid(w)),
+        f"interactions.cancel[{key}]": lambda s, w: s.interactions.cancel(tid(w)),
+        f"interactions.reassign[{key}]": lambda s, w: s.interactions.reassign(
+            tid(w), to=w.users["contributor"].id
+        ),
+        f"leads.update[{key}]": lambda s, w: s.leads.update(
+            lid(w), expected_version=w.lead[key].version, company="Renamed"
+        ),
+        f"leads.qualify[{key}]": lambda s, w: s.leads.qualify(lid(w)),
+        f"leads.disqualify[{key}]": lambda s, w: s.leads.disqualify(lid(w), reason="spam"),
+        f"leads.convert[{key}]": lambda s, w: s.leads.convert(lid(w), create_opportunity=True),
+        f"leads.archive[{key}]": lambda s, w: s.leads.archive(
+            lid(w), expected_version=w.lead[key].version
+        ),
+    }
+
+
 def _create_ops(owner: str) -> dict[str, Op]:
     def org(s: ScopedCRM, w: World) -> object:
         return s.organizations.create(name="New", owner=w.users[owner].id)
@@ -157,12 +204,26 @@ def _create_ops(owner: str) -> dict[str, Op]:
             name="New", organization=w.org["own"].id, owner=w.users[owner].id, amount=EUR
         )
 
+    def log(s: ScopedCRM, w: World) -> object:
+        return s.interactions.log(
+            kind="call", organization=w.org["own"].id, assignee=w.users[owner].id
+        )
+
+    def lead(s: ScopedCRM, w: World) -> object:
+        return s.leads.create(first_name="New", company="New Co", owner=w.users[owner].id)
+
     return {
+        f"interactions.log[owner={owner}]": log,
+        f"leads.create[owner={owner}]": lead,
         f"organizations.create[owner={owner}]": org,
         f"organizations.bulk_create[owner={owner}]": bulk,
         f"contacts.create[owner={owner}]": contact,
         f"opportunities.create[owner={owner}]": opp,
     }
+
+
+def _register_kind(s: ScopedCRM, w: World) -> object:
+    return s.interactions.register_kind(InteractionKind(key="fax", name="Fax"))
 
 
 def _owner_change(s: ScopedCRM, w: World) -> object:
@@ -178,6 +239,8 @@ DENIED: dict[str, dict[str, Op]] = {
         **_org_ops("zoned"),
         **_opp_ops("own"),
         **_opp_ops("zoned"),
+        **_activity_ops("own"),
+        "interactions.register_kind": _register_kind,
     },
     "contributor": {
         **_create_ops("other"),
@@ -185,9 +248,16 @@ DENIED: dict[str, dict[str, Op]] = {
         **_org_ops("hidden"),
         **_opp_ops("zoned"),
         **_opp_ops("hidden"),
+        **_activity_ops("zoned"),
+        **_activity_ops("hidden"),
         "opportunities.update[owner]": _owner_change,  # protected field
+        "interactions.register_kind": _register_kind,
     },
-    "manager": {**_opp_ops("hidden")},
+    "manager": {
+        **_opp_ops("hidden"),
+        **_activity_ops("hidden"),
+        "interactions.register_kind": _register_kind,
+    },
 }
 
 
@@ -222,7 +292,7 @@ def test_every_denied_write_changes_nothing_and_calls_no_hook(
             if outcome == "denied" and snapshot(crm) != before:
                 outcome = "denied after a change"
             outcomes[f"{role}: {name}"] = outcome
-    assert len(outcomes) == 55
+    assert len(outcomes) == 98
     assert {k: v for k, v in outcomes.items() if v != "denied"} == {}
 
 
@@ -273,7 +343,7 @@ def test_hidden_and_absent_records_give_the_same_error(any_crm: CRM) -> None:
 def test_a_scope_exposes_only_access_aware_services(any_crm: CRM) -> None:
     world = build(any_crm)
     scoped = any_crm.as_user(world.users["admin"])
-    for name in ("analytics", "leads", "interactions", "exports", "store", "history", "users"):
+    for name in ("analytics", "agenda", "cases", "exports", "store", "history", "users"):
         with pytest.raises(AccessDenied, match=f"crm.{name}"):
             getattr(scoped, name)
     assert len(scoped.organizations.find()) == 3
@@ -319,7 +389,8 @@ def oracle_sees(user: User, teams: list[set[Any]], orgs: dict[Any, Organization]
         return True
     if user.role is Role.GUEST:
         return False
-    own = r.owner_id == user.id
+    owner = r.assignee_id if isinstance(r, Interaction) else r.owner_id
+    own = owner == user.id
     if isinstance(r, Organization):
         zone = r.zone_id
     else:
@@ -330,7 +401,7 @@ def oracle_sees(user: User, teams: list[set[Any]], orgs: dict[Any, Organization]
         if isinstance(r, Organization | Contact):
             return True
         mates = set().union(*(t for t in teams if user.id in t)) | {user.id}
-        return own or r.owner_id in mates or in_zone
+        return own or owner in mates or in_zone
     return own or in_zone
 
 
@@ -393,6 +464,14 @@ def test_crmkit_shows_exactly_what_the_oracle_allows(any_crm: CRM, world: dict[s
         crm.opportunities.create(
             name=f"D{n}", organization=org_id, contact=person.id, owner=owner_id, amount=EUR
         )
+        crm.interactions.plan(
+            kind="call",
+            scheduled_at=datetime(2026, 2, 1, 9, tzinfo=UTC),
+            organization=org_id,
+            contact=person.id,
+            assignee=owner_id,
+        )
+        crm.leads.create(first_name=f"L{n}", company=f"L{n} Co", owner=owner_id)
 
     # the truth, read by the system context
     every_org = {o.id: o for o in crm.organizations.find(archived=None)}
@@ -401,6 +480,8 @@ def test_crmkit_shows_exactly_what_the_oracle_allows(any_crm: CRM, world: dict[s
         "organizations": list(every_org.values()),
         "contacts": crm.contacts.find(archived=None),
         "opportunities": crm.opportunities.find(archived=None),
+        "interactions": crm.interactions.find(archived=None),
+        "leads": crm.leads.find(archived=None),
     }
     differences: list[tuple[object, ...]] = []
     for user in crm.users.find(In("id", tuple(u.id for u in users)), archived=None):

@@ -24,6 +24,8 @@ from attrs import field, frozen
 
 from crmkit.core.entities import Contact, Entity, Organization, Role
 from crmkit.core.ids import UserId
+from crmkit.core.interactions import Interaction
+from crmkit.core.leads import Lead
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import AnyOf, Eq, In, Lookup, Restriction, Via, restriction_matches
 
@@ -31,6 +33,7 @@ __all__ = [
     "COVERED",
     "DEFAULT_PROTECTED",
     "DEFAULT_RIGHTS",
+    "OWNER_FIELD",
     "Action",
     "Policy",
     "Principal",
@@ -74,13 +77,25 @@ _MINE: Final = Right({Reach.OWN, Reach.ZONE}, {Reach.OWN})
 _TEAM: Final = Right({Reach.OWN, Reach.TEAM, Reach.ZONE}, {Reach.OWN, Reach.TEAM, Reach.ZONE})
 
 #: The entity types access control covers (a scoped CRM exposes only their services).
-COVERED: Final[tuple[type[Entity], ...]] = (Organization, Contact, Opportunity)
+COVERED: Final[tuple[type[Entity], ...]] = (Organization, Contact, Opportunity, Interaction, Lead)
 
 #: The default rights (the design's table).  A role absent from an entity's
 #: row has no right on it; ADMIN is not listed: it may do everything.
 DEFAULT_RIGHTS: Final[Mapping[Role, Mapping[str, Right]]] = {
-    Role.MANAGER: {"organization": _ALL, "contact": _ALL, "opportunity": _TEAM},
-    Role.CONTRIBUTOR: {"organization": _MINE, "contact": _MINE, "opportunity": _MINE},
+    Role.MANAGER: {
+        "organization": _ALL,
+        "contact": _ALL,
+        "opportunity": _TEAM,
+        "interaction": _TEAM,
+        "lead": _TEAM,
+    },
+    Role.CONTRIBUTOR: {
+        "organization": _MINE,
+        "contact": _MINE,
+        "opportunity": _MINE,
+        "interaction": _MINE,
+        "lead": _MINE,
+    },
     Role.GUEST: {},
 }
 
@@ -90,14 +105,21 @@ DEFAULT_PROTECTED: Final[Mapping[Role, Mapping[str, frozenset[str]]]] = {
         "organization": frozenset({"owner_id"}),
         "contact": frozenset({"owner_id"}),
         "opportunity": frozenset({"owner_id"}),
+        "interaction": frozenset({"assignee_id"}),
+        "lead": frozenset({"owner_id"}),
     },
 }
+
+#: The field naming a record's owner, when it is not ``owner_id``.
+OWNER_FIELD: Final[Mapping[str, str]] = {"interaction": "assignee_id"}
 
 #: How each covered entity type reaches a zone: its own field, or its organization's.
 _ZONE_PATH: Final[Mapping[str, str | None]] = {
     "organization": None,  # organizations.zone_id itself
     "contact": "organization_id",
     "opportunity": "organization_id",
+    "interaction": "organization_id",
+    "lead": "organization_id",
 }
 
 
@@ -156,10 +178,11 @@ class Policy:
         if Reach.ALL in reach:
             return None
         parts: list[Restriction] = []
+        owner = OWNER_FIELD.get(cls.ENTITY, "owner_id")
         if Reach.OWN in reach:
-            parts.append(Eq("owner_id", principal.user_id))
+            parts.append(Eq(owner, principal.user_id))
         if Reach.TEAM in reach and principal.teammate_ids:
-            parts.append(In("owner_id", _sorted(principal.teammate_ids)))
+            parts.append(In(owner, _sorted(principal.teammate_ids)))
         if Reach.ZONE in reach and principal.zone_ids and cls.ENTITY in _ZONE_PATH:
             zones = In("zone_id", _sorted(principal.zone_ids))
             path = _ZONE_PATH[cls.ENTITY]

@@ -18,7 +18,7 @@ attribute raises :class:`~crmkit.AccessDenied`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
@@ -37,10 +37,14 @@ from crmkit.core.access import COVERED, Action, Policy, Principal
 from crmkit.core.entities import Contact, Entity, Organization, Role, User
 from crmkit.core.errors import AccessDenied, NotFoundError
 from crmkit.core.events import Created, StageChanged
-from crmkit.core.ids import OpportunityId, OrganizationId, UserId
+from crmkit.core.ids import InteractionId, OpportunityId, OrganizationId, UserId
+from crmkit.core.interactions import Interaction, InteractionKind
+from crmkit.core.leads import Lead
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import AnyOf, Query
-from crmkit.services.base import Event
+from crmkit.services.base import Event, UserRef
+from crmkit.services.interactions import InteractionService
+from crmkit.services.leads import LeadService
 from crmkit.stores.base import AuditLog, Repository, Store, UnitOfWork
 
 __all__ = ["ScopedCRM", "principal_of"]
@@ -225,6 +229,8 @@ class _ScopedContext(CRM):
         self.organizations = _ScopedOrganizations(self)
         self.contacts = _ScopedContacts(self)
         self.opportunities = _ScopedOpportunities(self)
+        self.interactions = _ScopedInteractions(self)
+        self.leads = _ScopedLeads(self)
 
     def _scoped(self, uow: UnitOfWork) -> UnitOfWork:
         if isinstance(uow, _ScopedUnitOfWork) and uow.guard is self._guard:
@@ -315,22 +321,71 @@ class _ScopedOpportunities(_Guarded[Opportunity], OpportunityService):
         super()._customer(inner, events, organization_id)
 
 
+class _ScopedInteractions(_Guarded[Interaction], InteractionService):
+    """Interactions the principal may see and change (their owner is the assignee)."""
+
+    def __init__(self, context: _ScopedContext):
+        super().__init__(context)
+        # the registries are the whole CRM's: shared, and read-only in a scope
+        self.kinds = context._system.interactions.kinds
+        self.sequences = context._system.interactions.sequences
+
+    def log(self, *args: Any, **kwargs: Any) -> Interaction:
+        _context(self)._may_create(Interaction)
+        return super().log(*args, **kwargs)
+
+    def plan(self, *args: Any, **kwargs: Any) -> Interaction:
+        _context(self)._may_create(Interaction)
+        return super().plan(*args, **kwargs)
+
+    def apply_sequence(self, *args: Any, **kwargs: Any) -> list[Interaction]:
+        _context(self)._may_create(Interaction)
+        return super().apply_sequence(*args, **kwargs)
+
+    def reassign(
+        self, ids: InteractionId | Iterable[InteractionId], *, to: UserRef | None
+    ) -> list[Interaction]:
+        # a hidden interaction is reported as an absent one is: AccessDenied
+        try:
+            return super().reassign(ids, to=to)
+        except NotFoundError:
+            raise AccessDenied(Action.UPDATE.value, Interaction.ENTITY) from None
+
+    def register_kind(self, kind: InteractionKind) -> InteractionKind:
+        # the registry is the whole CRM's: not a user's to change
+        raise AccessDenied("register", "interaction_kind")
+
+
+class _ScopedLeads(_Guarded[Lead], LeadService):
+    """Leads the principal may see, work and convert."""
+
+
 class ScopedCRM:
     """The CRM as one user may use it (``crm.as_user(user)``).
 
     It offers the access-aware services (``organizations``, ``contacts``,
-    ``opportunities``) and ``transaction()``; every other attribute raises
-    :class:`~crmkit.AccessDenied`, so a path not yet made access-aware is
-    closed rather than open.
+    ``opportunities``, ``interactions``, ``leads``) and ``transaction()``;
+    every other attribute raises :class:`~crmkit.AccessDenied`, so a path not
+    yet made access-aware is closed rather than open.
 
     Attributes:
         principal: who the scope acts for (read when the scope opened).
         organizations: organizations the user may see and change.
         contacts: contacts the user may see and change.
         opportunities: opportunities the user may see and move.
+        interactions: interactions the user may see and change.
+        leads: leads the user may see, work and convert.
     """
 
-    __slots__ = ("_context", "contacts", "opportunities", "organizations", "principal")
+    __slots__ = (
+        "_context",
+        "contacts",
+        "interactions",
+        "leads",
+        "opportunities",
+        "organizations",
+        "principal",
+    )
 
     def __init__(self, system: CRM, principal: Principal, policy: Policy):
         context = _ScopedContext(system, principal, policy)
@@ -339,6 +394,8 @@ class ScopedCRM:
         self.organizations: OrganizationService = context.organizations
         self.contacts: ContactService = context.contacts
         self.opportunities: OpportunityService = context.opportunities
+        self.interactions: InteractionService = context.interactions
+        self.leads: LeadService = context.leads
 
     def __repr__(self) -> str:
         return f"<ScopedCRM user={self.principal.user_id} role={self.principal.role.value}>"
