@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crmkit
-from crmkit import AccessDenied, In, Money, NotFoundError
+from crmkit import AccessDenied, In, Money, NotFoundError, ValidationError
 from crmkit.app import CRM
 from crmkit.core.entities import Contact, Organization, Role, User
 from crmkit.core.ids import uuid7
@@ -504,3 +504,30 @@ def test_crmkit_shows_exactly_what_the_oracle_allows(any_crm: CRM, world: dict[s
             if counted != len(expected):
                 differences.append((user.role, service, "count", counted, len(expected)))
     assert differences == []
+
+
+def test_one_user_per_zone_refuses_a_second_user_in_a_zone(
+    backend_url: str, clock: FixedClock
+) -> None:
+    with crmkit.open(backend_url, clock=clock, one_user_per_zone=True) as crm:
+        north = crm.zones.create(key="north", name="North")
+        south = crm.zones.create(key="south", name="South")
+        ana = crm.users.create(name="Ana", zone_ids=[north.id])
+        with pytest.raises(ValidationError) as caught:
+            crm.users.create(name="Bo", zone_ids=[south.id, north.id])
+        assert (caught.value.field, caught.value.code) == ("zone_ids", "zone_taken")
+        assert crm.users.count() == 1
+        bo = crm.users.create(name="Bo", zone_ids=[south.id])
+        with pytest.raises(ValidationError, match="already has its user"):
+            crm.users.update(bo.id, expected_version=bo.version, zone_ids=[north.id])
+        # Ana may keep (re-save) her own zone; once she is archived, it is free
+        ana = crm.users.update(ana.id, expected_version=ana.version, name="Ana M.")
+        crm.users.archive(ana.id, expected_version=ana.version)
+        bo = crm.users.update(bo.id, expected_version=bo.version, zone_ids=[north.id])
+        assert bo.zone_ids == (north.id,)
+
+
+def test_users_may_share_zones_by_default(any_crm: CRM) -> None:
+    north = any_crm.zones.create(key="north", name="North")
+    any_crm.users.create(name="Ana", zone_ids=[north.id])
+    assert any_crm.users.create(name="Bo", zone_ids=[north.id]).zone_ids == (north.id,)

@@ -96,6 +96,7 @@ from crmkit.core.ids import (
 from crmkit.core.money import Money, currency_exponent, is_currency
 from crmkit.core.opportunities import LineItem, Opportunity
 from crmkit.core.pipelines import Pipeline, StageKind, check_pipeline
+from crmkit.core.query import Query
 from crmkit.io.calendars import CalendarService
 from crmkit.io.cards import CardService
 from crmkit.io.exports import ExportService
@@ -166,6 +167,7 @@ __all__ = [
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Entity)
+R = TypeVar("R", bound=Entity)
 
 Clock = Callable[[], datetime]
 
@@ -304,6 +306,7 @@ class CRM:
         timezone: str | tzinfo = "UTC",
         notification_errors: NotificationErrors = "log",
         duplicate_check: OnCreate = "off",
+        one_user_per_zone: bool = False,
     ):
         if notification_errors not in ("log", "raise"):
             raise ValidationError(
@@ -351,6 +354,8 @@ class CRM:
         self.cases = CaseService(self)
         self.analytics = AnalyticsService(self)
         self.duplicates = DuplicateService(self, on_create=duplicate_check)
+        #: each zone (security group) has at most one user; see crmkit.open
+        self.one_user_per_zone = bool(one_user_per_zone)
         self.segments = SegmentService(self)
         self.campaigns = CampaignService(self)
         self.teams = TeamService(self)
@@ -973,6 +978,11 @@ class UserService(_Service[User, UserId]):
 
     _cls = User
 
+    def _validated(self, entity: R, previous: R | None) -> R:
+        if isinstance(entity, User) and self._crm.one_user_per_zone and not entity.archived:
+            self._crm._read(lambda uow: _check_zones_free(uow, entity))
+        return super()._validated(entity, previous)
+
     def create(
         self,
         *,
@@ -1020,6 +1030,19 @@ class UserService(_Service[User, UserId]):
                 "zone_ids": zone_ids if isinstance(zone_ids, Unset) else tuple(zone_ids),
             },
         )
+
+
+def _check_zones_free(uow: UnitOfWork, user: User) -> None:
+    """In one-user-per-zone mode: no other active user may have one of ``user``'s zones."""
+    if not user.zone_ids:
+        return
+    others = uow.repository(User).find(Query())  # active users: a small table
+    taken = {z for other in others if other.id != user.id for z in other.zone_ids}
+    for zone in user.zone_ids:
+        if zone in taken:
+            raise ValidationError(
+                "zone_ids", "the zone already has its user", code="zone_taken", value=zone
+            )
 
 
 # ------------------------------------------------------------ organizations
@@ -1643,6 +1666,7 @@ def open(
     timezone: str | tzinfo = "UTC",
     notification_errors: NotificationErrors = "log",
     duplicate_check: OnCreate = "off",
+    one_user_per_zone: bool = False,
 ) -> CRM:
     """Open a CRM.
 
@@ -1682,6 +1706,9 @@ def open(
             ``crm.duplicates.last_check``) or ``"refuse"`` (raise
             :class:`~crmkit.DuplicateError` with the candidates; nothing is
             written).  See :mod:`crmkit.services.duplicates`.
+        one_user_per_zone: each zone (security group) may have one user at
+            most (the "one user per zone" mode): giving a user a zone another
+            active user has raises ``ValidationError`` (code ``zone_taken``).
 
     Raises:
         ValidationError: bad arguments, or a URL no store serves.
@@ -1710,6 +1737,7 @@ def open(
             timezone=timezone,
             notification_errors=notification_errors,
             duplicate_check=duplicate_check,
+            one_user_per_zone=one_user_per_zone,
         )
         if seed_masters:
             crm.seed_masters()
