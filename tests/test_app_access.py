@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crmkit
-from crmkit import AccessDenied, In, Money, NotFoundError, ValidationError
+from crmkit import AccessDenied, Contains, In, Money, NotFoundError, ValidationError
 from crmkit.app import CRM
 from crmkit.core.entities import Contact, Organization, Role, User
 from crmkit.core.ids import uuid7
@@ -531,3 +531,16 @@ def test_users_may_share_zones_by_default(any_crm: CRM) -> None:
     north = any_crm.zones.create(key="north", name="North")
     any_crm.users.create(name="Ana", zone_ids=[north.id])
     assert any_crm.users.create(name="Bo", zone_ids=[north.id]).zone_ids == (north.id,)
+
+
+def test_paging_counts_only_visible_records(any_crm: CRM) -> None:
+    """The restriction is part of the store query: limit and offset page the visible set."""
+    world = build(any_crm)
+    cris = world.users["contributor"]
+    for n in range(4):
+        any_crm.organizations.create(name=f"A{n} hidden", owner=world.users["other"].id)
+        any_crm.organizations.create(name=f"A{n} mine", owner=cris.id)
+    scoped = any_crm.as_user(cris)
+    page = scoped.organizations.find(order_by="name", limit=2, offset=1)
+    assert [o.name for o in page] == ["A1 mine", "A2 mine"]
+    assert scoped.organizations.count(Contains("name", "hidden")) == 0
