@@ -343,7 +343,7 @@ def test_hidden_and_absent_records_give_the_same_error(any_crm: CRM) -> None:
 def test_a_scope_exposes_only_access_aware_services(any_crm: CRM) -> None:
     world = build(any_crm)
     scoped = any_crm.as_user(world.users["admin"])
-    for name in ("analytics", "agenda", "cases", "exports", "store", "history", "users"):
+    for name in ("analytics", "agenda", "cases", "exports", "store", "timeline", "users"):
         with pytest.raises(AccessDenied, match=f"crm.{name}"):
             getattr(scoped, name)
     assert len(scoped.organizations.find()) == 3
@@ -544,3 +544,16 @@ def test_paging_counts_only_visible_records(any_crm: CRM) -> None:
     page = scoped.organizations.find(order_by="name", limit=2, offset=1)
     assert [o.name for o in page] == ["A1 mine", "A2 mine"]
     assert scoped.organizations.count(Contains("name", "hidden")) == 0
+
+
+def test_history_shows_only_visible_records(any_crm: CRM) -> None:
+    world = build(any_crm)
+    scoped = any_crm.as_user(world.users["contributor"])
+    own = world.org["own"]
+    assert [e.entity_id for e in scoped.history(own.id)] == [own.id]
+    errors = set()
+    for hidden in (world.org["hidden"].id, world.users["other"].id, uuid7()):
+        with pytest.raises(AccessDenied) as caught:
+            scoped.history(hidden)
+        errors.add(str(caught.value))
+    assert errors == {"not allowed to read record"}

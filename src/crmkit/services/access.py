@@ -34,6 +34,7 @@ from crmkit.app import (
     Transaction,
 )
 from crmkit.core.access import COVERED, Action, Policy, Principal
+from crmkit.core.audit import AuditEntry
 from crmkit.core.entities import Contact, Entity, Organization, Role, User
 from crmkit.core.errors import AccessDenied, NotFoundError
 from crmkit.core.events import Created, StageChanged
@@ -364,7 +365,8 @@ class ScopedCRM:
     """The CRM as one user may use it (``crm.as_user(user)``).
 
     It offers the access-aware services (``organizations``, ``contacts``,
-    ``opportunities``, ``interactions``, ``leads``) and ``transaction()``;
+    ``opportunities``, ``interactions``, ``leads``), ``history()`` and
+    ``transaction()``;
     every other attribute raises :class:`~crmkit.AccessDenied`, so a path not
     yet made access-aware is closed rather than open.
 
@@ -403,6 +405,23 @@ class ScopedCRM:
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Group scoped calls atomically, as ``crm.transaction()`` does."""
         return self._context.transaction()
+
+    def history(self, entity_id: UUID) -> list[AuditEntry]:
+        """Every audited change of a record the user may see, oldest first.
+
+        Raises:
+            AccessDenied: the record is hidden from the user, or of a type
+                access control does not cover, or does not exist (the same
+                error: ``read record``).
+        """
+
+        def run(uow: UnitOfWork) -> list[AuditEntry]:
+            for cls in COVERED:
+                if uow.repository(cls).get_many([entity_id]):  # guarded: visible ones only
+                    return uow.audit.history(entity_id)
+            raise AccessDenied(Action.READ.value, "record")
+
+        return self._context._read(run)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
