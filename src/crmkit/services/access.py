@@ -138,6 +138,15 @@ class _GuardedRepository(Generic[E]):
         found = self._inner.get_by(field, value)
         return found if found is not None and self._visible(found) else None
 
+    def ids_by(self, field: str, values: Collection[object]) -> dict[object, UUID]:
+        """The ids of the visible records whose unique ``field`` holds one of ``values``.
+
+        Hidden records look absent.  (``Repository.ids_by`` on stores that have it.)
+        """
+        found: dict[object, UUID] = cast(Any, self._inner).ids_by(field, values)
+        visible = self.get_many(set(found.values()))
+        return {value: id for value, id in found.items() if id in visible}
+
     def update(self, entity: E, *, expected_version: int) -> None:
         previous = self._inner.get_many([entity.id]).get(entity.id)
         action = _action(entity, previous)
