@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from crmkit.core import (
+    access,
     analytics,
     automation,
     campaigns,
@@ -186,6 +187,7 @@ def test_every_hook_section_says_when_it_was_added() -> None:
 def _enums() -> list[type[enum.Enum]]:
     found: list[type[enum.Enum]] = []
     for module in (
+        access,
         entities,
         contact_points,
         pipelines,

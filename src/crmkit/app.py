@@ -27,12 +27,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal, DecimalException, localcontext
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 from uuid import UUID
 
 import attrs
 
 from crmkit.core import changes, transitions
+from crmkit.core.access import Policy
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry, CreatedChanges
 from crmkit.core.bridge import OrganizationDraft, SyncResult
 from crmkit.core.campaigns import Campaign
@@ -95,6 +96,7 @@ from crmkit.core.ids import (
 from crmkit.core.money import Money, currency_exponent, is_currency
 from crmkit.core.opportunities import LineItem, Opportunity
 from crmkit.core.pipelines import Pipeline, StageKind, check_pipeline
+from crmkit.core.query import Query
 from crmkit.io.calendars import CalendarService
 from crmkit.io.cards import CardService
 from crmkit.io.exports import ExportService
@@ -145,6 +147,9 @@ from crmkit.services.registry import Registry
 from crmkit.services.segments import SegmentService
 from crmkit.services.targets import SalesTargetService, TeamService
 from crmkit.services.timeline import TimelineEntry, timeline
+
+if TYPE_CHECKING:
+    from crmkit.services.access import ScopedCRM
 from crmkit.stores.base import Store, UnitOfWork
 
 __all__ = [
@@ -164,6 +169,7 @@ __all__ = [
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Entity)
+R = TypeVar("R", bound=Entity)
 
 Clock = Callable[[], datetime]
 
@@ -304,6 +310,7 @@ class CRM:
         timezone: str | tzinfo = "UTC",
         notification_errors: NotificationErrors = "log",
         duplicate_check: OnCreate = "off",
+        one_user_per_zone: bool = False,
     ):
         if notification_errors not in ("log", "raise"):
             raise ValidationError(
@@ -351,6 +358,8 @@ class CRM:
         self.cases = CaseService(self)
         self.analytics = AnalyticsService(self)
         self.duplicates = DuplicateService(self, on_create=duplicate_check)
+        #: each zone (security group) has at most one user; see crmkit.open
+        self.one_user_per_zone = bool(one_user_per_zone)
         self.segments = SegmentService(self)
         self.campaigns = CampaignService(self)
         self.templates = TemplateService(self)
@@ -521,6 +530,30 @@ class CRM:
             at=entity.updated_at,
         )
         events.append(event)
+
+    # -------------------------------------------------------- access control
+    def as_user(self, user: User | UserId, *, policy: Policy | None = None) -> ScopedCRM:
+        """This CRM as ``user`` may use it: what they may see, and change.
+
+        The user's role, teams and zones are read now.  The scoped CRM offers
+        only the access-aware services; anything else raises
+        :class:`AccessDenied`.  ``crm`` itself stays the system context.  See
+        ``docs/guides/access-control.md``.
+
+        Args:
+            user: the user (a record or an id).
+            policy: the rules (default: the one a plugin's
+                ``crmkit_access_policy`` gives, else :class:`~crmkit.core.access.Policy`).
+
+        Raises:
+            NotFoundError: no such user.
+        """
+        from crmkit.services.access import ScopedCRM, principal_of
+
+        principal = principal_of(self, user)
+        if policy is None:
+            policy = self.plugins.access_policy(self, principal) or Policy()
+        return ScopedCRM(self, principal, policy)
 
     def history(self, entity_id: UUID) -> list[AuditEntry]:
         """Every audited change of the record ``entity_id``, oldest first."""
@@ -950,6 +983,11 @@ class UserService(_Service[User, UserId]):
 
     _cls = User
 
+    def _validated(self, entity: R, previous: R | None) -> R:
+        if isinstance(entity, User) and self._crm.one_user_per_zone and not entity.archived:
+            self._crm._read(lambda uow: _check_zones_free(uow, entity))
+        return super()._validated(entity, previous)
+
     def create(
         self,
         *,
@@ -957,14 +995,21 @@ class UserService(_Service[User, UserId]):
         email: str | EmailAddress | None = None,
         role: Role | str = Role.CONTRIBUTOR,
         external_ref: str | None = None,
+        zone_ids: Sequence[ZoneId] = (),
     ) -> User:
-        """Add a user.
+        """Add a user (``zone_ids``: the zones, security groups, the user is in).
 
         Raises:
-            ValidationError: an invalid name, e-mail or role.
+            ValidationError: an invalid name, e-mail, role or zone id.
         """
         return self._create(
-            {"name": name, "email": email, "role": role, "external_ref": external_ref}
+            {
+                "name": name,
+                "email": email,
+                "role": role,
+                "external_ref": external_ref,
+                "zone_ids": tuple(zone_ids),
+            }
         )
 
     def update(
@@ -976,13 +1021,33 @@ class UserService(_Service[User, UserId]):
         email: str | EmailAddress | Unset | None = UNSET,
         role: Role | str | Unset = UNSET,
         external_ref: str | Unset | None = UNSET,
+        zone_ids: Sequence[ZoneId] | Unset = UNSET,
     ) -> User:
         """Change a user."""
         return self._update(
             id,
             expected_version,
-            {"name": name, "email": email, "role": role, "external_ref": external_ref},
+            {
+                "name": name,
+                "email": email,
+                "role": role,
+                "external_ref": external_ref,
+                "zone_ids": zone_ids if isinstance(zone_ids, Unset) else tuple(zone_ids),
+            },
         )
+
+
+def _check_zones_free(uow: UnitOfWork, user: User) -> None:
+    """In one-user-per-zone mode: no other active user may have one of ``user``'s zones."""
+    if not user.zone_ids:
+        return
+    others = uow.repository(User).find(Query())  # active users: a small table
+    taken = {z for other in others if other.id != user.id for z in other.zone_ids}
+    for zone in user.zone_ids:
+        if zone in taken:
+            raise ValidationError(
+                "zone_ids", "the zone already has its user", code="zone_taken", value=zone
+            )
 
 
 # ------------------------------------------------------------ organizations
@@ -1607,6 +1672,7 @@ def open(
     notification_errors: NotificationErrors = "log",
     duplicate_check: OnCreate = "off",
     smtp: SmtpSettings | None = None,
+    one_user_per_zone: bool = False,
 ) -> CRM:
     """Open a CRM.
 
@@ -1649,6 +1715,9 @@ def open(
         smtp: register the built-in SMTP sender (:class:`~crmkit.SmtpSender`)
             with these settings (``SmtpSettings.from_env()`` reads
             ``CRMKIT_SMTP_*``), so ``crm.campaigns.send`` can send e-mail.
+        one_user_per_zone: each zone (security group) may have one user at
+            most (the "one user per zone" mode): giving a user a zone another
+            active user has raises ``ValidationError`` (code ``zone_taken``).
 
     Raises:
         ValidationError: bad arguments, or a URL no store serves.
@@ -1679,6 +1748,7 @@ def open(
             timezone=timezone,
             notification_errors=notification_errors,
             duplicate_check=duplicate_check,
+            one_user_per_zone=one_user_per_zone,
         )
         if seed_masters:
             crm.seed_masters()

@@ -90,6 +90,7 @@ TESTED_IN = {
         "crmkit_rule_fired",
     ],
     "test_send_email_hook.py": ["crmkit_send_email"],
+    "test_access_policy_hook.py": ["crmkit_access_policy"],
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from typing import Any, ClassVar, Final
+from uuid import UUID
 
 from attrs import field, frozen
 
@@ -276,6 +277,12 @@ class Outcome(Master):
 # ------------------------------------------------------------------ users
 
 
+def _zone_member(value: object, path: str) -> ZoneId:
+    if not isinstance(value, UUID):
+        raise ValidationError(path, "must be a zone id (UUID)", code="type", value=value)
+    return value  # type: ignore[return-value]
+
+
 @frozen(kw_only=True)
 class User(Entity):
     """Someone who works in the CRM (agente, comercial)."""
@@ -292,6 +299,8 @@ class User(Entity):
     name: str = text("name", required=True, max_length=200)
     email: EmailAddress | None = optional_email("email")
     role: Role = enum_field(Role, "role", Role.CONTRIBUTOR)
+    #: the zones (security groups) the user belongs to; see docs/guides/access-control.md
+    zone_ids: tuple[ZoneId, ...] = tuple_field(_zone_member, "zone_ids", max_items=1000)
 
 
 # ---------------------------------------------------------- organizations

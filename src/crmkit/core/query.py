@@ -28,19 +28,24 @@ from crmkit.core.fields import in_utc_range
 from crmkit.core.money import Money
 
 __all__ = [
+    "AnyOf",
     "Contains",
     "Eq",
     "Filter",
     "Has",
     "In",
+    "Lookup",
     "Order",
     "Query",
     "Range",
+    "Restriction",
+    "Via",
     "check_query",
     "custom_value",
     "fold",
     "is_custom",
     "matches",
+    "restriction_matches",
     "select",
     "sort_key",
 ]
@@ -100,6 +105,34 @@ Filter = Eq | In | Range | Contains | Has
 
 
 @frozen
+class Via:
+    """The record the reference ``field`` points to (a ``target``) passes ``where``.
+
+    Used by access control ("the organization's zone is one of mine"); stores
+    compile it to a subquery, never to a list of ids loaded first.
+    """
+
+    field: str
+    target: type[Entity]
+    where: Eq | In
+
+
+def _parts(parts: Iterable[Restriction]) -> tuple[Restriction, ...]:
+    return tuple(parts)
+
+
+@frozen
+class AnyOf:
+    """At least one of ``parts`` holds; ``AnyOf(())`` holds for no record."""
+
+    parts: tuple[Restriction, ...] = attrs.field(converter=_parts)
+
+
+#: What a :class:`Query`'s ``restrict`` holds: built by access control, not by callers.
+Restriction = Eq | In | Via | AnyOf
+
+
+@frozen
 class Order:
     """Sort by ``field``; ``None`` values sort last in both directions."""
 
@@ -151,6 +184,8 @@ class Query:
     limit: int | None = None
     offset: int = 0
     custom_kinds: tuple[tuple[str, FieldKind], ...] = attrs.field(default=(), converter=_kinds)
+    #: the records the current principal may see (access control); ``None``: all
+    restrict: Restriction | None = None
 
 
 def is_custom(name: str) -> bool:
@@ -365,6 +400,23 @@ def matches(entity: Entity, query: Query) -> bool:
         return False
     kinds = dict(query.custom_kinds)
     return all(_matches_one(entity, f, kinds) for f in query.filters)
+
+
+#: finds the record of an entity type by id (``None``: there is none)
+Lookup = Callable[[type[Entity], UUID], Entity | None]
+
+
+def restriction_matches(entity: Entity, restrict: Restriction | None, lookup: Lookup) -> bool:
+    """Whether ``entity`` passes an access restriction; ``lookup`` reads related records."""
+    if restrict is None:
+        return True
+    if isinstance(restrict, AnyOf):
+        return any(restriction_matches(entity, p, lookup) for p in restrict.parts)
+    if isinstance(restrict, Via):
+        ref = getattr(entity, restrict.field)
+        related = None if ref is None else lookup(restrict.target, ref)
+        return related is not None and _matches_one(related, restrict.where, {})
+    return _matches_one(entity, restrict, {})
 
 
 class _Reversed:

@@ -16,8 +16,8 @@ Families, in this order below:
 * notifications (``crmkit_<noun>_<past participle>``) run after the commit,
   exactly once per change, and return ``None``; a failure is logged and
   reported in a :class:`~crmkit.DeliveryReport`, never undoing the change;
-* lookups (``crmkit_exchange_rate``, ``crmkit_customer_revenue``) answer a
-  question; the first non-None answer wins;
+* lookups (``crmkit_exchange_rate``, ``crmkit_customer_revenue``,
+  ``crmkit_access_policy``) answer a question; the first non-None answer wins;
 * delivery (``crmkit_send_email``) sends campaign e-mail; the first plugin
   that answers sends the batch.
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from crmkit.app import CRM
+    from crmkit.core.access import Policy, Principal
     from crmkit.core.automation import ActionKind, Rule, RuleFiring, RuleSpec
     from crmkit.core.bridge import OrganizationDraft
     from crmkit.core.cases import Case, CaseType
@@ -620,6 +621,28 @@ def crmkit_customer_revenue(
     Returns:
         A :class:`crmkit.Money` (any currency with an exchange rate to the
         report's), or ``None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def crmkit_access_policy(crm: CRM, principal: Principal) -> Policy | None:
+    """The access-control rules for a user scope (replace or extend the default).
+
+    Called by ``crm.as_user(user)`` (unless a ``policy`` is passed), once per
+    scope, with the principal just read from the store.  Return a
+    :class:`crmkit.core.access.Policy` (for example the default one with a
+    changed rights table), or ``None`` to leave the choice to other plugins
+    and, failing them, to the default rules.  Stops at the first non-None
+    result.
+
+    Args:
+        crm: the CRM (the system context).
+        principal: who the scope acts for: user id, role, teammates, zones.
+
+    Returns:
+        A :class:`crmkit.core.access.Policy`, or ``None``.
 
     .. versionadded:: 0.1
     """

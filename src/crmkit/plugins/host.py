@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import pluggy
 
+from crmkit.core.access import Policy, Principal
 from crmkit.core.automation import ActionKind, Rule, RuleFiring, RuleSpec
 from crmkit.core.bridge import OrganizationDraft
 from crmkit.core.cases import Case, CaseType
@@ -684,6 +685,33 @@ class PluginHost:
             if not rate.is_finite() or rate <= 0:
                 raise HookError(name, f"{_plugin_name(impl)}: returned {rate}, not a positive rate")
             return rate
+        return None
+
+    def access_policy(self, crm: CRM, principal: Principal) -> Policy | None:
+        """The policy the first answering plugin gives for ``principal``'s scope.
+
+        Raises:
+            HookError: an implementation raised (other than a crmkit error,
+                which passes through) or returned something else than a
+                :class:`~crmkit.core.access.Policy`; ``reason`` starts with
+                the plugin's name.
+        """
+        name = "crmkit_access_policy"
+        kwargs = {"crm": crm, "principal": principal}
+        for impl, function in self._impls(name):
+            try:
+                result = function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except CrmkitError:
+                raise
+            except Exception as exc:
+                raise HookError(name, f"{_plugin_name(impl)}: {type(exc).__name__}: {exc}") from exc
+            if result is None:
+                continue
+            if not isinstance(result, Policy):
+                raise HookError(
+                    name, f"{_plugin_name(impl)}: returned {type(result).__name__}, not a Policy"
+                )
+            return result
         return None
 
     def customer_revenue(

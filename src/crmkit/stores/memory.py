@@ -12,7 +12,7 @@ write (copy-on-write), so a rollback costs nothing and a commit swaps tables.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
@@ -27,7 +27,7 @@ from crmkit.core.ids import OrganizationId
 from crmkit.core.interactions import Interaction
 from crmkit.core.mail import CampaignEmail
 from crmkit.core.opportunities import Opportunity
-from crmkit.core.query import Query, select
+from crmkit.core.query import Query, restriction_matches, select
 from crmkit.core.segments import Criteria, History, evaluate
 
 __all__ = ["MemoryStore"]
@@ -177,12 +177,22 @@ class _Repository(Generic[E]):
         for entity, version in zip(entities, expected_versions, strict=True):
             self.update(entity, expected_version=version)
 
+    def _rows(self, query: Query) -> Iterable[Entity]:
+        rows = self._read().rows.values()
+        if query.restrict is None:
+            return rows
+
+        def lookup(cls: type[Entity], id: UUID) -> Entity | None:
+            return self._uow.table(cls).rows.get(id)
+
+        return [e for e in rows if restriction_matches(e, query.restrict, lookup)]
+
     def find(self, query: Query) -> list[E]:
-        return cast(list[E], select(self._read().rows.values(), query))
+        return cast(list[E], select(self._rows(query), query))
 
     def count(self, query: Query) -> int:
         unpaged = attrs.evolve(query, limit=None, offset=0, order=())
-        return len(select(self._read().rows.values(), unpaged))
+        return len(select(self._rows(query), unpaged))
 
 
 class _MemoryUnitOfWork:

@@ -54,7 +54,20 @@ from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
 from crmkit.core.pushdown import ClosedDealsQuery, ClosedGroups, OpenDealsQuery, OpenGroups
-from crmkit.core.query import Contains, Eq, Filter, Has, In, Query, Range, fold, is_custom
+from crmkit.core.query import (
+    AnyOf,
+    Contains,
+    Eq,
+    Filter,
+    Has,
+    In,
+    Query,
+    Range,
+    Restriction,
+    Via,
+    fold,
+    is_custom,
+)
 from crmkit.core.segments import (
     And,
     Criteria,
@@ -467,7 +480,20 @@ def _where(table: sa.Table, cls: type[Entity], query: Query, dialect: str) -> li
     conds = [_filter_condition(table, cls, f, query, dialect) for f in query.filters]
     if query.archived is not None:
         conds.append(table.c.archived.is_(query.archived))
+    if query.restrict is not None:
+        conds.append(_restrict_condition(table, cls, query.restrict, dialect))
     return conds
+
+
+def _restrict_condition(table: sa.Table, cls: type[Entity], r: Restriction, dialect: str) -> Any:
+    """An access restriction as SQL: related records through a subquery, no join."""
+    if isinstance(r, AnyOf):
+        return sa.or_(sa.false(), *(_restrict_condition(table, cls, p, dialect) for p in r.parts))
+    if isinstance(r, Via):
+        target = TABLES[r.target]
+        related = sa.select(target.c.id).where(_condition(target, r.target, r.where, dialect))
+        return sa.and_(table.c[r.field].is_not(None), table.c[r.field].in_(related))
+    return sa.and_(table.c[r.field].is_not(None), _condition(table, cls, r, dialect))
 
 
 # ------------------------------------------------------------ segment criteria

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from crmkit.core.access import Policy, Principal
 from crmkit.core.automation import ActionKind, Rule, RuleFiring, RuleSpec
 from crmkit.core.bridge import OrganizationDraft
 from crmkit.core.cases import Case, CaseType
@@ -246,6 +247,12 @@ class RecordingPlugin:
         self._record(
             "crmkit_customer_revenue", crm=crm, organization=organization, since=since, until=until
         )
+        return None
+
+    @hookimpl
+    def crmkit_access_policy(self, crm: CRM, principal: Principal) -> Policy | None:
+        """Record the call; keep the default rules."""
+        self._record("crmkit_access_policy", crm=crm, principal=principal)
         return None
 
     # -------------------------------------------------------------- delivery
