@@ -38,6 +38,7 @@ from crmkit.core.fields import (
     KEY_RE,
     aware_datetime,
     bool_field,
+    email_item,
     enum_field,
     optional_id,
     required_id,
@@ -365,15 +366,40 @@ class Action:
         return cls("notify", {"note": note})
 
     @classmethod
-    def send_template(cls, template: str, **params: Scalar) -> Action:
-        """Send an e-mail template to the record's contact.
+    def send_template(
+        cls,
+        template: str,
+        *,
+        sender: str,
+        sender_name: str | None = None,
+        sender_user: object = None,
+    ) -> Action:
+        """E-mail a template to the record's contact (the lead, for a lead without one).
 
-        The ``send_template`` kind is not built in: a plugin (the e-mail
-        templates one) registers it through ``crmkit_register_rule_actions``.
-        A rule using it without that plugin fails, is recorded as failed and
-        reported, and is tried again on the next delivery.
+        The built-in ``send_template`` kind (:mod:`crmkit.plugins.builtin_mail`)
+        renders it as ``crm.templates.render`` does and sends it through the
+        ``crmkit_send_email`` hook once the firing commits; saving the rule
+        checks that the template exists.
+
+        Args:
+            template: the template's name.
+            sender: the ``From`` address.
+            sender_name: the ``From`` display name.
+            sender_user: the user the message is from (record or id): the
+                template's ``sender`` variable.
+
+        Raises:
+            ValidationError: a bad sender address or user.
         """
-        return cls("send_template", {"template": template, **params})
+        return cls(
+            "send_template",
+            {
+                "template": template,
+                "sender": email_item(sender, "sender").value,
+                "sender_name": sender_name,
+                "sender_user": _user(sender_user, "sender_user"),
+            },
+        )
 
 
 @frozen
@@ -430,6 +456,12 @@ class ActionContext:
     index: int = 0
     #: notes the ``notify`` action left for ``crmkit_rule_fired``
     notes: list[str | None] = attrs.Factory(list)
+    #: work to do once the firing has committed (sending an e-mail): if one
+    #: raises, the firing is recorded as failed (its committed effects stay)
+    after_commit: list[Callable[[], object]] = attrs.Factory(list)
+    #: what the actions chose not to do (a contact who opted out), kept in
+    #: the journal entry's ``error`` of a done firing
+    remarks: list[str] = attrs.Factory(list)
 
 
 def _callable(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

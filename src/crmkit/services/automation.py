@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -479,8 +479,10 @@ class AutomationService(_Service[Rule, RuleId]):
         """
         crm = self._crm
         failing: list[tuple[int | None, str | None]] = [(None, None)]
+        pending: list[tuple[int, str, Callable[[], object]]] = []
 
         def run(uow: UnitOfWork, events: list[Event]) -> RuleFiring | None:
+            pending.clear()
             repo = uow.repository(RuleFiring)
             current = repo.get_by("key", key)
             if current is not None and current.status is FiringStatus.DONE:
@@ -492,10 +494,13 @@ class AutomationService(_Service[Rule, RuleId]):
                 failing[0] = (i, action.kind)
                 kind = self.actions.get(action.kind)
                 context = _with(context, action, i)
+                before = len(context.after_commit)
                 kind.run(context)
+                pending.extend((i, action.kind, work) for work in context.after_commit[before:])
             failing[0] = (None, None)
+            remarks = "; ".join(context.remarks) or None
             firing = self._journal(
-                uow, events, rule, subject, key, current, FiringStatus.DONE, None
+                uow, events, rule, subject, key, current, FiringStatus.DONE, remarks
             )
             record = subject.record
             for note in context.notes:
@@ -509,18 +514,24 @@ class AutomationService(_Service[Rule, RuleId]):
             return firing
 
         error: Exception
+        after = [False]  # the firing committed; its after-commit work is running
         try:
             fired = crm._write(run)
             heard = self._heard.get(None)
             if fired is not None and heard is not None:  # crmkit_rule_fired may have failed
                 heard.extend(crm.last_delivery.failures)
+            if fired is None:
+                return None
+            after[0] = True
+            _run_after(pending, failing)
             return fired
         except DuplicateError as exc:
-            if exc.entity == RuleFiring.ENTITY and exc.field == "key":
+            if exc.entity == RuleFiring.ENTITY and exc.field == "key" and not after[0]:
                 return None  # another process fired it at the same moment
             error = exc
         except Exception as exc:
             error = exc
+        committed = after[0]
         index, kind = failing[0]
         failure = AutomationError(rule.name, key, index, kind, f"{type(error).__name__}: {error}")
         failure.__cause__ = error
@@ -535,10 +546,18 @@ class AutomationService(_Service[Rule, RuleId]):
 
         def record(uow: UnitOfWork, events: list[Event]) -> None:
             current = uow.repository(RuleFiring).get_by("key", key)
-            if current is not None and current.status is FiringStatus.DONE:
+            if current is not None and current.status is FiringStatus.DONE and not committed:
                 return
             self._journal(
-                uow, events, rule, subject, key, current, FiringStatus.FAILED, str(failure)
+                uow,
+                events,
+                rule,
+                subject,
+                key,
+                current,
+                FiringStatus.FAILED,
+                str(failure),
+                attempt=not committed,
             )
 
         try:
@@ -557,8 +576,10 @@ class AutomationService(_Service[Rule, RuleId]):
         current: RuleFiring | None,
         status: FiringStatus,
         error: str | None,
+        *,
+        attempt: bool = True,
     ) -> RuleFiring:
-        """Write (or update) the journal entry of a firing."""
+        """Write (or update) the journal entry of a firing (``attempt``: count a new try)."""
         repo = uow.repository(RuleFiring)
         now = self._crm.now()
         if current is None:
@@ -581,7 +602,7 @@ class AutomationService(_Service[Rule, RuleId]):
             return firing
         values = {
             "status": status,
-            "attempts": current.attempts + 1,
+            "attempts": current.attempts + (1 if attempt else 0),
             "error": _clip(error),
             "fired_at": now,
         }
@@ -715,6 +736,16 @@ class AutomationService(_Service[Rule, RuleId]):
 def _with(context: ActionContext, action: Action, index: int) -> ActionContext:
     """The context for the next action (the notes list is shared)."""
     return attrs.evolve(context, action=action, index=index)
+
+
+def _run_after(
+    pending: Sequence[tuple[int, str, Callable[[], object]]],
+    failing: list[tuple[int | None, str | None]],
+) -> None:
+    """Do a committed firing's after-commit work, in order; ``failing`` names the one running."""
+    for position, kind, work in pending:
+        failing[0] = (position, kind)
+        work()
 
 
 def _find_firings(query: Query, uow: UnitOfWork) -> list[RuleFiring]:
