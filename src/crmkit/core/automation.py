@@ -284,7 +284,7 @@ class Action:
 
     Build the built-in ones with the named constructors; a plugin's kind
     (registered through ``crmkit_register_rule_actions``) with
-    ``Action("send_template", {"template": "welcome"})``.
+    ``Action("send_sms", {"text": "Welcome"})``.
 
     Attributes:
         kind: the action kind's key.
@@ -479,7 +479,7 @@ class ActionKind:
     """A kind of action rules can do (``crmkit_register_rule_actions``).
 
     Attributes:
-        key: what :attr:`Action.kind` names (``"send_template"``).
+        key: what :attr:`Action.kind` names (``"send_sms"``).
         run: does it, given an :class:`ActionContext`; raises to fail the
             firing (every effect of the firing is undone, the failure is
             recorded and reported).  Its return value is ignored.

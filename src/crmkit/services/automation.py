@@ -536,10 +536,11 @@ class AutomationService(_Service[Rule, RuleId]):
         failure = AutomationError(rule.name, key, index, kind, f"{type(error).__name__}: {error}")
         failure.__cause__ = error
         logger.error(
-            "automation rule %r failed for %s %s; it is undone and recorded",
+            "automation rule %r failed for %s %s; %s",
             rule.name,
             subject.entity,
             subject.record.id,
+            "recorded (its effects had committed)" if committed else "it is undone and recorded",
             exc_info=error,
             extra={"rule": rule.name, "key": key},
         )
