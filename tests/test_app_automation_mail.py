@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -10,7 +11,10 @@ import crmkit
 from crmkit import (
     CRM,
     Action,
+    ActionContext,
+    ActionKind,
     AutomationError,
+    CampaignEmail,
     Contact,
     FiringStatus,
     HookError,
@@ -25,7 +29,9 @@ from crmkit import (
     ValidationError,
     hookimpl,
 )
+from crmkit.core import changes
 from crmkit.core.events import StageChanged
+from crmkit.core.mail import campaign_email_id
 from tests.conftest import FixedClock
 from tests.smtp_server import RecordingHandler, smtp_server
 
@@ -165,6 +171,58 @@ def test_a_do_not_contact_contact_gets_nothing_and_the_skip_is_journaled(
     [firing] = mail_crm.automation.firings(rule)
     assert FiringStatus.DONE == firing.status
     assert f"send_template: {eva.id} not e-mailed (do_not_contact)" == firing.error
+
+
+def test_a_contact_who_unsubscribed_from_a_campaign_gets_nothing(
+    mail_crm: CRM, outbox: Outbox
+) -> None:
+    """An unsubscribe anywhere is honoured, as campaign sends honour it."""
+    eva, deal = _book(mail_crm)
+    other = mail_crm.campaigns.create(name="Anterior")
+    record, _ = changes.create(
+        CampaignEmail,
+        id=campaign_email_id(other.id, eva.id),
+        now=mail_crm.now(),
+        campaign_id=other.id,
+        contact_id=eva.id,
+        email=eva.email,
+        sent_at=mail_crm.now() - timedelta(days=30),
+        unsubscribed_at=mail_crm.now() - timedelta(days=29),
+    )
+    with mail_crm.store.unit_of_work() as uow:
+        uow.repository(CampaignEmail).add(record)
+        uow.commit()
+    rule = _rule(mail_crm)
+
+    _to_negotiation(mail_crm, deal)
+
+    assert [] == outbox.sent
+    [firing] = mail_crm.automation.firings(rule)
+    assert (FiringStatus.DONE, True) == (firing.status, "(unsubscribed)" in (firing.error or ""))
+
+
+def test_a_later_failing_action_undoes_the_firing_before_anything_is_sent(
+    mail_crm: CRM, outbox: Outbox
+) -> None:
+    """The message waits for the firing's commit: a firing undone sends nothing."""
+    _, deal = _book(mail_crm)
+
+    def explode(context: ActionContext) -> None:
+        raise RuntimeError("the ERP is down")
+
+    mail_crm.automation.actions.register(ActionKind(key="explode", run=explode))
+    mail_crm.automation.create(
+        name="E-mail then explode",
+        trigger=Trigger.stage_changed("negotiation"),
+        actions=[Action.send_template("propuesta", sender=SENDER), Action("explode")],
+    )
+
+    _to_negotiation(mail_crm, deal)
+
+    [error] = mail_crm.automation.last_report.failed
+    assert (1, "explode") == (error.action, error.kind)
+    assert [] == outbox.sent
+    assert [] == _emails(mail_crm)
 
 
 def test_an_unknown_template_variable_fails_the_firing_and_keeps_the_stage_change(

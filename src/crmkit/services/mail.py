@@ -516,13 +516,8 @@ def send_campaign(
             "cannot run inside crm.transaction(): each batch commits before it is sent",
             code="transaction",
         )
-    if not dry_run and not crm.plugins.has_email_sender():
-        raise ValidationError(
-            "sender",
-            "no plugin sends e-mail: configure SMTP (crmkit.open(smtp=...)) or "
-            "register a crmkit_send_email plugin",
-            code="no_sender",
-        )
+    if not dry_run:
+        _require_sender(crm)
 
     def plan(uow: UnitOfWork) -> tuple[Campaign, list[_Recipient], dict[str, int], list[ContactId]]:
         current = crm.campaigns._get(uow, campaign)
@@ -574,6 +569,17 @@ def send_campaign(
         skipped=skipped,
         unconfirmed=tuple(unconfirmed),
     )
+
+
+def _require_sender(crm: CRM) -> None:
+    """Raise ``ValidationError`` (code ``no_sender``) when no plugin sends e-mail."""
+    if not crm.plugins.has_email_sender():
+        raise ValidationError(
+            "sender",
+            "no plugin sends e-mail: configure SMTP (crmkit.open(smtp=...)) or "
+            "register a crmkit_send_email plugin",
+            code="no_sender",
+        )
 
 
 def _recipients(
@@ -863,13 +869,7 @@ def send_for_rule(crm: CRM, context: ActionContext) -> None:
             "converted: only a contact can be marked do-not-contact)",
             code="no_recipient",
         )
-    if not crm.plugins.has_email_sender():
-        raise ValidationError(
-            "sender",
-            "no plugin sends e-mail: configure SMTP (crmkit.open(smtp=...)) or "
-            "register a crmkit_send_email plugin",
-            code="no_sender",
-        )
+    _require_sender(crm)
 
     def read(
         uow: UnitOfWork,
