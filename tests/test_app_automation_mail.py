@@ -275,6 +275,23 @@ def test_a_refused_message_fails_the_firing_and_a_redelivery_sends_it(
     assert (FiringStatus.DONE, 2) == (firing.status, firing.attempts)
 
 
+def test_delivering_inside_a_transaction_sends_nothing(mail_crm: CRM, outbox: Outbox) -> None:
+    """The send waits for a commit the caller owns: refused (code transaction), recorded."""
+    _, deal = _book(mail_crm)
+    deal = _to_negotiation(mail_crm, deal)
+    rule = _rule(mail_crm)
+
+    with mail_crm.transaction():
+        report = mail_crm.automation.deliver([StageChanged(deal, deal.history[-1], ())])
+
+    [error] = report.failed
+    assert isinstance(error.__cause__, ValidationError)
+    assert "transaction" == error.__cause__.code
+    assert [] == outbox.sent
+    [firing] = mail_crm.automation.firings(rule)
+    assert FiringStatus.FAILED == firing.status
+
+
 # --------------------------------------------------------------- refusals
 
 

@@ -480,6 +480,7 @@ class AutomationService(_Service[Rule, RuleId]):
         crm = self._crm
         failing: list[tuple[int | None, str | None]] = [(None, None)]
         pending: list[tuple[int, str, Callable[[], object]]] = []
+        nested = crm._tx.get() is not None  # called inside crm.transaction()
 
         def run(uow: UnitOfWork, events: list[Event]) -> RuleFiring | None:
             pending.clear()
@@ -497,6 +498,13 @@ class AutomationService(_Service[Rule, RuleId]):
                 before = len(context.after_commit)
                 kind.run(context)
                 pending.extend((i, action.kind, work) for work in context.after_commit[before:])
+                if nested and pending:
+                    raise ValidationError(
+                        "transaction",
+                        f"a {action.kind} action works after its firing commits: "
+                        "deliver or run_due outside crm.transaction()",
+                        code="transaction",
+                    )
             failing[0] = (None, None)
             remarks = "; ".join(context.remarks) or None
             firing = self._journal(
@@ -531,8 +539,21 @@ class AutomationService(_Service[Rule, RuleId]):
             error = exc
         except Exception as exc:
             error = exc
-        committed = after[0]
-        index, kind = failing[0]
+        return self._failed(rule, subject, key, failing[0], error, committed=after[0])
+
+    def _failed(
+        self,
+        rule: Rule,
+        subject: RuleSubject,
+        key: str,
+        failing: tuple[int | None, str | None],
+        error: Exception,
+        *,
+        committed: bool,
+    ) -> AutomationError:
+        """Log and journal a failed firing (``committed``: its after-commit work failed)."""
+        crm = self._crm
+        index, kind = failing
         failure = AutomationError(rule.name, key, index, kind, f"{type(error).__name__}: {error}")
         failure.__cause__ = error
         logger.error(
