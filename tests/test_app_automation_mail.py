@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 
@@ -14,7 +13,6 @@ from crmkit import (
     ActionContext,
     ActionKind,
     AutomationError,
-    CampaignEmail,
     Contact,
     FiringStatus,
     HookError,
@@ -29,11 +27,10 @@ from crmkit import (
     ValidationError,
     hookimpl,
 )
-from crmkit.core import changes
 from crmkit.core.events import StageChanged
-from crmkit.core.mail import campaign_email_id
 from tests.conftest import FixedClock
 from tests.smtp_server import RecordingHandler, smtp_server
+from tests.test_app_campaign_mail import _unsubscribe_elsewhere
 
 SENDER = "ventas@example.com"
 
@@ -178,20 +175,7 @@ def test_a_contact_who_unsubscribed_from_a_campaign_gets_nothing(
 ) -> None:
     """An unsubscribe anywhere is honoured, as campaign sends honour it."""
     eva, deal = _book(mail_crm)
-    other = mail_crm.campaigns.create(name="Anterior")
-    record, _ = changes.create(
-        CampaignEmail,
-        id=campaign_email_id(other.id, eva.id),
-        now=mail_crm.now(),
-        campaign_id=other.id,
-        contact_id=eva.id,
-        email=eva.email,
-        sent_at=mail_crm.now() - timedelta(days=30),
-        unsubscribed_at=mail_crm.now() - timedelta(days=29),
-    )
-    with mail_crm.store.unit_of_work() as uow:
-        uow.repository(CampaignEmail).add(record)
-        uow.commit()
+    _unsubscribe_elsewhere(mail_crm, eva)
     rule = _rule(mail_crm)
 
     _to_negotiation(mail_crm, deal)
