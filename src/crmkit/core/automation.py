@@ -482,7 +482,9 @@ class ActionKind:
         key: what :attr:`Action.kind` names (``"send_sms"``).
         run: does it, given an :class:`ActionContext`; raises to fail the
             firing (every effect of the firing is undone, the failure is
-            recorded and reported).  Its return value is ignored.
+            recorded and reported).  Its return value is ignored.  Work
+            that cannot be undone (an e-mail) goes on
+            :attr:`ActionContext.after_commit` instead of being done here.
         check: checks an action's ``params`` when a rule is saved; raises
             :class:`~crmkit.ValidationError` for bad ones (optional).
         label: a human name.

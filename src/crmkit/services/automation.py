@@ -17,7 +17,10 @@ unique key makes a re-delivered event or a second ``run_due`` a no-op.  A
 failing action undoes the firing, is recorded (status ``failed``), logged on
 the ``crmkit.automation`` logger and reported as an
 :class:`~crmkit.AutomationError`; the firing is tried again the next time
-its occurrence is seen.
+its occurrence is seen.  Work an action cannot undo (``send_template``'s
+e-mail) waits on ``ActionContext.after_commit`` and runs once the firing
+has committed; if it fails, the committed entry turns ``failed`` (retried
+the same way) and the firing's effects stay.
 
 Action kinds are pluggable (``crmkit_register_rule_actions``); the built-in
 ones come from :mod:`crmkit.plugins.builtin_automation`.
