@@ -222,7 +222,7 @@ class _Flaky:
 
     @hookimpl
     def crmkit_register_rule_actions(self, crm: CRM) -> list[ActionKind]:
-        return [ActionKind(key="send_template", run=self._run)]
+        return [ActionKind(key="send_sms", run=self._run)]
 
 
 def test_a_failing_action_is_reported_recorded_and_keeps_the_triggering_commit(
@@ -235,7 +235,7 @@ def test_a_failing_action_is_reported_recorded_and_keeps_the_triggering_commit(
         rule = crm.automation.create(
             name="Welcome",
             trigger=Trigger.stage_changed("negotiation"),
-            actions=[Action.plan_interaction("call"), Action.send_template("welcome")],
+            actions=[Action.plan_interaction("call"), Action("send_sms", {"template": "welcome"})],
         )
 
         deal = _to_negotiation(crm, deal)
@@ -244,7 +244,7 @@ def test_a_failing_action_is_reported_recorded_and_keeps_the_triggering_commit(
         assert [] == crm.interactions.find(status="planned")  # atomic: action 0 undone
         [error] = crm.automation.last_report.failed
         assert isinstance(error, AutomationError)
-        assert ("Welcome", 1, "send_template") == (error.rule, error.action, error.kind)
+        assert ("Welcome", 1, "send_sms") == (error.rule, error.action, error.kind)
         assert isinstance(error.__cause__, RuntimeError)
         [failure] = crm.last_delivery.failures
         assert error is failure.exception
@@ -272,7 +272,7 @@ def test_notification_errors_raise_reports_a_failed_rule_as_a_committed_hook_err
         crm.automation.create(
             name="Welcome",
             trigger=Trigger.stage_changed("proposal"),
-            actions=[Action.send_template("welcome")],
+            actions=[Action("send_sms", {"template": "welcome"})],
         )
         crm.opportunities.advance(deal.id, to="qualified")
         with pytest.raises(crmkit.HookError) as info:
@@ -287,14 +287,14 @@ def test_a_plugin_action_kind_runs_with_its_params(crm: CRM) -> None:
     seen: list[tuple[Mapping[str, object], str]] = []
     crm.automation.actions.register(
         ActionKind(
-            key="send_template",
+            key="send_sms",
             run=lambda c: seen.append((dict(c.action.params), c.subject.entity)),
         )
     )
     crm.automation.create(
         name="Welcome",
         trigger=Trigger.lead_created(),
-        actions=[Action.send_template("welcome", language="es")],
+        actions=[Action("send_sms", {"template": "welcome", "language": "es"})],
     )
 
     crm.leads.create(first_name="Eva", company="Beta")
@@ -306,12 +306,12 @@ def test_a_plugin_action_kind_runs_with_its_params(crm: CRM) -> None:
 
 
 def test_an_unknown_action_kind_is_refused_when_saved(crm: CRM) -> None:
-    """Without the e-mail plugin, a send_template rule cannot be saved; nothing is written."""
+    """A kind no plugin registers cannot be saved; nothing is written."""
     with pytest.raises(ValidationError) as info:
         crm.automation.create(
             name="Welcome",
             trigger=Trigger.lead_created(),
-            actions=[Action.notify(), Action.send_template("welcome")],
+            actions=[Action.notify(), Action("send_sms", {"template": "welcome"})],
         )
 
     assert ("actions[1].kind", "reference") == (info.value.field, info.value.code)

@@ -29,7 +29,7 @@ from tests.conftest import FixedClock
 
 
 class Sender:
-    """A plugin that registers ``send_template`` (as the e-mail plugin will)."""
+    """A plugin that registers a ``send_sms`` action kind."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
@@ -39,7 +39,7 @@ class Sender:
 
     @hookimpl
     def crmkit_register_rule_actions(self, crm: CRM) -> list[ActionKind]:
-        return [ActionKind(key="send_template", run=self._send, label="Send a template")]
+        return [ActionKind(key="send_sms", run=self._send, label="Send a text message")]
 
 
 class Rules:
@@ -50,7 +50,7 @@ class Rules:
             RuleSpec(
                 name="Welcome new leads",
                 trigger=Trigger.lead_created(),
-                actions=[Action.send_template("welcome"), Action.notify("welcomed")],
+                actions=[Action("send_sms", {"template": "welcome"}), Action.notify("welcomed")],
             )
         ]
 
@@ -88,11 +88,12 @@ def test_register_rule_actions_adds_a_kind_rules_can_use(clock: FixedClock) -> N
             "assign_owner",
             "notify",
             "send_template",
+            "send_sms",
         } == set(crm.automation.actions.keys())
         crm.automation.create(
             name="Welcome",
             trigger=Trigger.lead_created(),
-            actions=[Action.send_template("welcome")],
+            actions=[Action("send_sms", {"template": "welcome"})],
         )
         crm.leads.create(first_name="Eva", company="Beta")
 

@@ -29,6 +29,7 @@ BUILTINS = [
     "crmkit.plugins.builtin_pipelines",
     "crmkit.plugins.builtin_activities",
     "crmkit.plugins.builtin_automation",
+    "crmkit.plugins.builtin_mail",
     "crmkit.io.formats",
 ]
 

@@ -38,6 +38,7 @@ from crmkit.core.fields import (
     KEY_RE,
     aware_datetime,
     bool_field,
+    email_item,
     enum_field,
     optional_id,
     required_id,
@@ -283,7 +284,7 @@ class Action:
 
     Build the built-in ones with the named constructors; a plugin's kind
     (registered through ``crmkit_register_rule_actions``) with
-    ``Action("send_template", {"template": "welcome"})``.
+    ``Action("send_sms", {"text": "Welcome"})``.
 
     Attributes:
         kind: the action kind's key.
@@ -365,15 +366,40 @@ class Action:
         return cls("notify", {"note": note})
 
     @classmethod
-    def send_template(cls, template: str, **params: Scalar) -> Action:
-        """Send an e-mail template to the record's contact.
+    def send_template(
+        cls,
+        template: str,
+        *,
+        sender: str,
+        sender_name: str | None = None,
+        sender_user: object = None,
+    ) -> Action:
+        """E-mail a template to the record's contact (the lead, for a lead without one).
 
-        The ``send_template`` kind is not built in: a plugin (the e-mail
-        templates one) registers it through ``crmkit_register_rule_actions``.
-        A rule using it without that plugin fails, is recorded as failed and
-        reported, and is tried again on the next delivery.
+        The built-in ``send_template`` kind (:mod:`crmkit.plugins.builtin_mail`)
+        renders it as ``crm.templates.render`` does and sends it through the
+        ``crmkit_send_email`` hook once the firing commits; saving the rule
+        checks that the template exists.
+
+        Args:
+            template: the template's name.
+            sender: the ``From`` address.
+            sender_name: the ``From`` display name.
+            sender_user: the user the message is from (record or id): the
+                template's ``sender`` variable.
+
+        Raises:
+            ValidationError: a bad sender address or user.
         """
-        return cls("send_template", {"template": template, **params})
+        return cls(
+            "send_template",
+            {
+                "template": template,
+                "sender": email_item(sender, "sender").value,
+                "sender_name": sender_name,
+                "sender_user": _user(sender_user, "sender_user"),
+            },
+        )
 
 
 @frozen
@@ -430,6 +456,12 @@ class ActionContext:
     index: int = 0
     #: notes the ``notify`` action left for ``crmkit_rule_fired``
     notes: list[str | None] = attrs.Factory(list)
+    #: work to do once the firing has committed (sending an e-mail): if one
+    #: raises, the firing is recorded as failed (its committed effects stay)
+    after_commit: list[Callable[[], object]] = attrs.Factory(list)
+    #: what the actions chose not to do (a contact who opted out), kept in
+    #: the journal entry's ``error`` of a done firing
+    remarks: list[str] = attrs.Factory(list)
 
 
 def _callable(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -447,10 +479,12 @@ class ActionKind:
     """A kind of action rules can do (``crmkit_register_rule_actions``).
 
     Attributes:
-        key: what :attr:`Action.kind` names (``"send_template"``).
+        key: what :attr:`Action.kind` names (``"send_sms"``).
         run: does it, given an :class:`ActionContext`; raises to fail the
             firing (every effect of the firing is undone, the failure is
-            recorded and reported).  Its return value is ignored.
+            recorded and reported).  Its return value is ignored.  Work
+            that cannot be undone (an e-mail) goes on
+            :attr:`ActionContext.after_commit` instead of being done here.
         check: checks an action's ``params`` when a rule is saved; raises
             :class:`~crmkit.ValidationError` for bad ones (optional).
         label: a human name.

@@ -8,7 +8,7 @@
 * ``notify``: call ``crmkit_rule_fired`` after the firing commits.
 
 They are registered through the public ``crmkit_register_rule_actions`` hook,
-as a third party's would be (the e-mail templates plugin adds
+as a third party's would be (:mod:`crmkit.plugins.builtin_mail` adds
 ``send_template`` the same way).  Each runs inside the firing's transaction
 through the services of ``context.crm``.
 

@@ -61,6 +61,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "crmkit.plugins.builtin_pipelines",
     "crmkit.plugins.builtin_activities",
     "crmkit.plugins.builtin_automation",
+    "crmkit.plugins.builtin_mail",
     "crmkit.io.formats",
 )
 

@@ -17,7 +17,10 @@ unique key makes a re-delivered event or a second ``run_due`` a no-op.  A
 failing action undoes the firing, is recorded (status ``failed``), logged on
 the ``crmkit.automation`` logger and reported as an
 :class:`~crmkit.AutomationError`; the firing is tried again the next time
-its occurrence is seen.
+its occurrence is seen.  Work an action cannot undo (``send_template``'s
+e-mail) waits on ``ActionContext.after_commit`` and runs once the firing
+has committed; if it fails, the committed entry turns ``failed`` (retried
+the same way) and the firing's effects stay.
 
 Action kinds are pluggable (``crmkit_register_rule_actions``); the built-in
 ones come from :mod:`crmkit.plugins.builtin_automation`.
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -479,8 +482,11 @@ class AutomationService(_Service[Rule, RuleId]):
         """
         crm = self._crm
         failing: list[tuple[int | None, str | None]] = [(None, None)]
+        pending: list[tuple[int, str, Callable[[], object]]] = []
+        nested = crm._tx.get() is not None  # called inside crm.transaction()
 
         def run(uow: UnitOfWork, events: list[Event]) -> RuleFiring | None:
+            pending.clear()
             repo = uow.repository(RuleFiring)
             current = repo.get_by("key", key)
             if current is not None and current.status is FiringStatus.DONE:
@@ -492,10 +498,20 @@ class AutomationService(_Service[Rule, RuleId]):
                 failing[0] = (i, action.kind)
                 kind = self.actions.get(action.kind)
                 context = _with(context, action, i)
+                before = len(context.after_commit)
                 kind.run(context)
+                pending.extend((i, action.kind, work) for work in context.after_commit[before:])
+                if nested and pending:
+                    raise ValidationError(
+                        "transaction",
+                        f"a {action.kind} action works after its firing commits: "
+                        "deliver or run_due outside crm.transaction()",
+                        code="transaction",
+                    )
             failing[0] = (None, None)
+            remarks = "; ".join(context.remarks) or None
             firing = self._journal(
-                uow, events, rule, subject, key, current, FiringStatus.DONE, None
+                uow, events, rule, subject, key, current, FiringStatus.DONE, remarks
             )
             record = subject.record
             for note in context.notes:
@@ -509,36 +525,64 @@ class AutomationService(_Service[Rule, RuleId]):
             return firing
 
         error: Exception
+        after = [False]  # the firing committed; its after-commit work is running
         try:
             fired = crm._write(run)
             heard = self._heard.get(None)
             if fired is not None and heard is not None:  # crmkit_rule_fired may have failed
                 heard.extend(crm.last_delivery.failures)
+            if fired is None:
+                return None
+            after[0] = True
+            _run_after(pending, failing)
             return fired
         except DuplicateError as exc:
-            if exc.entity == RuleFiring.ENTITY and exc.field == "key":
+            if exc.entity == RuleFiring.ENTITY and exc.field == "key" and not after[0]:
                 return None  # another process fired it at the same moment
             error = exc
         except Exception as exc:
             error = exc
-        index, kind = failing[0]
+        return self._failed(rule, subject, key, failing[0], error, committed=after[0])
+
+    def _failed(
+        self,
+        rule: Rule,
+        subject: RuleSubject,
+        key: str,
+        failing: tuple[int | None, str | None],
+        error: Exception,
+        *,
+        committed: bool,
+    ) -> AutomationError:
+        """Log and journal a failed firing (``committed``: its after-commit work failed)."""
+        crm = self._crm
+        index, kind = failing
         failure = AutomationError(rule.name, key, index, kind, f"{type(error).__name__}: {error}")
         failure.__cause__ = error
         logger.error(
-            "automation rule %r failed for %s %s; it is undone and recorded",
+            "automation rule %r failed for %s %s; %s",
             rule.name,
             subject.entity,
             subject.record.id,
+            "recorded (its effects had committed)" if committed else "it is undone and recorded",
             exc_info=error,
             extra={"rule": rule.name, "key": key},
         )
 
         def record(uow: UnitOfWork, events: list[Event]) -> None:
             current = uow.repository(RuleFiring).get_by("key", key)
-            if current is not None and current.status is FiringStatus.DONE:
+            if current is not None and current.status is FiringStatus.DONE and not committed:
                 return
             self._journal(
-                uow, events, rule, subject, key, current, FiringStatus.FAILED, str(failure)
+                uow,
+                events,
+                rule,
+                subject,
+                key,
+                current,
+                FiringStatus.FAILED,
+                str(failure),
+                attempt=not committed,
             )
 
         try:
@@ -557,8 +601,10 @@ class AutomationService(_Service[Rule, RuleId]):
         current: RuleFiring | None,
         status: FiringStatus,
         error: str | None,
+        *,
+        attempt: bool = True,
     ) -> RuleFiring:
-        """Write (or update) the journal entry of a firing."""
+        """Write (or update) the journal entry of a firing (``attempt``: count a new try)."""
         repo = uow.repository(RuleFiring)
         now = self._crm.now()
         if current is None:
@@ -581,7 +627,7 @@ class AutomationService(_Service[Rule, RuleId]):
             return firing
         values = {
             "status": status,
-            "attempts": current.attempts + 1,
+            "attempts": current.attempts + (1 if attempt else 0),
             "error": _clip(error),
             "fired_at": now,
         }
@@ -715,6 +761,16 @@ class AutomationService(_Service[Rule, RuleId]):
 def _with(context: ActionContext, action: Action, index: int) -> ActionContext:
     """The context for the next action (the notes list is shared)."""
     return attrs.evolve(context, action=action, index=index)
+
+
+def _run_after(
+    pending: Sequence[tuple[int, str, Callable[[], object]]],
+    failing: list[tuple[int | None, str | None]],
+) -> None:
+    """Do a committed firing's after-commit work, in order; ``failing`` names the one running."""
+    for position, kind, work in pending:
+        failing[0] = (position, kind)
+        work()
 
 
 def _find_firings(query: Query, uow: UnitOfWork) -> list[RuleFiring]:

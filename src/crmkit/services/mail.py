@@ -24,14 +24,17 @@ once).  See ``docs/guides/campaigns.md``.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
+from uuid import UUID
 
 import attrs
 from attrs import frozen
 
 from crmkit.core import changes
+from crmkit.core.automation import ActionContext
 from crmkit.core.campaigns import Campaign, CampaignStatus
 from crmkit.core.contact_points import EmailAddress
 from crmkit.core.entities import Contact, Organization, User
@@ -82,8 +85,13 @@ __all__ = [
     "SendReport",
     "TemplateRef",
     "TemplateService",
+    "logger",
     "send_campaign",
+    "send_for_rule",
 ]
+
+#: Where a sent message that could not be logged is reported.
+logger: Final = logging.getLogger("crmkit.mail")
 
 #: What a template argument accepts: the record, its id or its name.
 TemplateRef = EmailTemplate | EmailTemplateId | str
@@ -371,6 +379,13 @@ class TemplateService(_Service[EmailTemplate, EmailTemplateId]):
         context = _context(contact, organization, campaign, sender)
         return _render(found, language or contact.language, context, {})
 
+    def send_for_rule(self, context: ActionContext) -> None:
+        """Run a ``send_template`` rule action (see :func:`send_for_rule`).
+
+        .. versionadded:: 0.1
+        """
+        send_for_rule(self._crm, context)
+
     # -------------------------------------------------------------- helpers
     def _get(self, uow: UnitOfWork, template: object) -> EmailTemplate:
         repo = self._repo(uow)
@@ -501,13 +516,8 @@ def send_campaign(
             "cannot run inside crm.transaction(): each batch commits before it is sent",
             code="transaction",
         )
-    if not dry_run and not crm.plugins.has_email_sender():
-        raise ValidationError(
-            "sender",
-            "no plugin sends e-mail: configure SMTP (crmkit.open(smtp=...)) or "
-            "register a crmkit_send_email plugin",
-            code="no_sender",
-        )
+    if not dry_run:
+        _require_sender(crm)
 
     def plan(uow: UnitOfWork) -> tuple[Campaign, list[_Recipient], dict[str, int], list[ContactId]]:
         current = crm.campaigns._get(uow, campaign)
@@ -561,6 +571,17 @@ def send_campaign(
     )
 
 
+def _require_sender(crm: CRM) -> None:
+    """Raise ``ValidationError`` (code ``no_sender``) when no plugin sends e-mail."""
+    if not crm.plugins.has_email_sender():
+        raise ValidationError(
+            "sender",
+            "no plugin sends e-mail: configure SMTP (crmkit.open(smtp=...)) or "
+            "register a crmkit_send_email plugin",
+            code="no_sender",
+        )
+
+
 def _recipients(
     crm: CRM,
     uow: UnitOfWork,
@@ -590,11 +611,7 @@ def _recipients(
             Query(filters=(Eq("campaign_id", campaign.id),), archived=None)
         )
     }
-    gone = uow.repository(CampaignEmail).find(
-        Query(filters=(Range("unsubscribed_at", None, None),), archived=None)
-    )
-    gone_contacts = {e.contact_id for e in gone}
-    gone_addresses = {e.email.match_key for e in gone if e.email is not None}
+    gone_contacts, gone_addresses = _unsubscribed(uow)
     skipped: dict[str, int] = {}
     unconfirmed: list[ContactId] = []
     chosen: list[_Recipient] = []
@@ -611,12 +628,9 @@ def _recipients(
             continue
         for contact in by_org.get(member, ()):
             existing = mine.get(contact.id)
-            if contact.email is None:
-                skip("no_email")
-            elif contact.do_not_contact:
-                skip("do_not_contact")
-            elif contact.id in gone_contacts or contact.email.match_key in gone_addresses:
-                skip("unsubscribed")
+            refused = _refusal(contact, contact.email, gone_contacts, gone_addresses)
+            if refused is not None or contact.email is None:
+                skip(refused or "no_email")
             elif existing is not None and existing.sent_at is not None:
                 skip("already_sent")
             elif existing is not None and existing.unconfirmed and not retry_unconfirmed:
@@ -646,6 +660,34 @@ def _recipients(
                     _Recipient(contact, org, existing, message, rendered.language, template.name)
                 )
     return chosen, skipped, unconfirmed
+
+
+def _unsubscribed(uow: UnitOfWork) -> tuple[set[ContactId], set[str]]:
+    """The contacts, and the addresses (match keys), that unsubscribed from any campaign."""
+    gone = uow.repository(CampaignEmail).find(
+        Query(filters=(Range("unsubscribed_at", None, None),), archived=None)
+    )
+    return {e.contact_id for e in gone}, {e.email.match_key for e in gone if e.email is not None}
+
+
+def _refusal(
+    contact: Contact | None,
+    email: EmailAddress | None,
+    gone_contacts: set[ContactId],
+    gone_addresses: set[str],
+) -> str | None:
+    """Why a recipient must not be sent to (``no_email``, ``do_not_contact``, ``unsubscribed``).
+
+    The one rule every send follows (campaign sends and the ``send_template``
+    rule action); ``None`` when the recipient may be sent to.
+    """
+    if email is None:
+        return "no_email"
+    if contact is not None and contact.do_not_contact:
+        return "do_not_contact"
+    if (contact is not None and contact.id in gone_contacts) or email.match_key in gone_addresses:
+        return "unsubscribed"
+    return None
 
 
 def _claim(crm: CRM, campaign: Campaign, batch: Sequence[_Recipient]) -> list[_Recipient]:
@@ -788,3 +830,118 @@ def _update_all(repo: Any, records: Sequence[tuple[CampaignEmail, int]]) -> None
 
 def _logged(crm: CRM, interaction: Interaction) -> Any:
     return lambda: crm.plugins.interaction_logged(crm, interaction)
+
+
+# ------------------------------------------------------ the rule action
+
+
+def send_for_rule(crm: CRM, context: ActionContext) -> None:
+    """The work of the ``send_template`` rule action (:mod:`crmkit.plugins.builtin_mail`).
+
+    Inside the firing's transaction: finds the template and the record's
+    contact, leaves out a contact who must not be e-mailed (a remark in the
+    journal, the firing succeeds), renders the message (as
+    :meth:`TemplateService.render` does, with the record under its entity
+    name too) and checks that a sender is configured.  The message goes to
+    the ``crmkit_send_email`` hook only once the firing has committed
+    (``context.after_commit``), and the ``email`` interaction is logged once
+    the sender accepted it: delivery is at most once, as for campaign sends.
+
+    Raises:
+        NotFoundError: the template or the sending user is gone.
+        ValidationError: the record has no contact (code ``no_recipient``),
+            no plugin sends e-mail (code ``no_sender``), bad parameters.
+        TemplateError: the template does not render for this contact.
+    """
+    params = context.action.params
+    name = params.get("template")
+    if not isinstance(name, str) or not name:
+        raise ValidationError("template", "is required", code="required", value=name)
+    sender = email_item(params.get("sender"), "sender")
+    sender_name = params.get("sender_name")
+    user_ref = params.get("sender_user")
+    subject = context.subject
+    record = subject.record
+    if subject.contact_id is None:
+        raise ValidationError(
+            "contact",
+            f"the {subject.entity} has no contact to e-mail (a lead is e-mailed once "
+            "converted: only a contact can be marked do-not-contact)",
+            code="no_recipient",
+        )
+    _require_sender(crm)
+
+    def read(
+        uow: UnitOfWork,
+    ) -> tuple[EmailTemplate, Contact, Organization | None, User | None, str | None]:
+        template = crm.templates._get(uow, name)
+        contact = uow.repository(Contact).get(cast(ContactId, subject.contact_id))
+        org_id = subject.organization_id or contact.organization_id
+        organization = None if org_id is None else uow.repository(Organization).get(org_id)
+        user = None
+        if user_ref is not None:
+            user_id = _ref_id(uow, User, UUID(str(user_ref)), "sender_user")
+            user = None if user_id is None else uow.repository(User).get(user_id)
+        gone_contacts, gone_addresses = _unsubscribed(uow)
+        refused = _refusal(contact, contact.email, gone_contacts, gone_addresses)
+        return template, contact, organization, user, refused
+
+    template, contact, organization, user, refused = crm._read(read)
+    if refused is not None:
+        context.remarks.append(f"send_template: {contact.id} not e-mailed ({refused})")
+        return
+    assert contact.email is not None  # _refusal checked it
+    values = _context(contact, organization, None, user)
+    values.setdefault(subject.entity, record)
+    rendered = _render(template, contact.language, values, {})
+    message = OutgoingEmail(
+        message_id=f"<{uuid7().hex}@{sender.domain}>",
+        sender=sender,
+        sender_name=sender_name if isinstance(sender_name, str) else None,
+        to=contact.email,
+        to_name=contact.full_name,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        contact_id=contact.id,
+    )
+    links: dict[str, Any] = {}
+    if subject.entity in ("opportunity", "case"):
+        links[subject.entity] = record.id
+    context.after_commit.append(
+        lambda: _deliver_one(crm, message, contact, organization, user, links)
+    )
+
+
+def _deliver_one(
+    crm: CRM,
+    message: OutgoingEmail,
+    contact: Contact,
+    organization: Organization | None,
+    user: User | None,
+    links: Mapping[str, Any],
+) -> None:
+    """Hand one message to the sender; log its ``email`` interaction if accepted.
+
+    Raises:
+        HookError: the sender raised, gave no answer, or refused the message
+            (the firing is recorded as failed and tried again).
+    """
+    outcomes = crm.plugins.send_email(crm, [message])
+    outcome = outcomes.get(message.message_id)
+    if outcome is None or not outcome.ok:
+        code = (outcome.code if outcome else None) or "sender"
+        reason = (outcome.reason if outcome else None) or "the sender gave no answer"
+        raise HookError("crmkit_send_email", f"{message.to.value} not sent ({code}): {reason}")
+    try:
+        crm.interactions.log(
+            kind="email",
+            contact=contact.id,
+            organization=None if organization is None else organization.id,
+            subject=message.subject[:300] or None,
+            description=f"Message-ID: {message.message_id}",
+            assignee=None if user is None else user.id,
+            **links,
+        )
+    except CrmkitError:  # sent: a retry would send it twice, so only log it
+        logger.exception("the e-mail %s was sent but could not be logged", message.message_id)
