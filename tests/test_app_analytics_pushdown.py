@@ -267,12 +267,21 @@ def _deal(data: st.DataObject, masters: Masters, pipes: tuple[Pipeline, ...]) ->
     return opp
 
 
+#: The two ways a book cannot be valued in the report's currency.  A book with
+#: both a missing rate and an amount too large once converted fails on both
+#: paths, but which problem is met first depends on the order the deals (in
+#: Python) or the groups (in SQL) are valued in (docs/decisions.md).
+_UNVALUABLE: Final = frozenset({"no_rate", "too_large"})
+
+
 def _outcome(fn: Callable[[], object]) -> object:
     """The result, or the error's field and code (both paths must fail alike)."""
     try:
         result = fn()
     except ValidationError as error:
         event(f"fails: {error.code}")
+        if error.code in _UNVALUABLE:
+            return ("error", "cannot be valued in the report's currency")
         return ("error", error.field, error.code)
     event("computes")
     return result
