@@ -35,8 +35,7 @@ from crmkit.core.errors import (
 )
 from crmkit.core.interactions import Interaction, InteractionStatus
 from crmkit.core.query import In, Range
-from crmkit.io.cards import _Rollback
-from crmkit.io.imports import file_path
+from crmkit.io.imports import file_path, write_units
 from crmkit.io.matching import EmailIndex, address_of
 from crmkit.io.report import ImportMode, ImportReport, RowError
 
@@ -332,21 +331,14 @@ class CalendarService:
         events = [e for c in calendars for e in c.walk("VEVENT")]
         lines = _event_lines(raw)
         run = _CalendarImport(self._crm, kind, default_user, self._location_field())
-        if mode == "partial" and not dry_run:
-            for number, event in zip(lines, events, strict=False):
-                with self._crm.transaction():
-                    run.event(number, event)
-            written = True
-        else:
-            try:
-                with self._crm.transaction():
-                    for number, event in zip(lines, events, strict=False):
-                        run.event(number, event)
-                    if dry_run or run.errors:
-                        raise _Rollback
-                written = True
-            except _Rollback:
-                written = False
+        written = write_units(
+            self._crm,
+            zip(lines, events, strict=False),
+            lambda item: run.event(*item),
+            mode=mode,
+            dry_run=dry_run,
+            failed=lambda: bool(run.errors),
+        )
         return ImportReport(
             entity="interactions",
             mode=mode,

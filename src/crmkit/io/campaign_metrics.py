@@ -39,7 +39,7 @@ from crmkit.core.formats import MalformedRow, ReadOptions
 from crmkit.core.ids import CampaignId, ContactId
 from crmkit.core.mail import CampaignEmail, campaign_email_id
 from crmkit.core.query import In, Query
-from crmkit.io.imports import DEFAULT_BATCH, check_delimiter, file_path, format_for
+from crmkit.io.imports import DEFAULT_BATCH, check_delimiter, file_path, format_for, write_units
 from crmkit.io.report import ImportMode, ImportReport, RowError
 
 if TYPE_CHECKING:
@@ -270,25 +270,14 @@ def import_metrics(
     rows = chosen.read(source, ReadOptions(encoding=encoding, delimiter=delimiter))
     run = _MetricsImport(crm, target, mapping, when, date_format)
 
-    class _Rollback(Exception):
-        pass
-
-    written = False
-    if mode == "partial" and not dry_run:
-        for batch in run.batches(rows, batch_size):
-            with crm.transaction():
-                run.process(batch)
-        written = True
-    else:
-        try:
-            with crm.transaction():
-                for batch in run.batches(rows, batch_size):
-                    run.process(batch)
-                if dry_run or run.errors:
-                    raise _Rollback
-            written = True
-        except _Rollback:
-            written = False
+    written = write_units(
+        crm,
+        run.batches(rows, batch_size),
+        run.process,
+        mode=mode,
+        dry_run=dry_run,
+        failed=lambda: bool(run.errors),
+    )
     return ImportReport(
         entity="campaign_emails",
         mode=mode,

@@ -30,7 +30,7 @@ from crmkit.core.formats import MalformedRow, SourceRow
 from crmkit.core.query import Filter, In
 from crmkit.io.columns import Column, ReadContext, columns_of
 from crmkit.io.formats import sniff_encoding
-from crmkit.io.imports import DEFAULT_BATCH, _Header, _Import, _Row, file_path
+from crmkit.io.imports import DEFAULT_BATCH, _Header, _Import, _Row, file_path, run_batches
 from crmkit.io.report import ImportMode, ImportReport, RowError
 
 if TYPE_CHECKING:
@@ -532,10 +532,6 @@ def _organizations_of(crm: CRM, contacts: Iterable[object]) -> dict[UUID, Organi
     return {o.id: o for o in crm.organizations.find(In("id", ids), archived=None)}
 
 
-class _Rollback(Exception):
-    """Leaves an import's transaction without committing."""
-
-
 def run_import(
     crm: CRM,
     run: _Import,
@@ -547,29 +543,4 @@ def run_import(
 ) -> ImportReport:
     """Feed ``rows`` through ``run`` in ``mode``, as ``crm.imports.file`` does."""
     batches = run.batches(rows, batch_size, None)
-    if mode == "partial" and not dry_run:
-        for batch in batches:
-            with crm.transaction():
-                run.process(batch)
-        written = True
-    else:
-        try:
-            with crm.transaction():
-                for batch in batches:
-                    run.process(batch)
-                if dry_run or run.errors:
-                    raise _Rollback
-            written = True
-        except _Rollback:
-            written = False
-    return ImportReport(
-        entity=entity,
-        mode=mode,
-        dry_run=dry_run,
-        rows=run.rows,
-        created=run.created,
-        updated=run.updated,
-        unchanged=run.unchanged,
-        errors=tuple(sorted(run.errors, key=lambda e: e.line)),
-        written=written,
-    )
+    return run_batches(crm, run, batches, entity=entity, mode=mode, dry_run=dry_run)

@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from uuid import UUID
 
 import attrs
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from crmkit.stores.base import UnitOfWork
 
 __all__ = ["ImportService"]
+
+U = TypeVar("U")
 
 #: Rows validated and written together.
 DEFAULT_BATCH: Final = 500
@@ -399,33 +401,7 @@ class ImportService:
         )
         rows = chosen.read(source, ReadOptions(encoding=encoding, delimiter=delimiter))
         with contextlib.closing(_paced(run.batches(rows, batch_size, progress))) as batches:
-            if mode == "partial" and not dry_run:
-                for batch in batches:
-                    with self._crm.transaction():
-                        run.process(batch)
-                written = True
-            else:
-                try:
-                    with self._crm.transaction():
-                        for batch in batches:
-                            run.process(batch)
-                        if dry_run or run.errors:
-                            raise _Rollback
-                    written = True
-                except _Rollback:
-                    written = False
-        return ImportReport(
-            entity=entity,
-            mode=mode,
-            dry_run=dry_run,
-            rows=run.rows,
-            created=run.created,
-            updated=run.updated,
-            unchanged=run.unchanged,
-            errors=tuple(sorted(run.errors, key=lambda e: e.line)),
-            written=written,
-            warnings=tuple(sorted(run.warnings, key=lambda e: e.line)),
-        )
+            return run_batches(self._crm, run, batches, entity=entity, mode=mode, dry_run=dry_run)
 
 
 def _paced(batches: Iterator[list[_Row]]) -> Generator[list[_Row], None, None]:
@@ -833,6 +809,64 @@ def record_service(crm: CRM, target: type[Entity]) -> Any:
         if cls is target:
             return getattr(crm, name)
     return crm.cases if target.ENTITY == "case" else crm.users
+
+
+def write_units(
+    crm: CRM,
+    units: Iterable[U],
+    process: Callable[[U], None],
+    *,
+    mode: ImportMode,
+    dry_run: bool,
+    failed: Callable[[], bool],
+) -> bool:
+    """``process`` each unit (a batch of rows, an event...); whether anything was written.
+
+    ``partial`` (without ``dry_run``) commits each unit on its own; otherwise
+    every unit runs in one transaction, rolled back on a dry run or when
+    ``failed()`` says a row had an error, so nothing is written.
+    """
+    if mode == "partial" and not dry_run:
+        for unit in units:
+            with crm.transaction():
+                process(unit)
+        return True
+    try:
+        with crm.transaction():
+            for unit in units:
+                process(unit)
+            if dry_run or failed():
+                raise _Rollback
+    except _Rollback:
+        return False
+    return True
+
+
+def run_batches(
+    crm: CRM,
+    run: _Import,
+    batches: Iterable[list[_Row]],
+    *,
+    entity: str,
+    mode: ImportMode,
+    dry_run: bool,
+) -> ImportReport:
+    """Write ``batches`` through ``run`` (see :func:`write_units`) and report."""
+    written = write_units(
+        crm, batches, run.process, mode=mode, dry_run=dry_run, failed=lambda: bool(run.errors)
+    )
+    return ImportReport(
+        entity=entity,
+        mode=mode,
+        dry_run=dry_run,
+        rows=run.rows,
+        created=run.created,
+        updated=run.updated,
+        unchanged=run.unchanged,
+        errors=tuple(sorted(run.errors, key=lambda e: e.line)),
+        written=written,
+        warnings=tuple(sorted(run.warnings, key=lambda e: e.line)),
+    )
 
 
 def file_path(path: object) -> Path:

@@ -332,12 +332,16 @@ class PluginHost:
             seen.add(backend.scheme)
         return backends
 
-    def _unique(self, items: list[Any], what: str) -> list[Any]:
-        seen: set[str] = set()
+    def _unique(
+        self, items: list[Any], what: str, attr: str = "key", reserved: Collection[str] = ()
+    ) -> list[Any]:
+        """``items``, each ``attr`` once and none of ``reserved``; else ``PluginError``."""
+        seen: set[str] = set(reserved)
         for item in items:
-            if item.key in seen:
-                raise PluginError(f"{what} {item.key!r} is registered twice")
-            seen.add(item.key)
+            value = getattr(item, attr)
+            if value in seen:
+                raise PluginError(f"{what} {value!r} is registered twice")
+            seen.add(value)
         return items
 
     def register_interaction_kinds(self, crm: CRM) -> list[InteractionKind]:
@@ -400,15 +404,8 @@ class PluginHost:
                 ForecastMethod.
         """
         name = "crmkit_register_forecast_methods"
-        methods: list[ForecastMethod] = self._flatten(
-            name, self._call(name, crm=crm), ForecastMethod
-        )
-        seen = set(reserved)
-        for method in methods:
-            if method.name in seen:
-                raise PluginError(f"forecast method {method.name!r} is registered twice")
-            seen.add(method.name)
-        return methods
+        methods = self._flatten(name, self._call(name, crm=crm), ForecastMethod)
+        return self._unique(methods, "forecast method", "name", reserved)
 
     def register_rule_actions(self, crm: CRM) -> list[ActionKind]:
         """Every plugin's rule action kinds (``crmkit_register_rule_actions``).
@@ -427,13 +424,8 @@ class PluginHost:
             PluginError: a name registered twice, or not a list of RuleSpec.
         """
         name = "crmkit_register_rules"
-        rules: list[RuleSpec] = self._flatten(name, self._call(name, crm=crm), RuleSpec)
-        seen: set[str] = set()
-        for rule in rules:
-            if rule.name in seen:
-                raise PluginError(f"rule {rule.name!r} is registered twice")
-            seen.add(rule.name)
-        return rules
+        rules = self._flatten(name, self._call(name, crm=crm), RuleSpec)
+        return self._unique(rules, "rule", "name")
 
     # --------------------------------------------------------- validation
     def validate(self, crm: CRM, entity: Entity, previous: Entity | None) -> None:
