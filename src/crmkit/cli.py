@@ -816,12 +816,13 @@ def calendar() -> None:
     metavar="NAME",
     help="Only this user's planned interactions (repeat for several; default: everyone's).",
 )
+@click.option("--team", default=None, metavar="NAME", help="Only the team members' ones.")
 @click.option("--cancelled", is_flag=True, help="Also write cancelled ones (STATUS:CANCELLED).")
 @click.option(
     "--minutes", type=click.IntRange(min=1), default=30, show_default=True, help="Event length."
 )
 def calendar_export(
-    path: Path, db: str, users: tuple[str, ...], cancelled: bool, minutes: int
+    path: Path, db: str, users: tuple[str, ...], team: str | None, cancelled: bool, minutes: int
 ) -> None:
     """Write planned interactions as an iCalendar feed (times in UTC)."""
     from datetime import timedelta
@@ -830,6 +831,7 @@ def calendar_export(
         written = crm.calendar.export(
             path,
             users=list(users) if users else None,
+            team=team,
             cancelled=cancelled,
             duration=timedelta(minutes=minutes),
         )

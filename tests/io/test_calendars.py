@@ -201,6 +201,25 @@ def test_a_file_that_is_not_a_calendar_is_a_validation_error(
     assert kind.value.field == "kind"
 
 
+def test_the_feed_of_a_team_holds_its_members_planned_interactions(book: crmkit.CRM) -> None:
+    ana = book.contacts.find(first_name="Ana")[0]
+    luis, marta = book.users.find(order_by="name")
+    book.teams.create(name="Norte", members=[luis])
+    at = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    mine = book.interactions.plan(kind="visit", scheduled_at=at, contact=ana, assignee=luis)
+    theirs = book.interactions.plan(kind="call", scheduled_at=at, contact=ana, assignee=marta)
+
+    def uids(**options: Any) -> set[str]:
+        feed = icalendar.Calendar.from_ical(book.calendar.feed(**options))
+        return {str(e["UID"]) for e in feed.walk("VEVENT")}
+
+    assert uids(team="Norte") == {f"{mine.id}@crmkit"}
+    assert uids(team="Norte", users=[marta]) == {f"{mine.id}@crmkit", f"{theirs.id}@crmkit"}
+    with pytest.raises(ValidationError) as unknown:
+        book.calendar.feed(team="Sur")
+    assert (unknown.value.field, unknown.value.code) == ("team", "reference")
+
+
 def test_the_feed_holds_the_planned_interactions_of_the_chosen_users(book: crmkit.CRM) -> None:
     ana = book.contacts.find(first_name="Ana")[0]
     luis, marta = book.users.find(order_by="name")

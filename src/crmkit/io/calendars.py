@@ -33,8 +33,10 @@ from crmkit.core.errors import (
     NotFoundError,
     ValidationError,
 )
+from crmkit.core.ids import TeamId
 from crmkit.core.interactions import Interaction, InteractionStatus
 from crmkit.core.query import In, Range
+from crmkit.core.targets import Team
 from crmkit.io.imports import file_path, write_units
 from crmkit.io.matching import EmailIndex, address_of
 from crmkit.io.report import ImportMode, ImportReport, RowError
@@ -113,6 +115,7 @@ class CalendarService:
         self,
         *,
         users: Iterable[User | UUID | str] | None = None,
+        team: Team | UUID | str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         cancelled: bool = False,
@@ -132,7 +135,9 @@ class CalendarService:
 
         Args:
             users: only the interactions assigned to these users (records,
-                ids or names); default: everyone's.  Teams will be a filter here.
+                ids or names); default: everyone's.
+            team: only those assigned to the team's members (a ``Team``, its
+                id or name); with ``users`` too, those of either.
             start: only those scheduled at or after this time.
             end: only those scheduled before this time.
             cancelled: also write cancelled interactions (``STATUS:CANCELLED``),
@@ -141,7 +146,8 @@ class CalendarService:
             name: the calendar's name (``X-WR-CALNAME``).
 
         Raises:
-            ValidationError: bad arguments; an unknown user (code ``reference``).
+            ValidationError: bad arguments; an unknown user or team (code
+                ``reference``).
         """
         import icalendar  # imported when used: importing crmkit stays fast
 
@@ -165,10 +171,15 @@ class CalendarService:
             statuses.append(InteractionStatus.CANCELLED)
         where: list[Any] = [In("status", statuses)]
         assignees: dict[UUID, User] = {}
-        if users is not None:
-            if isinstance(users, str | bytes) or not isinstance(users, Iterable):
+        if users is not None or team is not None:
+            if users is not None and (
+                isinstance(users, str | bytes) or not isinstance(users, Iterable)
+            ):
                 raise ValidationError("users", "must be a list of users", code="type", value=users)
-            chosen = [self._user(u) for u in users]
+            chosen = [self._user(u) for u in users or ()]
+            if team is not None:
+                members = self._team(team).member_ids
+                chosen += [self._user(m) for m in members]
             assignees = {u.id: u for u in chosen}
             where.append(In("assignee_id", sorted(assignees, key=str)))
         if start is not None or end is not None:
@@ -366,6 +377,20 @@ class CalendarService:
                 "users", f"there is no user {value}", code="reference", value=value
             )
         return found[0]
+
+    def _team(self, value: object) -> Team:
+        try:
+            if isinstance(value, Team):
+                return self._crm.teams.get(value.id)
+            if isinstance(value, UUID):
+                return self._crm.teams.get(TeamId(value))
+            if isinstance(value, str):
+                return self._crm.teams.get_by_name(value)
+        except NotFoundError:
+            raise ValidationError(
+                "team", f"there is no team {value}", code="reference", value=value
+            ) from None
+        raise ValidationError("team", "must be a team, its id or name", code="type", value=value)
 
     @staticmethod
     def _records(service: Any, ids: Iterable[UUID | None]) -> dict[UUID, Any]:
