@@ -45,7 +45,9 @@ def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
     assert re.search(r"^RESULT bulk_ratio=\d+\.\d\d get_ratio=\d+\.\d\d$", out, re.MULTILINE)
     assert re.search(r"^RESULT dedupe_ratio=\d+\.\d\d$", out, re.MULTILINE)
     assert "baseline blocking + rapidfuzz" in out
-    assert re.search(r"^RESULT import_ratio=\d+\.\d\d$", out, re.MULTILINE)
+    assert re.search(
+        r"^RESULT import_ratio=\d+\.\d\d import_memory_growth_mb=-?\d+\.\d$", out, re.MULTILINE
+    )
     assert re.search(r"^RESULT forecast_seconds=\d+\.\d\d$", out, re.MULTILINE)
     assert re.search(r"^RESULT analytics_ratio=\d+\.\d\d$", out, re.MULTILINE)
     assert re.search(r"^RESULT frames_ratio=\d+\.\d\d$", out, re.MULTILINE)
