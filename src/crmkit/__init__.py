@@ -26,6 +26,7 @@ from crmkit.app import (
     UserService,
     open,
 )
+from crmkit.core.access import Policy, Principal
 from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
 from crmkit.core.automation import (
     Action,
@@ -144,6 +145,8 @@ from crmkit.io.report import ImportReport, RowError
 from crmkit.plugins import hookimpl
 from crmkit.plugins.host import DeliveryFailure, DeliveryReport, StoreBackend
 from crmkit.plugins.smtp import SmtpSender, SmtpSettings
+from crmkit.services.access import ScopedCRM
+from crmkit.services.bulk import BulkMode, BulkRefusal, BulkUpdateReport
 from crmkit.services.interactions import Agenda, AgendaCounts
 from crmkit.services.mail import RenderedEmail, SendFailure, SendReport
 from crmkit.services.registry import Registry
@@ -171,6 +174,9 @@ __all__ = [
     "AuditEntry",
     "AutomationError",
     "AutomationReport",
+    "BulkMode",
+    "BulkRefusal",
+    "BulkUpdateReport",
     "Campaign",
     "CampaignEmail",
     "CampaignEmailId",
@@ -259,8 +265,10 @@ __all__ = [
     "Pipeline",
     "PipelineRegistry",
     "PluginError",
+    "Policy",
     "Position",
     "PositionId",
+    "Principal",
     "Product",
     "ProductId",
     "Range",
@@ -277,6 +285,7 @@ __all__ = [
     "RuleSubject",
     "SalesTarget",
     "SalesTargetId",
+    "ScopedCRM",
     "Segment",
     "SegmentId",
     "SegmentMode",

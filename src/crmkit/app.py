@@ -135,6 +135,7 @@ from crmkit.services.base import (
     _ref_id,
     _Service,
 )
+from crmkit.services.bulk import BulkUpdates
 from crmkit.services.campaigns import CampaignService
 from crmkit.services.cases import CaseService
 from crmkit.services.custom_fields import CustomFieldRegistry
@@ -1053,7 +1054,9 @@ def _check_zones_free(uow: UnitOfWork, user: User) -> None:
 # ------------------------------------------------------------ organizations
 
 
-class OrganizationService(_Service[Organization, OrganizationId]):
+class OrganizationService(
+    _Service[Organization, OrganizationId], BulkUpdates[Organization, OrganizationId]
+):
     """Organizations: companies and institutions (organizaciones, clientes)."""
 
     _cls = Organization
@@ -1187,7 +1190,7 @@ class OrganizationService(_Service[Organization, OrganizationId]):
 # ----------------------------------------------------------------- contacts
 
 
-class ContactService(_Service[Contact, ContactId]):
+class ContactService(_Service[Contact, ContactId], BulkUpdates[Contact, ContactId]):
     """Contacts: the people at organizations (contactos)."""
 
     _cls = Contact
@@ -1333,7 +1336,9 @@ class PipelineRegistry(Registry[Pipeline]):
 # --------------------------------------------------------- opportunities
 
 
-class OpportunityService(_Service[Opportunity, OpportunityId]):
+class OpportunityService(
+    _Service[Opportunity, OpportunityId], BulkUpdates[Opportunity, OpportunityId]
+):
     """Opportunities (oportunidades comerciales) and their moves through pipelines."""
 
     _cls = Opportunity

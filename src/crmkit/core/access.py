@@ -31,6 +31,7 @@ from crmkit.core.query import AnyOf, Eq, In, Lookup, Restriction, Via, restricti
 
 __all__ = [
     "COVERED",
+    "DEFAULT_ELEVATE",
     "DEFAULT_PROTECTED",
     "DEFAULT_RIGHTS",
     "OWNER_FIELD",
@@ -110,6 +111,14 @@ DEFAULT_PROTECTED: Final[Mapping[Role, Mapping[str, frozenset[str]]]] = {
     },
 }
 
+#: The roles that may elevate to the system context by default.
+DEFAULT_ELEVATE: Final[frozenset[Role]] = frozenset({Role.ADMIN})
+
+
+def _roles(values: Iterable[Role]) -> frozenset[Role]:
+    return frozenset(values)
+
+
 #: The field naming a record's owner, when it is not ``owner_id``.
 OWNER_FIELD: Final[Mapping[str, str]] = {"interaction": "assignee_id"}
 
@@ -150,7 +159,7 @@ def _sorted(values: frozenset[UUID]) -> tuple[UUID, ...]:
 
 @frozen(kw_only=True)
 class Policy:
-    """The rules: a rights table, and fields protected per role.
+    """The rules: a rights table, fields protected per role, who may elevate.
 
     Replace or extend it with the ``crmkit_access_policy`` hook or
     ``crm.as_user(user, policy=...)``.
@@ -158,6 +167,9 @@ class Policy:
 
     rights: Mapping[Role, Mapping[str, Right]] = DEFAULT_RIGHTS
     protected: Mapping[Role, Mapping[str, frozenset[str]]] = DEFAULT_PROTECTED
+    #: the roles that may leave their scope for the system context
+    #: (``scoped.elevated(reason=...)``, audited); an archived user is a guest
+    elevate: frozenset[Role] = field(default=DEFAULT_ELEVATE, converter=_roles)
 
     def _reach(self, principal: Principal, entity: str, action: Action) -> frozenset[Reach]:
         if principal.role is Role.ADMIN:

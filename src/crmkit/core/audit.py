@@ -30,6 +30,7 @@ class AuditAction(enum.Enum):
     UPDATE = "update"
     ARCHIVE = "archive"
     RESTORE = "restore"
+    ELEVATE = "elevate"  #: a user of a scoped CRM used the system context (entity: the user)
 
 
 @frozen

@@ -26,6 +26,7 @@ import attrs
 
 from crmkit.core.entities import Entity, Market, Master, Outcome, Position, Source, Zone
 from crmkit.core.errors import (
+    AccessDenied,
     ConcurrencyError,
     CrmkitError,
     DuplicateError,
@@ -132,6 +133,8 @@ class _Row:
         elif isinstance(error, DuplicateError):
             column = column or error.field
             code, message = "duplicate", f"another {error.entity} has the same {error.field}"
+        elif isinstance(error, AccessDenied):  # in a scope: hidden, absent or not theirs
+            code, message = "denied", str(error)
         elif isinstance(error, ConcurrencyError):
             code, message = "conflict", "the record changed during the import; import it again"
         elif isinstance(error, NotFoundError):
@@ -658,7 +661,7 @@ class _Import:
         entities: list[Entity] = []
         made: list[_Row] = []
         for row, result in zip(valid, built, strict=True):
-            if isinstance(result, ValidationError):
+            if isinstance(result, ValidationError | AccessDenied):
                 row.fail(result)
             else:
                 entities.append(result)
@@ -733,7 +736,13 @@ class _Import:
         args = {k: v for k, v in row.args.items() if k in self.updatable}
         try:
             new = self.service.update(current.id, expected_version=current.version, **args)
-        except (ValidationError, DuplicateError, ConcurrencyError, NotFoundError) as error:
+        except (
+            ValidationError,
+            DuplicateError,
+            ConcurrencyError,
+            NotFoundError,
+            AccessDenied,
+        ) as error:
             row.fail(error)
             return
         if new.version == current.version:

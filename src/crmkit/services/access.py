@@ -35,14 +35,23 @@ from crmkit.app import (
 )
 from crmkit.core.access import COVERED, Action, Policy, Principal
 from crmkit.core.audit import AuditEntry
+from crmkit.core.duplicates import DuplicateEntity
 from crmkit.core.entities import Contact, Entity, Organization, Role, User
-from crmkit.core.errors import AccessDenied, NotFoundError
+from crmkit.core.errors import AccessDenied, CrmkitError, NotFoundError
 from crmkit.core.events import Created, StageChanged
 from crmkit.core.ids import InteractionId, OpportunityId, OrganizationId, UserId
 from crmkit.core.interactions import Interaction, InteractionKind
 from crmkit.core.leads import Lead
+from crmkit.core.merge import MergeJournal, MergePlan
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import AnyOf, Query
+from crmkit.io.imports import ImportService
+from crmkit.services.access_writes import (
+    ScopedImports,
+    elevated,
+    scoped_merge,
+    scoped_plan_merge,
+)
 from crmkit.services.base import Event, UserRef
 from crmkit.services.interactions import InteractionService
 from crmkit.services.leads import LeadService
@@ -154,6 +163,22 @@ class _GuardedRepository(Generic[E]):
             raise AccessDenied(action.value, self._cls.ENTITY)
         self._guard.authorize(self._uow, action, entity, previous)
         self._inner.update(entity, expected_version=expected_version)
+
+    def update_many(self, entities: Sequence[E], *, expected_versions: Sequence[int]) -> None:
+        """:meth:`update` of each entity, authorized all before any is written."""
+        stored = self._inner.get_many([e.id for e in entities])
+        for entity in entities:
+            previous = stored.get(entity.id)
+            action = _action(entity, previous)
+            if previous is None:
+                raise AccessDenied(action.value, self._cls.ENTITY)
+            self._guard.authorize(self._uow, action, entity, previous)
+        many = getattr(self._inner, "update_many", None)
+        if many is not None:
+            many(entities, expected_versions=expected_versions)
+            return
+        for entity, version in zip(entities, expected_versions, strict=True):
+            self._inner.update(entity, expected_version=version)
 
     def _restricted(self, query: Query) -> Query:
         if query.restrict is not None:  # only access control sets it
@@ -298,6 +323,21 @@ class _Guarded(Generic[E]):
         _context(self)._authorize(_action(entity, previous), entity, previous)
         return super()._validated(entity, previous)  # type: ignore[misc, no-any-return]
 
+    def _toggle(self, id: Any, expected_version: int, change: Any) -> E:
+        # archive/restore: refused even when it would change nothing (restoring an active record)
+        current = self.get(id)  # type: ignore[attr-defined]
+        _context(self)._authorize(Action.ARCHIVE, current, current)
+        return super()._toggle(id, expected_version, change)  # type: ignore[misc, no-any-return]
+
+    def _bulk_permit(self, uow: UnitOfWork, entity: E, previous: E) -> None:
+        # bulk_update: each changed record, before any plugin hook
+        inner = uow.inner if isinstance(uow, _ScopedUnitOfWork) else uow
+        _context(self)._guard.authorize(inner, _action(entity, previous), entity, previous)
+
+    def _bulk_absent(self, id: UUID) -> CrmkitError:
+        # bulk_update of a hidden or absent record: the refusal of one not writable
+        return AccessDenied(Action.UPDATE.value, self._cls.ENTITY)  # type: ignore[attr-defined]
+
 
 class _ScopedOrganizations(_Guarded[Organization], OrganizationService):
     """Organizations the principal may see and change."""
@@ -391,6 +431,7 @@ class ScopedCRM:
     __slots__ = (
         "_context",
         "contacts",
+        "imports",
         "interactions",
         "leads",
         "opportunities",
@@ -407,6 +448,7 @@ class ScopedCRM:
         self.opportunities: OpportunityService = context.opportunities
         self.interactions: InteractionService = context.interactions
         self.leads: LeadService = context.leads
+        self.imports: ImportService = ScopedImports(context)
 
     def __repr__(self) -> str:
         return f"<ScopedCRM user={self.principal.user_id} role={self.principal.role.value}>"
@@ -414,6 +456,60 @@ class ScopedCRM:
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Group scoped calls atomically, as ``crm.transaction()`` does."""
         return self._context.transaction()
+
+    def plan_merge(
+        self,
+        survivor: UUID,
+        merged: Sequence[UUID],
+        *,
+        entity: DuplicateEntity = "contact",
+        choose: Mapping[str, UUID] | None = None,
+    ) -> MergePlan:
+        """What merging would do, as :meth:`crm.duplicates.plan_merge
+        <crmkit.services.duplicates.DuplicateService.plan_merge>`; nothing is written.
+
+        The merge is authorized now (and again by :meth:`merge`): the
+        survivor and the merged records must be visible and changeable by the
+        user, and so must every related record of a covered type it re-points.
+
+        Raises:
+            AccessDenied: a record is hidden or absent (``read``), not the
+                user's to change (``update``, ``archive``), or a related
+                record is not (``merge``).
+            ValidationError: bad arguments.
+        """
+        return scoped_plan_merge(self._context, survivor, merged, entity=entity, choose=choose)
+
+    def merge(self, plan: MergePlan) -> MergeJournal:
+        """Execute a merge plan as the user (see :meth:`plan_merge`), in one transaction.
+
+        Everything is authorized before any plugin hook runs or anything is
+        written; related records of types access control does not cover
+        (cases, campaign members) are re-pointed as the system's follow-up.
+
+        Raises:
+            AccessDenied: as for :meth:`plan_merge`.
+            ConcurrencyError: a record of the plan changed since it was planned.
+        """
+        return scoped_merge(self._context, plan)
+
+    def elevated(self, *, reason: str) -> AbstractContextManager[CRM]:
+        """The system context (every record, every service) for one ``with`` block.
+
+        Only for the roles the policy allows (:attr:`Policy.elevate
+        <crmkit.core.access.Policy.elevate>`: ``admin`` by default).  Each
+        elevation appends an ``elevate`` entry to the audit trail of the user
+        (who: the actor ``user:<id>``; why: the ``reason``; when: the time)
+        before the block runs.  The CRM given is usable only inside the
+        block; changes made through it are the system's (audited with the
+        system's actor).
+
+        Raises:
+            AccessDenied: the user's role may not elevate (``elevate crm``);
+                nothing is audited.
+            ValidationError: no reason, or one longer than 500 characters.
+        """
+        return elevated(self._context, reason)
 
     def history(self, entity_id: UUID) -> list[AuditEntry]:
         """Every audited change of a record the user may see, oldest first.

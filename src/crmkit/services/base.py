@@ -36,7 +36,7 @@ from crmkit.core.entities import (
     User,
     Zone,
 )
-from crmkit.core.errors import ConcurrencyError, NotFoundError, ValidationError
+from crmkit.core.errors import AccessDenied, ConcurrencyError, NotFoundError, ValidationError
 from crmkit.core.events import Archived, Created, Restored, StageChanged, Updated
 from crmkit.core.ids import (
     MarketId,
@@ -488,7 +488,7 @@ class _Service(Generic[E, I]):
         uow: UnitOfWork,
         items: Sequence[Mapping[str, Any]],
         known: Iterable[tuple[type[Entity], UUID]] = (),
-    ) -> list[E | ValidationError]:
+    ) -> list[E | ValidationError | AccessDenied]:
         """The new record each creation item makes, or the error refusing it.
 
         The checks of :meth:`bulk_create` (arguments, references, the
@@ -504,7 +504,7 @@ class _Service(Generic[E, I]):
         own_new = type(self)._new is not _Service._new
         # Stage by stage, as bulk_create does (arguments, e-mail addresses, then
         # records), with the collector paused; an item failing a stage skips the rest.
-        results: list[dict[str, Any] | E | ValidationError] = []
+        results: list[dict[str, Any] | E | ValidationError | AccessDenied] = []
         with _collector_paused():
             for item in items:
                 try:
@@ -528,11 +528,11 @@ class _Service(Generic[E, I]):
                     )
                     if vetoes:
                         self._validated(entity, None)
-                except ValidationError as error:
+                except (ValidationError, AccessDenied) as error:  # AccessDenied: in a scope
                     results[i] = error
                 else:
                     results[i] = entity
-        return typing.cast(list[E | ValidationError], results)
+        return typing.cast(list[E | ValidationError | AccessDenied], results)
 
     def _validated_all(self, entities: Sequence[E]) -> None:
         """Let plugins veto new records of ``bulk_create``; an error names the item's index."""

@@ -57,6 +57,7 @@ from crmkit.services.base import (
     _ref_id,
     _Service,
 )
+from crmkit.services.bulk import BulkUpdates
 from crmkit.services.registry import Registry
 from crmkit.stores.base import UnitOfWork
 
@@ -77,7 +78,9 @@ DEFAULT_FOLLOW_UP: Final = timedelta(days=1)
 MAX_DAYS: Final = 36_500
 
 
-class InteractionService(_Service[Interaction, InteractionId]):
+class InteractionService(
+    _Service[Interaction, InteractionId], BulkUpdates[Interaction, InteractionId]
+):
     """Calls, e-mails, meetings, visits... logged or planned (interacciones).
 
     Attributes:

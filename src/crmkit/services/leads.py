@@ -43,6 +43,7 @@ from crmkit.services.base import (
     _ref_id,
     _Service,
 )
+from crmkit.services.bulk import BulkUpdates
 from crmkit.stores.base import UnitOfWork
 
 __all__ = ["WEB_FORM_FIELDS", "LeadService"]
@@ -60,7 +61,7 @@ WEB_FORM_FIELDS: Final = frozenset(
 MAX_CANDIDATES: Final = 10
 
 
-class LeadService(_Service[Lead, LeadId]):
+class LeadService(_Service[Lead, LeadId], BulkUpdates[Lead, LeadId]):
     """Leads (prospectos, público objetivo, clientes potenciales).
 
     Capture them (:meth:`create`, :meth:`bulk_create`, :meth:`capture_web_form`,
