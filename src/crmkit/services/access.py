@@ -414,8 +414,9 @@ class ScopedCRM:
     """The CRM as one user may use it (``crm.as_user(user)``).
 
     It offers the access-aware services (``organizations``, ``contacts``,
-    ``opportunities``, ``interactions``, ``leads``), ``history()`` and
-    ``transaction()``;
+    ``opportunities``, ``interactions``, ``leads``, ``imports``),
+    ``plan_merge()`` and ``merge()``, ``history()``, ``transaction()`` and
+    ``elevated()``;
     every other attribute raises :class:`~crmkit.AccessDenied`, so a path not
     yet made access-aware is closed rather than open.
 
@@ -426,6 +427,7 @@ class ScopedCRM:
         opportunities: opportunities the user may see and move.
         interactions: interactions the user may see and change.
         leads: leads the user may see, work and convert.
+        imports: files imported as the user (rows they may not write are refused).
     """
 
     __slots__ = (
