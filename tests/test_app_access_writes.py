@@ -193,6 +193,53 @@ def test_every_denied_bulk_import_merge_and_elevation_changes_nothing(
 # ------------------------------------------------------------ bulk update
 
 
+def test_a_partial_bulk_update_shows_plugins_only_the_allowed_items(
+    recorded: tuple[CRM, RecordingPlugin],
+) -> None:
+    crm, recorder = recorded
+    world = build(crm)
+    scoped = crm.as_user(world.users["contributor"])
+    before = snapshot(crm)
+    recorder.clear()
+    refused = scoped.organizations.bulk_update(
+        [(world.org["zoned"].id, {"name": "X"}), (world.org["hidden"].id, {"name": "X"})],
+        mode="partial",
+    )
+    assert (refused.updated, [r.code for r in refused.refused]) == ((), ["denied", "denied"])
+    assert (recorder.calls, snapshot(crm)) == ([], before)
+    own = world.org["own"]
+    report = scoped.organizations.bulk_update(
+        [(world.org["hidden"].id, {"name": "X"}), (own.id, {"name": "Own 2"})], mode="partial"
+    )
+    assert report.updated == (own.id,)
+    validated = recorder.calls_to("crmkit_validate_organization")
+    assert [c.kwargs["organization"].id for c in validated] == [own.id]
+
+
+class _Veto:
+    """Refuses any organization named "Vetoed"."""
+
+    @crmkit.hookimpl
+    def crmkit_validate_organization(self, crm: CRM, organization: Any, previous: Any) -> None:
+        if organization.name == "Vetoed":
+            raise ValidationError("name", "vetoed by a plugin", code="invalid")
+
+
+def test_a_plugin_veto_refuses_one_bulk_item(backend_url: str, clock: FixedClock) -> None:
+    with crmkit.open(backend_url, clock=clock, plugins=[_Veto()]) as crm:
+        a = crm.organizations.create(name="A")
+        b = crm.organizations.create(name="B")
+        changes = [(a.id, {"name": "A2"}), (b.id, {"name": "Vetoed"})]
+        with pytest.raises(ValidationError) as caught:
+            crm.organizations.bulk_update(changes)
+        assert (caught.value.field, caught.value.code) == ("[1].name", "invalid")
+        assert crm.organizations.get(a.id).name == "A"
+        report = crm.organizations.bulk_update(changes, mode="partial")
+        assert report.updated == (a.id,)
+        assert [(r.index, r.code, r.field) for r in report.refused] == [(1, "invalid", "name")]
+        assert crm.organizations.get(b.id).version == 1
+
+
 def test_bulk_update_of_1000_records_10_percent_not_allowed(any_crm: CRM) -> None:
     """Atomic changes none; partial changes exactly the allowed ones and reports the rest."""
     world = build(any_crm)
