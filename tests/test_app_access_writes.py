@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import crmkit
 from crmkit import (
@@ -28,7 +30,7 @@ from crmkit import (
 )
 from crmkit.app import CRM
 from crmkit.core.audit import AuditAction
-from crmkit.core.entities import Role
+from crmkit.core.entities import Role, User
 from crmkit.core.ids import uuid7
 from crmkit.testing import RecordingPlugin
 from tests.conftest import FixedClock
@@ -569,3 +571,81 @@ def test_public_access_types_are_exported() -> None:
     for name in ("Policy", "Principal", "ScopedCRM", "BulkUpdateReport", "BulkRefusal"):
         assert name in crmkit.__all__
     assert Principal is crmkit.Principal
+
+
+# ------------------------------------------------------ model-based test
+
+
+def oracle_writes(user: User, teams: list[set[Any]], zone_of: dict[Any, Any], opp: Any) -> bool:
+    """Whether ``user`` may change ``opp`` (the rights table, written out plainly)."""
+    if user.archived or user.role is Role.GUEST:
+        return False
+    if user.role is Role.ADMIN:
+        return True
+    own = opp.owner_id == user.id
+    if user.role is Role.CONTRIBUTOR:
+        return own
+    mates = set().union(*(t for t in teams if user.id in t)) | {user.id}
+    in_zone = zone_of.get(opp.organization_id) in set(user.zone_ids)
+    return bool(own or opp.owner_id in mates or in_zone)
+
+
+bulk_worlds = st.fixed_dictionaries(
+    {
+        "roles": st.lists(st.sampled_from(list(Role)), min_size=3, max_size=3),
+        "user_zones": st.lists(st.sets(st.integers(0, 1), max_size=2), min_size=3, max_size=3),
+        "team": st.sets(st.integers(0, 2), max_size=3),
+        "deals": st.lists(
+            st.tuples(st.none() | st.integers(0, 2), st.none() | st.integers(0, 1)),
+            min_size=1,
+            max_size=8,
+        ),
+    }
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(world=bulk_worlds)
+def test_a_partial_bulk_update_changes_exactly_what_the_oracle_allows(
+    any_crm: CRM, world: dict[str, Any]
+) -> None:
+    crm = any_crm
+    tag = uuid7().hex[-12:]  # examples share the database: keys stay unique
+    zones = [crm.zones.create(key=f"z{i}-{tag}", name=f"Z{i} {tag}") for i in range(2)]
+    users = [
+        crm.users.create(
+            name=f"U{i}",
+            role=world["roles"][i],
+            zone_ids=[zones[z].id for z in sorted(world["user_zones"][i])],
+        )
+        for i in range(3)
+    ]
+    if world["team"]:
+        crm.teams.create(name=f"T {tag}", members=[users[m].id for m in sorted(world["team"])])
+    orgs = [crm.organizations.create(name=f"O{z} {tag}", zone=zones[z].id) for z in range(2)]
+    bare = crm.organizations.create(name=f"Bare {tag}")
+    deals = [
+        crm.opportunities.create(
+            name=f"D{n}",
+            organization=(bare if zone is None else orgs[zone]).id,
+            owner=None if owner is None else users[owner].id,
+            amount=EUR,
+        )
+        for n, (owner, zone) in enumerate(world["deals"])
+    ]
+    zone_of = {o.id: o.zone_id for o in (*orgs, bare)}
+    teams = [set(t.member_ids) for t in crm.teams.find() if t.name == f"T {tag}"]
+    for user in users:
+        expected = [d.id for d in deals if oracle_writes(user, teams, zone_of, d)]
+        current = crm.opportunities.find(In("id", [d.id for d in deals]), order_by="name")
+        changes = [(d.id, {"notes": f"by {user.name}"}) for d in current]
+        report = crm.as_user(user).opportunities.bulk_update(changes, mode="partial")
+        assert list(report.updated) == expected
+        assert report.refused_ids == [d.id for d in deals if d.id not in expected]
+        assert {r.code for r in report.refused} <= {"denied"}
+        stored = {d.id: d.notes for d in crm.opportunities.find(In("id", [d.id for d in deals]))}
+        assert {i for i, notes in stored.items() if notes == f"by {user.name}"} == set(expected)
