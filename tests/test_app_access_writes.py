@@ -32,6 +32,7 @@ from crmkit.app import CRM
 from crmkit.core.audit import AuditAction
 from crmkit.core.entities import Role, User
 from crmkit.core.ids import uuid7
+from crmkit.core.opportunities import Opportunity
 from crmkit.testing import RecordingPlugin
 from tests.conftest import FixedClock
 from tests.test_app_access import EUR, Op, World, build, snapshot
@@ -576,7 +577,9 @@ def test_public_access_types_are_exported() -> None:
 # ------------------------------------------------------ model-based test
 
 
-def oracle_writes(user: User, teams: list[set[Any]], zone_of: dict[Any, Any], opp: Any) -> bool:
+def oracle_writes(
+    user: User, teams: list[set[Any]], zone_of: dict[Any, Any], opp: Opportunity
+) -> bool:
     """Whether ``user`` may change ``opp`` (the rights table, written out plainly)."""
     if user.archived or user.role is Role.GUEST:
         return False
