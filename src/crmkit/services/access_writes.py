@@ -121,7 +121,8 @@ def _check_merge(context: _ScopedContext, uow: UnitOfWork, plan: MergePlan) -> N
             continue  # not access-controlled (cases, campaign members...): the system's follow-up
         related = inner.repository(related_cls).get(id)
         moved, _ = changes.update(related, values, now=now)
-        try:
+        try:  # visible too: the merge re-points the records the scope reads
+            guard.authorize(inner, Action.READ, related)
             guard.authorize(inner, Action.UPDATE, moved, related)
         except AccessDenied:
             raise AccessDenied("merge", cls.ENTITY) from None
