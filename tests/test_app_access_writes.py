@@ -301,6 +301,16 @@ def test_bulk_update_refuses_hidden_and_absent_ids_alike(any_crm: CRM) -> None:
     assert errors[0] == errors[1] == "not allowed to update organization"
 
 
+def test_a_bulk_item_changing_nothing_is_still_refused_when_not_the_users(any_crm: CRM) -> None:
+    world = build(any_crm)
+    scoped = any_crm.as_user(world.users["contributor"])
+    zoned, own = world.org["zoned"], world.org["own"]
+    report = scoped.organizations.bulk_update(
+        [(zoned.id, {"name": zoned.name}), (own.id, {"name": own.name})], mode="partial"
+    )
+    assert (report.unchanged, report.refused_ids) == ((own.id,), [zoned.id])
+
+
 def test_bulk_update_in_the_system_context(any_crm: CRM) -> None:
     a = any_crm.organizations.create(name="A")
     b = any_crm.organizations.create(name="B", external_ref="ERP-B")

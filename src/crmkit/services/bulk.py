@@ -316,8 +316,7 @@ class BulkUpdates(Generic[E, I]):
             if previous.version != expected:
                 raise ConcurrencyError(previous.ENTITY, previous.id, expected, previous.version)
         new, event = changes.update(previous, self._prepare(uow, arguments), now=now)
-        if event is not None:
-            self._bulk_permit(uow, new, previous)
+        self._bulk_permit(uow, new, previous)  # also when nothing differs: no silent "unchanged"
         return previous, new, event
 
     def _bulk_write(
