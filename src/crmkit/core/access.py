@@ -28,6 +28,7 @@ from crmkit.core.interactions import Interaction
 from crmkit.core.leads import Lead
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import AnyOf, Eq, In, Lookup, Restriction, Via, restriction_matches
+from crmkit.core.targets import SalesTarget
 
 __all__ = [
     "COVERED",
@@ -75,9 +76,19 @@ class Right:
 _ALL: Final = Right({Reach.ALL}, {Reach.ALL})
 _MINE: Final = Right({Reach.OWN, Reach.ZONE}, {Reach.OWN})
 _TEAM: Final = Right({Reach.OWN, Reach.TEAM, Reach.ZONE}, {Reach.OWN, Reach.TEAM, Reach.ZONE})
+# sales targets are read in a scope (forecasts, attainment), never written there
+_TARGETS_MINE: Final = Right({Reach.OWN, Reach.ZONE}, ())
+_TARGETS_TEAM: Final = Right({Reach.OWN, Reach.TEAM, Reach.ZONE}, ())
 
 #: The entity types access control covers (a scoped CRM exposes only their services).
-COVERED: Final[tuple[type[Entity], ...]] = (Organization, Contact, Opportunity, Interaction, Lead)
+COVERED: Final[tuple[type[Entity], ...]] = (
+    Organization,
+    Contact,
+    Opportunity,
+    Interaction,
+    Lead,
+    SalesTarget,
+)
 
 #: The default rights (the design's table).  A role absent from an entity's
 #: row has no right on it; ADMIN is not listed: it may do everything.
@@ -88,6 +99,7 @@ DEFAULT_RIGHTS: Final[Mapping[Role, Mapping[str, Right]]] = {
         "opportunity": _TEAM,
         "interaction": _TEAM,
         "lead": _TEAM,
+        "sales_target": _TARGETS_TEAM,
     },
     Role.CONTRIBUTOR: {
         "organization": _MINE,
@@ -95,6 +107,7 @@ DEFAULT_RIGHTS: Final[Mapping[Role, Mapping[str, Right]]] = {
         "opportunity": _MINE,
         "interaction": _MINE,
         "lead": _MINE,
+        "sales_target": _TARGETS_MINE,
     },
     Role.GUEST: {},
 }
@@ -111,7 +124,7 @@ DEFAULT_PROTECTED: Final[Mapping[Role, Mapping[str, frozenset[str]]]] = {
 }
 
 #: The field naming a record's owner, when it is not ``owner_id``.
-OWNER_FIELD: Final[Mapping[str, str]] = {"interaction": "assignee_id"}
+OWNER_FIELD: Final[Mapping[str, str]] = {"interaction": "assignee_id", "sales_target": "user_id"}
 
 #: How each covered entity type reaches a zone: its own field, or its organization's.
 _ZONE_PATH: Final[Mapping[str, str | None]] = {
@@ -120,6 +133,7 @@ _ZONE_PATH: Final[Mapping[str, str | None]] = {
     "opportunity": "organization_id",
     "interaction": "organization_id",
     "lead": "organization_id",
+    "sales_target": None,  # a zone's target: sales_targets.zone_id itself
 }
 
 

@@ -46,6 +46,7 @@ from crmkit.core.query import AnyOf, Query
 from crmkit.services.base import Event, UserRef
 from crmkit.services.interactions import InteractionService
 from crmkit.services.leads import LeadService
+from crmkit.services.timeline import TimelineEntry
 from crmkit.stores.base import AuditLog, Repository, Store, UnitOfWork
 
 __all__ = ["ScopedCRM", "principal_of"]
@@ -375,7 +376,9 @@ class ScopedCRM:
 
     It offers the access-aware services (``organizations``, ``contacts``,
     ``opportunities``, ``interactions``, ``leads``), ``history()`` and
-    ``transaction()``;
+    ``transaction()``, and the access-aware reads of
+    :mod:`crmkit.services.access_reads` (``analytics``, ``forecast``,
+    ``targets``, ``exports``, ``duplicates``, ``segments``, ``timeline()``);
     every other attribute raises :class:`~crmkit.AccessDenied`, so a path not
     yet made access-aware is closed rather than open.
 
@@ -386,16 +389,28 @@ class ScopedCRM:
         opportunities: opportunities the user may see and move.
         interactions: interactions the user may see and change.
         leads: leads the user may see, work and convert.
+        analytics: reports over the visible opportunities and interactions.
+        forecast: forecasts and attainment over the visible opportunities.
+        targets: the visible sales targets (read-only).
+        exports: exports of the visible records.
+        duplicates: duplicate pairs among the visible records.
+        segments: the visible members of segments.
     """
 
     __slots__ = (
         "_context",
+        "analytics",
         "contacts",
+        "duplicates",
+        "exports",
+        "forecast",
         "interactions",
         "leads",
         "opportunities",
         "organizations",
         "principal",
+        "segments",
+        "targets",
     )
 
     def __init__(self, system: CRM, principal: Principal, policy: Policy):
@@ -407,6 +422,16 @@ class ScopedCRM:
         self.opportunities: OpportunityService = context.opportunities
         self.interactions: InteractionService = context.interactions
         self.leads: LeadService = context.leads
+        # the other access-aware reads (crmkit.services.access_reads)
+        from crmkit.services.access_reads import ScopedReads
+
+        reads = ScopedReads(context)
+        self.analytics = reads.analytics
+        self.forecast = reads.forecast
+        self.targets = reads.targets
+        self.exports = reads.exports
+        self.duplicates = reads.duplicates
+        self.segments = reads.segments
 
     def __repr__(self) -> str:
         return f"<ScopedCRM user={self.principal.user_id} role={self.principal.role.value}>"
@@ -431,6 +456,24 @@ class ScopedCRM:
             raise AccessDenied(Action.READ.value, "record")
 
         return self._context._read(run)
+
+    def timeline(
+        self,
+        record: Organization | Contact | Opportunity | UUID,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TimelineEntry]:
+        """The timeline of a record the user may see, made of visible records' events.
+
+        Cases are left out (access control does not cover them).
+
+        Raises:
+            AccessDenied: the record is hidden or absent (``read record``).
+        """
+        from crmkit.services.access_reads import scoped_timeline
+
+        return scoped_timeline(self._context, record, limit=limit, offset=offset)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

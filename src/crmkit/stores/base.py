@@ -30,7 +30,7 @@ from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.ids import OrganizationId
 from crmkit.core.pushdown import ClosedDealsQuery, ClosedGroups, OpenDealsQuery, OpenGroups
-from crmkit.core.query import Query
+from crmkit.core.query import Query, Restriction
 from crmkit.core.segments import Criteria
 
 __all__ = [
@@ -216,18 +216,27 @@ class AnalyticsAggregator(Protocol):
     def last_opportunity_change(self) -> datetime | None:
         """The latest ``updated_at`` of any opportunity (``None`` without any)."""
 
-    def opportunity_stages(self, *, archived: bool | None = None) -> set[tuple[str, str]]:
+    def opportunity_stages(
+        self, *, archived: bool | None = None, restrict: Restriction | None = None
+    ) -> set[tuple[str, str]]:
         """Every distinct ``(pipeline, stage)`` of the stored opportunities.
 
         Args:
             archived: only archived (``True``) or live (``False``) ones; all by default.
+            restrict: only the opportunities an access restriction lets through.
         """
 
     def open_deal_groups(self, query: OpenDealsQuery) -> OpenGroups | None:
-        """The groups of the deals still in the pipeline (``None``: cannot, use the pure path)."""
+        """The groups of the deals still in the pipeline (``None``: cannot, use the pure path).
+
+        ``query.restrict``, when set, must be applied (an access restriction).
+        """
 
     def closed_deal_groups(self, query: ClosedDealsQuery) -> ClosedGroups | None:
-        """The groups of the won and lost deals (``None``: cannot, use the pure path)."""
+        """The groups of the won and lost deals (``None``: cannot, use the pure path).
+
+        ``query.restrict``, when set, must be applied (an access restriction).
+        """
 
 
 class Store(Protocol):

@@ -491,7 +491,11 @@ def _restrict_condition(table: sa.Table, cls: type[Entity], r: Restriction, dial
         return sa.or_(sa.false(), *(_restrict_condition(table, cls, p, dialect) for p in r.parts))
     if isinstance(r, Via):
         target = TABLES[r.target]
-        related = sa.select(target.c.id).where(_condition(target, r.target, r.where, dialect))
+        related = (
+            sa.select(target.c.id)
+            .where(_condition(target, r.target, r.where, dialect))
+            .correlate(None)  # never correlated to a join of the same table (analytics)
+        )
         return sa.and_(table.c[r.field].is_not(None), table.c[r.field].in_(related))
     return sa.and_(table.c[r.field].is_not(None), _condition(table, cls, r, dialect))
 
@@ -1386,17 +1390,29 @@ class _SqlUnitOfWork:
         with _translating(Opportunity):
             return aggregates.last_opportunity_change(self.connection)
 
-    def opportunity_stages(self, *, archived: bool | None = None) -> set[tuple[str, str]]:
+    def opportunity_stages(
+        self, *, archived: bool | None = None, restrict: Restriction | None = None
+    ) -> set[tuple[str, str]]:
         with _translating(Opportunity):
-            return aggregates.opportunity_stages(self.connection, archived=archived)
+            return aggregates.opportunity_stages(
+                self.connection, archived=archived, restricted=self._restricted(restrict)
+            )
 
     def open_deal_groups(self, query: OpenDealsQuery) -> OpenGroups | None:
         with _translating(Opportunity):
-            return aggregates.open_deal_groups(self.connection, query)
+            restricted = self._restricted(query.restrict)
+            return aggregates.open_deal_groups(self.connection, query, restricted=restricted)
 
     def closed_deal_groups(self, query: ClosedDealsQuery) -> ClosedGroups | None:
         with _translating(Opportunity):
-            return aggregates.closed_deal_groups(self.connection, query)
+            restricted = self._restricted(query.restrict)
+            return aggregates.closed_deal_groups(self.connection, query, restricted=restricted)
+
+    def _restricted(self, restrict: Restriction | None) -> list[Any]:
+        """An access restriction on opportunities as SQL conditions (none: no restriction)."""
+        if restrict is None:
+            return []
+        return [_restrict_condition(TABLES[Opportunity], Opportunity, restrict, self.dialect)]
 
     def segment(
         self,
