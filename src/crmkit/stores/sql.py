@@ -1400,11 +1400,15 @@ class _SqlUnitOfWork:
 
     def open_deal_groups(self, query: OpenDealsQuery) -> OpenGroups | None:
         with _translating(Opportunity):
+            if query.restrict is None:
+                return aggregates.open_deal_groups(self.connection, query)
             restricted = self._restricted(query.restrict)
             return aggregates.open_deal_groups(self.connection, query, restricted=restricted)
 
     def closed_deal_groups(self, query: ClosedDealsQuery) -> ClosedGroups | None:
         with _translating(Opportunity):
+            if query.restrict is None:
+                return aggregates.closed_deal_groups(self.connection, query)
             restricted = self._restricted(query.restrict)
             return aggregates.closed_deal_groups(self.connection, query, restricted=restricted)
 
