@@ -369,3 +369,27 @@ def test_duplicate_pairs_never_name_a_hidden_record(any_crm: CRM) -> None:
     assert isinstance(world.contact["own"], Contact)
     assert isinstance(world.opp["own"], Opportunity)
     assert isinstance(world.task["own"], Interaction)
+
+
+def test_a_scoped_segment_is_evaluated_by_the_store_over_visible_history(
+    any_crm: CRM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History criteria count only visible interactions, in the store's own evaluator."""
+    world = build(any_crm)
+    zoned = world.org["zoned"]
+    # a done meeting with the zoned organization, assigned to someone the manager cannot see
+    any_crm.interactions.log(
+        kind="meeting", organization=zoned.id, assignee=world.users["other"].id
+    )
+
+    def no_pure_path(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a scope evaluated the segment in the service")
+
+    monkeypatch.setattr("crmkit.services.segments.evaluate", no_pure_path)
+    quiet = NoInteraction(days=30)
+    assert zoned.id not in any_crm.segments.preview(quiet)
+    manager = any_crm.as_user(world.users["manager"])
+    assert zoned.id in manager.segments.preview(quiet)  # the meeting is hidden from them
+    contributor = any_crm.as_user(world.users["contributor"])  # sees it through the zone
+    assert zoned.id not in contributor.segments.preview(quiet)
+    assert world.org["hidden"].id not in contributor.segments.preview(quiet)

@@ -13,10 +13,9 @@ Where a store computes a figure itself, the restriction goes with it: the
 :class:`~crmkit.core.pushdown.OpenDealsQuery` /
 :class:`~crmkit.core.pushdown.ClosedDealsQuery` (``restrict``), so a scoped
 pipeline or win rate is still one grouped query and equals the pure path
-over the visible opportunities.  A segment is evaluated by the pure
-evaluator over the restricted reads (the store's own segment evaluator is
-not used in a scope): its history criteria count the visible interactions
-and opportunities only.
+over the visible opportunities.  A segment is evaluated by the store too
+(one SQL query on ``SqlStore``), with the restriction of each type: its
+history criteria count the visible interactions and opportunities only.
 
 .. versionadded:: 0.1
 """
@@ -32,10 +31,11 @@ import attrs
 
 from crmkit.core.analytics import Book, Revision
 from crmkit.core.duplicates import DEFAULT_MAX_BLOCK, DEFAULT_THRESHOLD
-from crmkit.core.entities import Contact, Organization
+from crmkit.core.entities import Contact, Entity, Organization
 from crmkit.core.errors import AccessDenied, NotFoundError
 from crmkit.core.ids import OrganizationId, SalesTargetId
 from crmkit.core.insights import CampaignReport
+from crmkit.core.interactions import Interaction
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pushdown import ClosedDealsQuery, ClosedGroups, OpenDealsQuery, OpenGroups
 from crmkit.core.query import Filter, In, Query, Restriction
@@ -48,7 +48,7 @@ from crmkit.services.forecast import ForecastService
 from crmkit.services.segments import SegmentRef, SegmentService
 from crmkit.services.targets import SalesTargetService
 from crmkit.services.timeline import TimelineEntry, timeline
-from crmkit.stores.base import AnalyticsAggregator, UnitOfWork
+from crmkit.stores.base import AnalyticsAggregator, SegmentEvaluator, UnitOfWork
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -232,7 +232,26 @@ class ScopedDuplicates:
 
 
 class _SegmentReads(SegmentService):
-    """Segment evaluation over the restricted reads."""
+    """Segment evaluation over the visible records, by the store when it can."""
+
+    def __init__(self, context: _ScopedContext):
+        super().__init__(context)
+        self._context = context
+
+    def _evaluate(
+        self, uow: UnitOfWork, criteria: Criteria, as_of: datetime
+    ) -> list[OrganizationId]:
+        inner = _inner(uow)
+        if not hasattr(inner, "segment"):
+            return super()._evaluate(uow, criteria, as_of)  # the pure path, restricted reads
+        guard = self._context._guard
+        restrict: dict[type[Entity], Restriction | None] = {
+            cls: guard.policy.visibility(guard.principal, cls)
+            for cls in (Organization, Interaction, Opportunity)
+        }
+        evaluator = cast(SegmentEvaluator, inner)
+        kinds = tuple(self._kinds().items())
+        return evaluator.segment(criteria, as_of=as_of, custom_kinds=kinds, restrict=restrict)
 
     def _members(self, uow: UnitOfWork, segment: Segment, as_of: datetime) -> list[OrganizationId]:
         ids = super()._members(uow, segment, as_of)
@@ -252,7 +271,7 @@ class ScopedSegments:
     snapshot's member list would name hidden organizations).
     """
 
-    def __init__(self, context: CRM):
+    def __init__(self, context: _ScopedContext):
         self._service = _SegmentReads(context)
 
     def member_ids(

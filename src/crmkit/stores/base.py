@@ -20,7 +20,7 @@ Semantics every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -192,10 +192,14 @@ class SegmentEvaluator(Protocol):
         *,
         as_of: datetime,
         custom_kinds: Sequence[tuple[str, FieldKind]] = (),
+        restrict: Mapping[type[Entity], Restriction | None] | None = None,
     ) -> list[OrganizationId]:
         """The ids of the organizations (not archived) meeting ``criteria``, in id order.
 
-        Must agree with :func:`crmkit.core.segments.evaluate`.
+        Must agree with :func:`crmkit.core.segments.evaluate`.  ``restrict``
+        (an access scope's) limits the organizations, and the interactions
+        and opportunities history criteria count, to those its restriction
+        of each type lets through; a type absent from it is not restricted.
         """
 
 
