@@ -27,7 +27,7 @@ from crmkit.core.interactions import Interaction, InteractionStatus
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import StageKind
 from crmkit.core.segments import NoInteraction, Or
-from crmkit.core.targets import SalesTarget
+from crmkit.core.targets import SalesTarget, Team
 from crmkit.stores import aggregates
 from crmkit.stores.sql import SqlStore
 from tests.test_app_access import build, oracle_sees, worlds
@@ -49,8 +49,10 @@ def populate(crm: CRM, world: dict[str, Any]) -> dict[str, Any]:
     ]
     if world["archived_user"]:
         crm.users.archive(users[3].id, expected_version=users[3].version)
-    for n, members in enumerate(world["teams"]):
+    made_teams = [
         crm.teams.create(name=f"T{n} {tag}", members=[users[m].id for m in sorted(members)])
+        for n, members in enumerate(world["teams"])
+    ]
     orgs = []
     for n, (owner, zone, archived) in enumerate(world["orgs"]):
         org = crm.organizations.create(
@@ -100,19 +102,23 @@ def populate(crm: CRM, world: dict[str, Any]) -> dict[str, Any]:
     for u in users[:2]:
         crm.targets.create(user=u.id, period="2026-Q1", amount=Money("5000", EUR))
     crm.targets.create(zone=zones[0].id, period="2026-Q1", amount=Money("9000", EUR))
-    return {"users": users, "zones": zones, "orgs": orgs, "tag": tag}
+    for team in made_teams:
+        crm.targets.create(team=team.id, period="2026-Q1", amount=Money("7000", EUR))
+    return {"users": users, "zones": zones, "orgs": orgs, "tag": tag, "teams": made_teams}
 
 
-def target_seen(user: User, teams: list[set[Any]], target: SalesTarget) -> bool:
-    """The oracle for sales targets: own, a teammate's (managers) or a zone's."""
+def target_seen(user: User, teams: list[Team], target: SalesTarget) -> bool:
+    """The oracle for sales targets: own or one's team's, a teammate's (managers) or a zone's."""
     if user.archived or user.role is Role.GUEST:
         return False
     if user.role is Role.ADMIN:
         return True
-    mine = target.user_id == user.id
+    mine = target.user_id == user.id or any(
+        target.team_id == t.id and user.id in t.member_ids for t in teams
+    )
     zoned = target.zone_id is not None and target.zone_id in user.zone_ids
     if user.role is Role.MANAGER:
-        mates = set().union(*(t for t in teams if user.id in t)) | {user.id}
+        mates = {m for t in teams if user.id in t.member_ids for m in t.member_ids} | {user.id}
         return mine or zoned or target.user_id in mates
     return mine or zoned
 
@@ -144,9 +150,12 @@ def test_every_read_path_shows_exactly_what_the_oracle_allows(
     opportunities = crm.opportunities.find(archived=None)
     interactions = crm.interactions.find(archived=None)
     orgs = [every_org[o.id] for o in made["orgs"]]
-    targets = crm.targets.find(
-        In("user_id", tuple(u.id for u in made["users"])), archived=None
-    ) + crm.targets.find(Eq("zone_id", made["zones"][0].id), archived=None)
+    team_records = [t for t in crm.teams.find(archived=None) if not t.archived]
+    targets = (
+        crm.targets.find(In("user_id", tuple(u.id for u in made["users"])), archived=None)
+        + crm.targets.find(Eq("zone_id", made["zones"][0].id), archived=None)
+        + crm.targets.find(In("team_id", tuple(t.id for t in made["teams"])), archived=None)
+    )
     model = crm.duplicates.model("contact")
     criteria = Or(In("id", tuple(o.id for o in orgs[:2])), NoInteraction(days=30))
     out = tmp_path_factory.mktemp("exports")
@@ -186,7 +195,7 @@ def test_every_read_path_shows_exactly_what_the_oracle_allows(
             expected_results.total,
         )
         # targets, and the forecast's attainments of the visible ones
-        seen_targets = {t.id for t in targets if target_seen(user, teams, t)}
+        seen_targets = {t.id for t in targets if target_seen(user, team_records, t)}
         got_targets = {t.id for t in scoped.targets.for_period("2026-Q1")} & {t.id for t in targets}
         check(role, "targets", got_targets, seen_targets)
         attained = {a.target.id for a in scoped.forecast.attainments(period="2026-Q1")}
@@ -300,6 +309,13 @@ def test_a_hidden_target_looks_absent(any_crm: CRM) -> None:
         with pytest.raises(AccessDenied):
             scoped.forecast.attainment(target_id)  # type: ignore[arg-type]
     assert not hasattr(scoped.targets, "create")
+    # a team's target is its members' own
+    sales = any_crm.teams.get_by_name("Sales")
+    team_target = any_crm.targets.create(team=sales.id, period="2026-Q1", amount=Money("7", EUR))
+    assert scoped.targets.get(team_target.id) == team_target
+    assert any_crm.as_user(world.users["manager"]).targets.count() == 1
+    with pytest.raises(AccessDenied):
+        any_crm.as_user(world.users["other"]).targets.get(team_target.id)
 
 
 def test_timeline_of_a_passed_record_is_checked_again(any_crm: CRM) -> None:

@@ -137,6 +137,10 @@ _ZONE_PATH: Final[Mapping[str, str | None]] = {
 }
 
 
+#: The field naming a record's team, for types a team owns (one of its teams' is the user's own).
+_TEAM_FIELD: Final[Mapping[str, str]] = {"sales_target": "team_id"}
+
+
 def _ids(values: Iterable[UUID]) -> frozenset[UUID]:
     return frozenset(values)
 
@@ -150,12 +154,14 @@ class Principal:
         role: the user's role.
         teammate_ids: every member of every team the user is in (the user included).
         zone_ids: the zones (security groups) the user is in.
+        team_ids: the teams the user is in.
     """
 
     user_id: UserId
     role: Role
     teammate_ids: frozenset[UUID] = field(factory=frozenset, converter=_ids)
     zone_ids: frozenset[UUID] = field(factory=frozenset, converter=_ids)
+    team_ids: frozenset[UUID] = field(factory=frozenset, converter=_ids)
 
 
 def _sorted(values: frozenset[UUID]) -> tuple[UUID, ...]:
@@ -195,6 +201,8 @@ class Policy:
         owner = OWNER_FIELD.get(cls.ENTITY, "owner_id")
         if Reach.OWN in reach:
             parts.append(Eq(owner, principal.user_id))
+            if cls.ENTITY in _TEAM_FIELD and principal.team_ids:  # a team's own record
+                parts.append(In(_TEAM_FIELD[cls.ENTITY], _sorted(principal.team_ids)))
         if Reach.TEAM in reach and principal.teammate_ids:
             parts.append(In(owner, _sorted(principal.teammate_ids)))
         if Reach.ZONE in reach and principal.zone_ids and cls.ENTITY in _ZONE_PATH:

@@ -67,14 +67,17 @@ def principal_of(crm: CRM, user: User | UserId) -> Principal:
     """
     current = crm.users.get(user.id if isinstance(user, User) else user)
     teammates: set[UUID] = {current.id}
+    teams: set[UUID] = set()
     for team in crm.teams.find():
         if current.id in team.member_ids:
             teammates.update(team.member_ids)
+            teams.add(team.id)
     return Principal(
         user_id=current.id,
         role=Role.GUEST if current.archived else current.role,
         teammate_ids=frozenset(teammates),
         zone_ids=frozenset(current.zone_ids),
+        team_ids=frozenset(teams),
     )
 
 

@@ -152,10 +152,10 @@ class ScopedAnalytics(AnalyticsService):
 class ScopedTargets:
     """``scoped.targets``: the sales targets the user may see, read-only.
 
-    A target is visible to an admin; to a manager when it is theirs, a
-    teammate's or one of their zones'; to a contributor when it is theirs or
-    one of their zones' (the ``sales_target`` row of the rights table).  A
-    team's target is visible to admins only.
+    A target is visible to an admin; to a manager when it is theirs, one of
+    their teams', a teammate's or one of their zones'; to a contributor when
+    it is theirs, one of their teams' or one of their zones' (the
+    ``sales_target`` row of the rights table).
     """
 
     def __init__(self, context: CRM):
