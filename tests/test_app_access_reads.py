@@ -232,26 +232,30 @@ def test_every_read_path_shows_exactly_what_the_oracle_allows(
         got_members = set(scoped.segments.preview(criteria)) & {o.id for o in orgs}
         check(role, "segments", got_members, expected_members)
         # timeline and history of every record of the example
-        for org in orgs:
-            if not sees(org):
+        ours = {c.id for c in contacts}
+        deals = [o for o in opportunities if o.contact_id in ours]
+        for record in [*orgs, *contacts, *deals]:
+            if not sees(record):
                 for read in (scoped.timeline, scoped.history):
                     try:
-                        read(org.id)
+                        read(record.id)
                     except AccessDenied:
                         continue
-                    differences.append((role.value, "hidden timeline/history", org.id))
+                    differences.append((role.value, "hidden timeline/history", record.id))
                 continue
-            system = crm.timeline(org.id, limit=1000)
+            system = crm.timeline(record.id, limit=1000)
             visible_ids = {r.id for r in [*contacts, *opportunities, *interactions] if sees(r)}
             expected_items = [
                 (e.kind, e.entity_id, e.at)
                 for e in system
                 if e.entity != "case"
-                and (e.entity_id == org.id or e.entity_id in visible_ids or e.entity == "lead")
+                and (e.entity_id == record.id or e.entity_id in visible_ids or e.entity == "lead")
             ]
-            got_items = [(e.kind, e.entity_id, e.at) for e in scoped.timeline(org.id, limit=1000)]
-            check(role, f"timeline {org.name}", got_items, expected_items)
-            check(role, "history", scoped.history(org.id), crm.history(org.id))
+            got_items = [
+                (e.kind, e.entity_id, e.at) for e in scoped.timeline(record.id, limit=1000)
+            ]
+            check(role, f"timeline {record.ENTITY}", got_items, expected_items)
+            check(role, "history", scoped.history(record.id), crm.history(record.id))
     assert differences == []
 
 
