@@ -28,6 +28,7 @@ from crmkit.core.interactions import Interaction
 from crmkit.core.leads import Lead
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.query import AnyOf, Eq, In, Lookup, Restriction, Via, restriction_matches
+from crmkit.core.targets import SalesTarget
 
 __all__ = [
     "COVERED",
@@ -76,9 +77,19 @@ class Right:
 _ALL: Final = Right({Reach.ALL}, {Reach.ALL})
 _MINE: Final = Right({Reach.OWN, Reach.ZONE}, {Reach.OWN})
 _TEAM: Final = Right({Reach.OWN, Reach.TEAM, Reach.ZONE}, {Reach.OWN, Reach.TEAM, Reach.ZONE})
+# sales targets are read in a scope (forecasts, attainment), never written there
+_TARGETS_MINE: Final = Right({Reach.OWN, Reach.ZONE}, ())
+_TARGETS_TEAM: Final = Right({Reach.OWN, Reach.TEAM, Reach.ZONE}, ())
 
 #: The entity types access control covers (a scoped CRM exposes only their services).
-COVERED: Final[tuple[type[Entity], ...]] = (Organization, Contact, Opportunity, Interaction, Lead)
+COVERED: Final[tuple[type[Entity], ...]] = (
+    Organization,
+    Contact,
+    Opportunity,
+    Interaction,
+    Lead,
+    SalesTarget,
+)
 
 #: The default rights (the design's table).  A role absent from an entity's
 #: row has no right on it; ADMIN is not listed: it may do everything.
@@ -89,6 +100,7 @@ DEFAULT_RIGHTS: Final[Mapping[Role, Mapping[str, Right]]] = {
         "opportunity": _TEAM,
         "interaction": _TEAM,
         "lead": _TEAM,
+        "sales_target": _TARGETS_TEAM,
     },
     Role.CONTRIBUTOR: {
         "organization": _MINE,
@@ -96,6 +108,7 @@ DEFAULT_RIGHTS: Final[Mapping[Role, Mapping[str, Right]]] = {
         "opportunity": _MINE,
         "interaction": _MINE,
         "lead": _MINE,
+        "sales_target": _TARGETS_MINE,
     },
     Role.GUEST: {},
 }
@@ -120,7 +133,7 @@ def _roles(values: Iterable[Role]) -> frozenset[Role]:
 
 
 #: The field naming a record's owner, when it is not ``owner_id``.
-OWNER_FIELD: Final[Mapping[str, str]] = {"interaction": "assignee_id"}
+OWNER_FIELD: Final[Mapping[str, str]] = {"interaction": "assignee_id", "sales_target": "user_id"}
 
 #: How each covered entity type reaches a zone: its own field, or its organization's.
 _ZONE_PATH: Final[Mapping[str, str | None]] = {
@@ -129,7 +142,12 @@ _ZONE_PATH: Final[Mapping[str, str | None]] = {
     "opportunity": "organization_id",
     "interaction": "organization_id",
     "lead": "organization_id",
+    "sales_target": None,  # a zone's target: sales_targets.zone_id itself
 }
+
+
+#: The field naming a record's team, for types a team owns (one of its teams' is the user's own).
+_TEAM_FIELD: Final[Mapping[str, str]] = {"sales_target": "team_id"}
 
 
 def _ids(values: Iterable[UUID]) -> frozenset[UUID]:
@@ -145,12 +163,14 @@ class Principal:
         role: the user's role.
         teammate_ids: every member of every team the user is in (the user included).
         zone_ids: the zones (security groups) the user is in.
+        team_ids: the teams the user is in.
     """
 
     user_id: UserId
     role: Role
     teammate_ids: frozenset[UUID] = field(factory=frozenset, converter=_ids)
     zone_ids: frozenset[UUID] = field(factory=frozenset, converter=_ids)
+    team_ids: frozenset[UUID] = field(factory=frozenset, converter=_ids)
 
 
 def _sorted(values: frozenset[UUID]) -> tuple[UUID, ...]:
@@ -193,6 +213,8 @@ class Policy:
         owner = OWNER_FIELD.get(cls.ENTITY, "owner_id")
         if Reach.OWN in reach:
             parts.append(Eq(owner, principal.user_id))
+            if cls.ENTITY in _TEAM_FIELD and principal.team_ids:  # a team's own record
+                parts.append(In(_TEAM_FIELD[cls.ENTITY], _sorted(principal.team_ids)))
         if Reach.TEAM in reach and principal.teammate_ids:
             parts.append(In(owner, _sorted(principal.teammate_ids)))
         if Reach.ZONE in reach and principal.zone_ids and cls.ENTITY in _ZONE_PATH:

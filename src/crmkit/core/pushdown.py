@@ -62,6 +62,7 @@ from crmkit.core.errors import ValidationError
 from crmkit.core.ids import LossReasonId
 from crmkit.core.money import Money, currency_exponent
 from crmkit.core.pipelines import Pipeline, StageKind
+from crmkit.core.query import Restriction
 
 __all__ = [
     "ClosedDealsQuery",
@@ -99,6 +100,8 @@ class OpenDealsQuery:
         probabilities: the probability texts (as stored) the store sums, each
             with its numerator over ``scale``.
         scale: a power of ten, at most ``10 ** MAX_SUMMED_DECIMALS``.
+        restrict: only the opportunities an access restriction lets through
+            (a scoped CRM's visible ones); ``None``: every one.
     """
 
     statuses: tuple[StageKind, ...]
@@ -107,6 +110,7 @@ class OpenDealsQuery:
     currency: str
     probabilities: Mapping[str, int]
     scale: int
+    restrict: Restriction | None = None
 
 
 @frozen(kw_only=True)
@@ -152,12 +156,15 @@ class ClosedDealsQuery:
         pipeline: only this pipeline's deals.
         currency: the report's currency: the store sums these amounts.
         since: the earliest close time, or ``None``.
+        restrict: only the opportunities an access restriction lets through
+            (a scoped CRM's visible ones); ``None``: every one.
     """
 
     dimensions: tuple[Dimension, ...]
     pipeline: str | None
     currency: str
     since: datetime | None
+    restrict: Restriction | None = None
 
 
 @frozen(kw_only=True)

@@ -55,6 +55,7 @@ from crmkit.services.access_writes import (
 from crmkit.services.base import Event, UserRef
 from crmkit.services.interactions import InteractionService
 from crmkit.services.leads import LeadService
+from crmkit.services.timeline import TimelineEntry
 from crmkit.stores.base import AuditLog, Repository, Store, UnitOfWork
 
 __all__ = ["ScopedCRM", "principal_of"]
@@ -75,14 +76,17 @@ def principal_of(crm: CRM, user: User | UserId) -> Principal:
     """
     current = crm.users.get(user.id if isinstance(user, User) else user)
     teammates: set[UUID] = {current.id}
+    teams: set[UUID] = set()
     for team in crm.teams.find():
         if current.id in team.member_ids:
             teammates.update(team.member_ids)
+            teams.add(team.id)
     return Principal(
         user_id=current.id,
         role=Role.GUEST if current.archived else current.role,
         teammate_ids=frozenset(teammates),
         zone_ids=frozenset(current.zone_ids),
+        team_ids=frozenset(teams),
     )
 
 
@@ -415,8 +419,10 @@ class ScopedCRM:
 
     It offers the access-aware services (``organizations``, ``contacts``,
     ``opportunities``, ``interactions``, ``leads``, ``imports``),
-    ``plan_merge()`` and ``merge()``, ``history()``, ``transaction()`` and
-    ``elevated()``;
+    ``plan_merge()`` and ``merge()``, ``history()``, ``transaction()``,
+    ``elevated()``, and the access-aware reads of
+    :mod:`crmkit.services.access_reads` (``analytics``, ``forecast``,
+    ``targets``, ``exports``, ``duplicates``, ``segments``, ``timeline()``);
     every other attribute raises :class:`~crmkit.AccessDenied`, so a path not
     yet made access-aware is closed rather than open.
 
@@ -428,17 +434,29 @@ class ScopedCRM:
         interactions: interactions the user may see and change.
         leads: leads the user may see, work and convert.
         imports: files imported as the user (rows they may not write are refused).
+        analytics: reports over the visible opportunities and interactions.
+        forecast: forecasts and attainment over the visible opportunities.
+        targets: the visible sales targets (read-only).
+        exports: exports of the visible records.
+        duplicates: duplicate pairs among the visible records.
+        segments: the visible members of segments.
     """
 
     __slots__ = (
         "_context",
+        "analytics",
         "contacts",
+        "duplicates",
+        "exports",
+        "forecast",
         "imports",
         "interactions",
         "leads",
         "opportunities",
         "organizations",
         "principal",
+        "segments",
+        "targets",
     )
 
     def __init__(self, system: CRM, principal: Principal, policy: Policy):
@@ -451,6 +469,16 @@ class ScopedCRM:
         self.interactions: InteractionService = context.interactions
         self.leads: LeadService = context.leads
         self.imports: ImportService = ScopedImports(context)
+        # the other access-aware reads (crmkit.services.access_reads)
+        from crmkit.services.access_reads import ScopedReads
+
+        reads = ScopedReads(context)
+        self.analytics = reads.analytics
+        self.forecast = reads.forecast
+        self.targets = reads.targets
+        self.exports = reads.exports
+        self.duplicates = reads.duplicates
+        self.segments = reads.segments
 
     def __repr__(self) -> str:
         return f"<ScopedCRM user={self.principal.user_id} role={self.principal.role.value}>"
@@ -529,6 +557,24 @@ class ScopedCRM:
             raise AccessDenied(Action.READ.value, "record")
 
         return self._context._read(run)
+
+    def timeline(
+        self,
+        record: Organization | Contact | Opportunity | UUID,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TimelineEntry]:
+        """The timeline of a record the user may see, made of visible records' events.
+
+        Cases are left out (access control does not cover them).
+
+        Raises:
+            AccessDenied: the record is hidden or absent (``read record``).
+        """
+        from crmkit.services.access_reads import scoped_timeline
+
+        return scoped_timeline(self._context, record, limit=limit, offset=offset)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -68,9 +68,14 @@ def last_opportunity_change(conn: Connection) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def opportunity_stages(conn: Connection, *, archived: bool | None = None) -> set[tuple[str, str]]:
-    """Every distinct (pipeline, stage) of the stored opportunities (``archived`` filters)."""
-    stmt = sa.select(_OPP.c.pipeline, _OPP.c.stage).distinct()
+def opportunity_stages(
+    conn: Connection, *, archived: bool | None = None, restricted: Sequence[Any] = ()
+) -> set[tuple[str, str]]:
+    """Every distinct (pipeline, stage) of the stored opportunities (``archived`` filters).
+
+    ``restricted`` holds the SQL conditions of an access restriction, if any.
+    """
+    stmt = sa.select(_OPP.c.pipeline, _OPP.c.stage).distinct().where(*restricted)
     if archived is not None:
         stmt = stmt.where(_OPP.c.archived.is_(archived))
     return {(p, s) for p, s in conn.execute(stmt)}
@@ -154,15 +159,19 @@ def _int(value: object) -> int:
     return 0 if value is None else int(value)  # type: ignore[call-overload]
 
 
-def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | None:
+def open_deal_groups(
+    conn: Connection, query: OpenDealsQuery, *, restricted: Sequence[Any] = ()
+) -> OpenGroups | None:
     """The summed and itemized groups of the open deals (``None``: the sums overflow).
 
     One scan sums the summed deals per group and counts the others; only when
-    there are others does a second query itemize them.
+    there are others does a second query itemize them.  ``restricted`` holds
+    the SQL conditions of ``query.restrict`` (compiled by the store).
     """
     keys = _keys(conn, query.dimensions, _OPP.c.expected_close)
     n = len(keys)
     where: list[Any] = [
+        *restricted,
         _OPP.c.archived.is_(False),
         _OPP.c.status.in_([s.value for s in query.statuses]),
     ]
@@ -219,7 +228,9 @@ def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | No
     return OpenGroups(sums=sums, items=items)
 
 
-def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroups | None:
+def closed_deal_groups(
+    conn: Connection, query: ClosedDealsQuery, *, restricted: Sequence[Any] = ()
+) -> ClosedGroups | None:
     """The summed and itemized groups of the won and lost deals (``None``: the sums overflow).
 
     As :func:`open_deal_groups`: deals in other currencies are itemized by a
@@ -228,6 +239,7 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
     keys = _keys(conn, query.dimensions, _OPP.c.closed_at)
     n = len(keys)
     where: list[Any] = [
+        *restricted,
         _OPP.c.archived.is_(False),
         _OPP.c.status.in_([StageKind.WON.value, StageKind.LOST.value]),
     ]

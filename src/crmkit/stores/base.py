@@ -20,7 +20,7 @@ Semantics every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -30,7 +30,7 @@ from crmkit.core.audit import AuditAction, AuditChange, AuditEntry
 from crmkit.core.entities import Entity, FieldKind
 from crmkit.core.ids import OrganizationId
 from crmkit.core.pushdown import ClosedDealsQuery, ClosedGroups, OpenDealsQuery, OpenGroups
-from crmkit.core.query import Query
+from crmkit.core.query import Query, Restriction
 from crmkit.core.segments import Criteria
 
 __all__ = [
@@ -192,10 +192,14 @@ class SegmentEvaluator(Protocol):
         *,
         as_of: datetime,
         custom_kinds: Sequence[tuple[str, FieldKind]] = (),
+        restrict: Mapping[type[Entity], Restriction | None] | None = None,
     ) -> list[OrganizationId]:
         """The ids of the organizations (not archived) meeting ``criteria``, in id order.
 
-        Must agree with :func:`crmkit.core.segments.evaluate`.
+        Must agree with :func:`crmkit.core.segments.evaluate`.  ``restrict``
+        (an access scope's) limits the organizations, and the interactions
+        and opportunities history criteria count, to those its restriction
+        of each type lets through; a type absent from it is not restricted.
         """
 
 
@@ -216,18 +220,27 @@ class AnalyticsAggregator(Protocol):
     def last_opportunity_change(self) -> datetime | None:
         """The latest ``updated_at`` of any opportunity (``None`` without any)."""
 
-    def opportunity_stages(self, *, archived: bool | None = None) -> set[tuple[str, str]]:
+    def opportunity_stages(
+        self, *, archived: bool | None = None, restrict: Restriction | None = None
+    ) -> set[tuple[str, str]]:
         """Every distinct ``(pipeline, stage)`` of the stored opportunities.
 
         Args:
             archived: only archived (``True``) or live (``False``) ones; all by default.
+            restrict: only the opportunities an access restriction lets through.
         """
 
     def open_deal_groups(self, query: OpenDealsQuery) -> OpenGroups | None:
-        """The groups of the deals still in the pipeline (``None``: cannot, use the pure path)."""
+        """The groups of the deals still in the pipeline (``None``: cannot, use the pure path).
+
+        ``query.restrict``, when set, must be applied (an access restriction).
+        """
 
     def closed_deal_groups(self, query: ClosedDealsQuery) -> ClosedGroups | None:
-        """The groups of the won and lost deals (``None``: cannot, use the pure path)."""
+        """The groups of the won and lost deals (``None``: cannot, use the pure path).
+
+        ``query.restrict``, when set, must be applied (an access restriction).
+        """
 
 
 class Store(Protocol):

@@ -12,7 +12,7 @@ write (copy-on-write), so a rollback costs nothing and a commit swaps tables.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
@@ -27,7 +27,7 @@ from crmkit.core.ids import OrganizationId
 from crmkit.core.interactions import Interaction
 from crmkit.core.mail import CampaignEmail
 from crmkit.core.opportunities import Opportunity
-from crmkit.core.query import Query, restriction_matches, select
+from crmkit.core.query import Query, Restriction, restriction_matches, select
 from crmkit.core.segments import Criteria, History, evaluate
 
 __all__ = ["MemoryStore"]
@@ -221,13 +221,27 @@ class _MemoryUnitOfWork:
         *,
         as_of: datetime,
         custom_kinds: Sequence[tuple[str, FieldKind]] = (),
+        restrict: Mapping[type[Entity], Restriction | None] | None = None,
     ) -> list[OrganizationId]:
+        limits = restrict or {}
+
+        def rows(cls: type[Entity]) -> Collection[Any]:
+            found = self.table(cls).rows.values()
+            r = limits.get(cls)
+            if r is None:
+                return found
+
+            def lookup(related: type[Entity], id: UUID) -> Entity | None:
+                return self.table(related).rows.get(id)
+
+            return [e for e in found if restriction_matches(e, r, lookup)]
+
         history = History.of(
-            cast(Collection[Interaction], self.table(Interaction).rows.values()),
-            cast(Collection[Opportunity], self.table(Opportunity).rows.values()),
-            cast(Collection[CampaignEmail], self.table(CampaignEmail).rows.values()),
+            cast(Collection[Interaction], rows(Interaction)),
+            cast(Collection[Opportunity], rows(Opportunity)),
+            cast(Collection[CampaignEmail], rows(CampaignEmail)),
         )
-        organizations = cast(Collection[Organization], self.table(Organization).rows.values())
+        organizations = cast(Collection[Organization], rows(Organization))
         return evaluate(
             organizations, criteria, as_of=as_of, history=history, kinds=dict(custom_kinds)
         )

@@ -23,10 +23,11 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar, cast
 from uuid import UUID
 
@@ -491,7 +492,11 @@ def _restrict_condition(table: sa.Table, cls: type[Entity], r: Restriction, dial
         return sa.or_(sa.false(), *(_restrict_condition(table, cls, p, dialect) for p in r.parts))
     if isinstance(r, Via):
         target = TABLES[r.target]
-        related = sa.select(target.c.id).where(_condition(target, r.target, r.where, dialect))
+        related = (
+            sa.select(target.c.id)
+            .where(_condition(target, r.target, r.where, dialect))
+            .correlate(None)  # never correlated to a join of the same table (analytics)
+        )
         return sa.and_(table.c[r.field].is_not(None), table.c[r.field].in_(related))
     return sa.and_(table.c[r.field].is_not(None), _condition(table, cls, r, dialect))
 
@@ -500,26 +505,43 @@ def _restrict_condition(table: sa.Table, cls: type[Entity], r: Restriction, dial
 # The tree becomes one WHERE clause over organizations; history criteria are
 # correlated subqueries, so no join can repeat a row (or a won amount).
 
+#: No access restriction on any type.
+_NO_LIMITS: Final[Mapping[type[Entity], Restriction | None]] = MappingProxyType({})
+
 
 def _criteria_condition(
-    org: sa.Table, node: Criteria, query: Query, dialect: str, as_of: datetime
+    org: sa.Table,
+    node: Criteria,
+    query: Query,
+    dialect: str,
+    as_of: datetime,
+    restrict: Mapping[type[Entity], Restriction | None] = _NO_LIMITS,
 ) -> Any:
-    """The SQL condition of a criteria tree (NULL counts as false, as in memory)."""
+    """The SQL condition of a criteria tree (NULL counts as false, as in memory).
+
+    ``restrict`` limits the records history criteria count (an access scope's).
+    """
+
+    def limited(cls: type[Entity]) -> list[Any]:
+        r = restrict.get(cls)
+        return [] if r is None else [_restrict_condition(TABLES[cls], cls, r, dialect)]
+
+    def walk(part: Criteria) -> Any:
+        return _criteria_condition(org, part, query, dialect, as_of, restrict)
+
     if isinstance(node, Eq | In | Range | Contains | Has):
         return _filter_condition(org, Organization, node, query, dialect)
     if isinstance(node, And):
-        parts = [_criteria_condition(org, p, query, dialect, as_of) for p in node.parts]
-        return sa.and_(sa.true(), *parts)
+        return sa.and_(sa.true(), *(walk(p) for p in node.parts))
     if isinstance(node, Or):
-        parts = [_criteria_condition(org, p, query, dialect, as_of) for p in node.parts]
-        return sa.or_(sa.false(), *parts)
+        return sa.or_(sa.false(), *(walk(p) for p in node.parts))
     if isinstance(node, Not):
-        inner = _criteria_condition(org, node.part, query, dialect, as_of)
-        return sa.not_(sa.func.coalesce(inner, sa.false()))
+        return sa.not_(sa.func.coalesce(walk(node.part), sa.false()))
     if isinstance(node, NoInteraction):
         it = TABLES[Interaction]
         since = as_of - timedelta(days=node.days)
         done = sa.select(1).where(
+            *limited(Interaction),
             it.c.organization_id == org.c.id,
             it.c.status == InteractionStatus.DONE.value,
             it.c.archived.is_(False),
@@ -530,6 +552,7 @@ def _criteria_condition(
     if isinstance(node, OpenedEmail):
         mail = TABLES[CampaignEmail]
         conds = [
+            *limited(CampaignEmail),
             mail.c.organization_id == org.c.id,
             mail.c.campaign_id == node.campaign,
             mail.c.archived.is_(False),
@@ -545,6 +568,7 @@ def _criteria_condition(
         total = (
             sa.select(sa.func.coalesce(sa.func.sum(opp.c.amount_minor), 0))
             .where(
+                *limited(Opportunity),
                 opp.c.organization_id == org.c.id,
                 opp.c.status == StageKind.WON.value,
                 opp.c.archived.is_(False),
@@ -557,6 +581,7 @@ def _criteria_condition(
         return total >= node.at_least.minor_units
     assert isinstance(node, OpenOpportunity)
     conds = [
+        *limited(Opportunity),
         opp.c.organization_id == org.c.id,
         opp.c.status == StageKind.OPEN.value,
         opp.c.archived.is_(False),
@@ -1386,17 +1411,33 @@ class _SqlUnitOfWork:
         with _translating(Opportunity):
             return aggregates.last_opportunity_change(self.connection)
 
-    def opportunity_stages(self, *, archived: bool | None = None) -> set[tuple[str, str]]:
+    def opportunity_stages(
+        self, *, archived: bool | None = None, restrict: Restriction | None = None
+    ) -> set[tuple[str, str]]:
         with _translating(Opportunity):
-            return aggregates.opportunity_stages(self.connection, archived=archived)
+            return aggregates.opportunity_stages(
+                self.connection, archived=archived, restricted=self._restricted(restrict)
+            )
 
     def open_deal_groups(self, query: OpenDealsQuery) -> OpenGroups | None:
         with _translating(Opportunity):
-            return aggregates.open_deal_groups(self.connection, query)
+            if query.restrict is None:
+                return aggregates.open_deal_groups(self.connection, query)
+            restricted = self._restricted(query.restrict)
+            return aggregates.open_deal_groups(self.connection, query, restricted=restricted)
 
     def closed_deal_groups(self, query: ClosedDealsQuery) -> ClosedGroups | None:
         with _translating(Opportunity):
-            return aggregates.closed_deal_groups(self.connection, query)
+            if query.restrict is None:
+                return aggregates.closed_deal_groups(self.connection, query)
+            restricted = self._restricted(query.restrict)
+            return aggregates.closed_deal_groups(self.connection, query, restricted=restricted)
+
+    def _restricted(self, restrict: Restriction | None) -> list[Any]:
+        """An access restriction on opportunities as SQL conditions (none: no restriction)."""
+        if restrict is None:
+            return []
+        return [_restrict_condition(TABLES[Opportunity], Opportunity, restrict, self.dialect)]
 
     def segment(
         self,
@@ -1404,14 +1445,22 @@ class _SqlUnitOfWork:
         *,
         as_of: datetime,
         custom_kinds: Sequence[tuple[str, FieldKind]] = (),
+        restrict: Mapping[type[Entity], Restriction | None] | None = None,
     ) -> list[OrganizationId]:
         org = TABLES[Organization]
         query = Query(custom_kinds=custom_kinds)
+        limits = restrict or _NO_LIMITS
+        visible = limits.get(Organization)
         stmt = (
             sa.select(org.c.id)
             .where(
                 org.c.archived.is_(False),
-                _criteria_condition(org, criteria, query, self.dialect, as_of),
+                *(
+                    []
+                    if visible is None
+                    else [_restrict_condition(org, Organization, visible, self.dialect)]
+                ),
+                _criteria_condition(org, criteria, query, self.dialect, as_of, limits),
             )
             .order_by(org.c.id)
         )
