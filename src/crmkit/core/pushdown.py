@@ -25,6 +25,12 @@ Group keys come back raw: stage and pipeline keys, ids as text, and
 ``"YYYY-MM"`` months for the period dimensions (made into fiscal quarters and
 years here).
 
+Grouped by team, a deal falls in one group per team of its owner (the store
+joins each deal to the memberships of the teams not archived; a deal whose
+owner is in none, or without owner, gets the key ``None``).  The groups then
+count a deal several times, so the pipeline's total comes from a second
+answer, to the same query without dimensions (:func:`total_query`).
+
 .. versionadded:: 0.1
 """
 
@@ -35,6 +41,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Final
 
+import attrs
 from attrs import frozen
 
 from crmkit.core.analytics import (
@@ -47,7 +54,6 @@ from crmkit.core.analytics import (
     RateFunction,
     WinRate,
     _check_aware,
-    _check_dimension,
     _check_dimensions,
     _currency,
     _fiscal_start,
@@ -75,6 +81,7 @@ __all__ = [
     "closed_deals_query",
     "open_deals_query",
     "pipeline_report",
+    "total_query",
     "win_rate_reports",
 ]
 
@@ -246,11 +253,24 @@ def open_deals_query(
     )
 
 
+def total_query(query: OpenDealsQuery) -> OpenDealsQuery | None:
+    """The query whose answer gives the total when the groups may count a deal twice.
+
+    Grouped by team, a deal counts under each team of its owner, so the
+    groups do not add up to the total: :func:`pipeline_report` takes the
+    answer to this query (the same deals, no dimensions) as its ``totals``.
+    ``None`` when the groups add up to the total.
+    """
+    if Dimension.TEAM not in query.dimensions:
+        return None
+    return attrs.evolve(query, dimensions=())
+
+
 def closed_deals_query(
     pipelines: Mapping[str, Pipeline],
     *,
     currency: str,
-    by: Dimension | str | None = None,
+    by: Dimension | str | Sequence[Dimension | str] | None = None,
     since: datetime | None = None,
     pipeline: str | None = None,
     fiscal_start: int = 1,
@@ -261,7 +281,7 @@ def closed_deals_query(
         ValidationError: unknown currency, dimension or pipeline; a naive ``since``.
     """
     code = _currency(currency)
-    dimensions = () if by is None else (_check_dimension(by),)
+    dimensions = _check_dimensions(by)
     _fiscal_start(fiscal_start)
     _check_pipeline(pipelines, pipeline)
     if since is not None:
@@ -293,16 +313,62 @@ def pipeline_report(
     as_of: datetime,
     rate: RateFunction | None = None,
     fiscal_start: int = 1,
+    totals: OpenGroups | None = None,
 ) -> PipelineReport:
     """The :class:`PipelineReport` of a store's groups, as the pure function gives it.
+
+    Args:
+        query: the query the store answered.
+        groups: its answer.
+        pipelines: the pipelines, by key (for the order of stages).
+        as_of: the report's moment (the day of its exchange rates).
+        rate: exchange rates for amounts in other currencies.
+        fiscal_start: the month the fiscal year starts (quarters and years).
+        totals: the answer to :func:`total_query` when it is not ``None``
+            (grouped by team); otherwise the total is the sum of the groups.
 
     Raises:
         ValidationError: a missing rate (code ``no_rate``).
     """
     valuer = _Valuer(query.currency, rate)
+    sums = _open_sums(query, groups, valuer, as_of.date(), fiscal_start)
+
+    def row(key: GroupKey, entry: Iterable[Decimal], dimensions: int) -> PipelineRow:
+        count, unvalued, value, weighted = entry
+        label, keys = _row_keys(key, dimensions)
+        return PipelineRow(
+            key=label,
+            keys=keys,
+            count=int(count),
+            unvalued=int(unvalued),
+            value=Money(value, query.currency),
+            weighted=Money(weighted, query.currency),
+        )
+
+    rows: tuple[PipelineRow, ...] = ()
+    if query.dimensions:
+        order = _group_order(pipelines, query.dimensions)
+        rows = tuple(row(k, sums[k], len(query.dimensions)) for k in sorted(sums, key=order))
+    if totals is not None:
+        whole = attrs.evolve(query, dimensions=())
+        sums = _open_sums(whole, totals, valuer, as_of.date(), fiscal_start)
+    everything = [_ZERO] * 4
+    for entry in sums.values():
+        everything = [_EXACT.add(a, b) for a, b in zip(everything, entry, strict=True)]
+    return PipelineReport(
+        as_of=as_of,
+        by=_report_by(query.dimensions),
+        currency=query.currency,
+        rows=rows,
+        total=row(None, everything, 0),
+    )
+
+
+def _open_sums(
+    query: OpenDealsQuery, groups: OpenGroups, valuer: _Valuer, day: date, fiscal_start: int
+) -> dict[GroupKey, list[Decimal]]:
+    """Per report key: ``[count, unvalued, value, weighted]`` (exact decimals)."""
     exponent = currency_exponent(query.currency)
-    day = as_of.date()
-    # per report key: [count, unvalued, value, weighted] (exact decimals)
     totals: dict[GroupKey, list[Decimal]] = {}
 
     def add(
@@ -333,33 +399,7 @@ def pipeline_report(
             _EXACT.multiply(amount, n),
             _EXACT.multiply(weighted, n),
         )
-
-    def row(key: GroupKey, entry: Iterable[Decimal], dimensions: int) -> PipelineRow:
-        count, unvalued, value, weighted = entry
-        label, keys = _row_keys(key, dimensions)
-        return PipelineRow(
-            key=label,
-            keys=keys,
-            count=int(count),
-            unvalued=int(unvalued),
-            value=Money(value, query.currency),
-            weighted=Money(weighted, query.currency),
-        )
-
-    rows: tuple[PipelineRow, ...] = ()
-    if query.dimensions:
-        order = _group_order(pipelines, query.dimensions)
-        rows = tuple(row(k, totals[k], len(query.dimensions)) for k in sorted(totals, key=order))
-    everything = [_ZERO] * 4
-    for entry in totals.values():
-        everything = [_EXACT.add(a, b) for a, b in zip(everything, entry, strict=True)]
-    return PipelineReport(
-        as_of=as_of,
-        by=_report_by(query.dimensions),
-        currency=query.currency,
-        rows=rows,
-        total=row(None, everything, 0),
-    )
+    return totals
 
 
 def win_rate_reports(
@@ -381,17 +421,15 @@ def win_rate_reports(
     """
     valuer = _Valuer(query.currency, rate)
     exponent = currency_exponent(query.currency)
-    tallies: dict[str | None, _WinTally] = {}
+    tallies: dict[GroupKey, _WinTally] = {}
     if not query.dimensions:
         tallies[None] = _WinTally(valuer.zero())
 
     def tally(keys: tuple[str | None, ...]) -> _WinTally:
         group = _group(keys, query.dimensions, fiscal_start)
-        assert not isinstance(group, tuple)  # win rates group by one dimension at most
-        label = group
-        found = tallies.get(label)
+        found = tallies.get(group)
         if found is None:
-            found = tallies[label] = _WinTally(valuer.zero())
+            found = tallies[group] = _WinTally(valuer.zero())
         return found
 
     for s in groups.sums:
@@ -402,10 +440,14 @@ def win_rate_reports(
         each = valuer.amount_of(money, item.day)
         value = Money(_EXACT.multiply(each, Decimal(item.count)), query.currency)
         tally(item.keys).add(item.won, None if item.won else item.reason_id, item.count, value)
-    keys = list(tallies)
+    ordered = list(tallies)
     if query.dimensions:
-        keys.sort(key=_group_order(pipelines, query.dimensions))
-    return tuple(tallies[k].result(as_of=as_of, since=query.since, key=k) for k in keys)
+        ordered.sort(key=_group_order(pipelines, query.dimensions))
+    results = []
+    for group in ordered:
+        label, keys = _row_keys(group, len(query.dimensions))
+        results.append(tallies[group].result(as_of=as_of, since=query.since, key=label, keys=keys))
+    return tuple(results)
 
 
 _ZERO: Final = Decimal(0)

@@ -46,6 +46,7 @@ from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import Pipeline
 from crmkit.core.query import Query
+from crmkit.core.targets import Team
 from crmkit.serialization import converter
 from crmkit.services.insights import InsightReports
 from crmkit.stores.base import AnalyticsAggregator, UnitOfWork
@@ -104,6 +105,7 @@ class AnalyticsService(InsightReports):
         for opp in opportunities:
             if opp.updated_at > as_of:
                 revisions += _revisions(uow, opp, as_of)
+        teams = uow.repository(Team).find(Query())  # not archived, today's members
         return Book(
             opportunities=opportunities,
             pipelines=list(self._crm.pipelines),
@@ -113,6 +115,7 @@ class AnalyticsService(InsightReports):
                 if isinstance(org, Organization)
             },
             revisions=revisions,
+            teams={team.id: team.member_ids for team in teams},
         )
 
     def _moment(self, as_of: datetime | None) -> datetime:
@@ -176,7 +179,9 @@ class AnalyticsService(InsightReports):
         pipelines = self._pipelines()
         query = pushdown.open_deals_query(pipelines, fiscal_start=fiscal_start, **options)
         groups = aggregator.open_deal_groups(query)
-        if groups is None:
+        whole = pushdown.total_query(query)  # by team: the groups count a deal per team
+        totals = None if whole is None else aggregator.open_deal_groups(whole)
+        if groups is None or (whole is not None and totals is None):
             return None
         return pushdown.pipeline_report(
             query,
@@ -185,6 +190,7 @@ class AnalyticsService(InsightReports):
             as_of=as_of,
             rate=self._rate,
             fiscal_start=fiscal_start,
+            totals=totals,
         )
 
     def _win_rates_pushed(
@@ -289,19 +295,20 @@ class AnalyticsService(InsightReports):
     def win_rates(
         self,
         *,
-        by: Dimension | str,
+        by: Dimension | str | Sequence[Dimension | str],
         currency: str,
         as_of: datetime | None = None,
         since: datetime | None = None,
         pipeline: str | None = None,
         fiscal_start: int = 1,
     ) -> WinRates:
-        """Win rate per owner, zone, source, close month...
+        """Win rate per owner, team, zone, source, close month... or several of them.
 
         See :func:`crmkit.core.analytics.win_rates`; computed by the store
         (``GROUP BY``) when it can (see the module docstring).
         """
         moment = self._moment(as_of)
+        dimensions = core._check_grouping(by)
 
         def read(uow: UnitOfWork) -> WinRates:
             pushed = self._win_rates_pushed(
@@ -310,7 +317,7 @@ class AnalyticsService(InsightReports):
             if pushed is not None:
                 return WinRates(
                     as_of=moment,
-                    by=core.Dimension(by),
+                    by=dimensions[0] if len(dimensions) == 1 else dimensions,
                     currency=currency.upper(),
                     groups=pushed,
                 )
