@@ -355,6 +355,17 @@ def _teams(value: object) -> Mapping[TeamId, frozenset[UserId]]:
     return MappingProxyType(teams)
 
 
+def _teams_by_user(
+    teams: Mapping[TeamId, Iterable[UserId]],
+) -> dict[UserId, tuple[TeamId, ...]]:
+    """The teams of each member, in id order (the order of the team groups)."""
+    found: dict[UserId, list[TeamId]] = {}
+    for team in sorted(teams, key=str):
+        for member in teams[team]:
+            found.setdefault(member, []).append(team)
+    return {user: tuple(ids) for user, ids in found.items()}
+
+
 @frozen(kw_only=True)
 class Book:
     """The snapshot analytics work on: what the store holds, read once.
@@ -408,13 +419,7 @@ class Book:
             "_by_opportunity",
             {key: tuple(sorted(items, key=lambda r: r.at)) for key, items in grouped.items()},
         )
-        teams_of: dict[UserId, list[TeamId]] = {}
-        for team in sorted(self.teams, key=str):
-            for member in self.teams[team]:
-                teams_of.setdefault(member, []).append(team)
-        object.__setattr__(
-            self, "_teams_of", {user: tuple(teams) for user, teams in teams_of.items()}
-        )
+        object.__setattr__(self, "_teams_of", _teams_by_user(self.teams))
 
     def at(self, as_of: datetime) -> tuple[DealState, ...]:
         """Every opportunity that existed at ``as_of``, as it stood then.

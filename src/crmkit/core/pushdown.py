@@ -25,23 +25,27 @@ Group keys come back raw: stage and pipeline keys, ids as text, and
 ``"YYYY-MM"`` months for the period dimensions (made into fiscal quarters and
 years here).
 
-Grouped by team, a deal falls in one group per team of its owner (the store
-joins each deal to the memberships of the teams not archived; a deal whose
-owner is in none, or without owner, gets the key ``None``).  The groups then
-count a deal several times, so the pipeline's total comes from a second
-answer, to the same query without dimensions (:func:`total_query`).
+Teams are never grouped by the store: a query by team asks the store for the
+owner instead (``dimensions`` holds :attr:`Dimension.OWNER` where the
+report's ``by`` holds :attr:`Dimension.TEAM`), and the report folds each
+owner's group into the group of every team the owner is a member of (the
+``teams`` given, as :class:`~crmkit.core.analytics.Book` takes them), or
+into ``None`` when the owner is in none.  Sums being additive, a team's
+figures are then exactly the sum of its members' deals, each deal counting
+under every team of its owner; the total adds the owners' groups, each deal
+once.  The store reads no team and joins nothing.
 
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import product
 from typing import Final
 
-import attrs
 from attrs import frozen
 
 from crmkit.core.analytics import (
@@ -61,11 +65,12 @@ from crmkit.core.analytics import (
     _period,
     _report_by,
     _row_keys,
+    _teams_by_user,
     _Valuer,
     _WinTally,
 )
 from crmkit.core.errors import ValidationError
-from crmkit.core.ids import LossReasonId
+from crmkit.core.ids import LossReasonId, TeamId, UserId
 from crmkit.core.money import Money, currency_exponent
 from crmkit.core.pipelines import Pipeline, StageKind
 
@@ -81,7 +86,6 @@ __all__ = [
     "closed_deals_query",
     "open_deals_query",
     "pipeline_report",
-    "total_query",
     "win_rate_reports",
 ]
 
@@ -96,11 +100,14 @@ MAX_SUMMED_DECIMALS: Final = 3
 
 @frozen(kw_only=True)
 class OpenDealsQuery:
-    """The deals still in the pipeline (not archived), grouped ``by`` one dimension.
+    """The deals still in the pipeline (not archived), grouped by some dimensions.
 
     Attributes:
         statuses: the stage kinds that count (open, and on hold unless left out).
-        dimensions: the dimensions to group by, in order (none: one group).
+        dimensions: the dimensions the store groups by, in order (none: one
+            group); never :attr:`Dimension.TEAM` (see ``by``).
+        by: the report's dimensions: ``dimensions`` with the team where the
+            store groups by owner (the report folds owners into teams).
         pipeline: only this pipeline's deals.
         currency: the report's currency.
         probabilities: the probability texts (as stored) the store sums, each
@@ -110,6 +117,7 @@ class OpenDealsQuery:
 
     statuses: tuple[StageKind, ...]
     dimensions: tuple[Dimension, ...]
+    by: tuple[Dimension, ...]
     pipeline: str | None
     currency: str
     probabilities: Mapping[str, int]
@@ -154,14 +162,16 @@ class ClosedDealsQuery:
     """The deals won or lost (not archived) closed at or after ``since``.
 
     Attributes:
-        dimensions: the dimensions to group by (periods: of the close time's
-            UTC day); none for one group.
+        dimensions: the dimensions the store groups by (periods: of the close
+            time's UTC day); none for one group; never :attr:`Dimension.TEAM`.
+        by: the report's dimensions, as in :class:`OpenDealsQuery`.
         pipeline: only this pipeline's deals.
         currency: the report's currency: the store sums these amounts.
         since: the earliest close time, or ``None``.
     """
 
     dimensions: tuple[Dimension, ...]
+    by: tuple[Dimension, ...]
     pipeline: str | None
     currency: str
     since: datetime | None
@@ -245,7 +255,8 @@ def open_deals_query(
     statuses = (StageKind.OPEN, StageKind.ON_HOLD) if include_on_hold else (StageKind.OPEN,)
     return OpenDealsQuery(
         statuses=statuses,
-        dimensions=dimensions,
+        dimensions=_store_dimensions(dimensions),
+        by=dimensions,
         pipeline=pipeline,
         currency=code,
         probabilities=probabilities,
@@ -253,17 +264,14 @@ def open_deals_query(
     )
 
 
-def total_query(query: OpenDealsQuery) -> OpenDealsQuery | None:
-    """The query whose answer gives the total when the groups may count a deal twice.
-
-    Grouped by team, a deal counts under each team of its owner, so the
-    groups do not add up to the total: :func:`pipeline_report` takes the
-    answer to this query (the same deals, no dimensions) as its ``totals``.
-    ``None`` when the groups add up to the total.
-    """
-    if Dimension.TEAM not in query.dimensions:
-        return None
-    return attrs.evolve(query, dimensions=())
+def _store_dimensions(dimensions: tuple[Dimension, ...]) -> tuple[Dimension, ...]:
+    """What the store groups by: the owner in place of the team, each dimension once."""
+    found: list[Dimension] = []
+    for by in dimensions:
+        grouped = Dimension.OWNER if by is Dimension.TEAM else by
+        if grouped not in found:
+            found.append(grouped)
+    return tuple(found)
 
 
 def closed_deals_query(
@@ -286,7 +294,13 @@ def closed_deals_query(
     _check_pipeline(pipelines, pipeline)
     if since is not None:
         _check_aware(since, "since")
-    return ClosedDealsQuery(dimensions=dimensions, pipeline=pipeline, currency=code, since=since)
+    return ClosedDealsQuery(
+        dimensions=_store_dimensions(dimensions),
+        by=dimensions,
+        pipeline=pipeline,
+        currency=code,
+        since=since,
+    )
 
 
 def _label(key: str | None, by: Dimension, fiscal_start: int) -> str | None:
@@ -297,12 +311,36 @@ def _label(key: str | None, by: Dimension, fiscal_start: int) -> str | None:
     return _period(int(year), int(month), _PERIOD_OF[by], fiscal_start).label
 
 
-def _group(
-    keys: tuple[str | None, ...], dimensions: tuple[Dimension, ...], fiscal_start: int
-) -> GroupKey:
-    """The report's key of a group's raw keys (one per dimension)."""
-    labels = tuple(_label(k, d, fiscal_start) for k, d in zip(keys, dimensions, strict=True))
-    return None if not labels else labels[0] if len(labels) == 1 else labels
+class _Groups:
+    """The report's groups of a store group's raw keys: one, or one per team of its owner."""
+
+    def __init__(
+        self,
+        dimensions: tuple[Dimension, ...],
+        by: tuple[Dimension, ...],
+        teams: Mapping[TeamId, Collection[UserId]] | None,
+        fiscal_start: int,
+    ):
+        self.by = by
+        self.fiscal_start = fiscal_start
+        self.index = [dimensions.index(Dimension.OWNER if d is Dimension.TEAM else d) for d in by]
+        self.teams: dict[str | None, tuple[str | None, ...]] = {
+            str(user): tuple(str(t) for t in ids)
+            for user, ids in _teams_by_user(teams or {}).items()
+        }
+
+    def of(self, keys: tuple[str | None, ...]) -> list[GroupKey]:
+        parts = [
+            self.teams.get(keys[i], (None,))
+            if by is Dimension.TEAM
+            else (_label(keys[i], by, self.fiscal_start),)
+            for by, i in zip(self.by, self.index, strict=True)
+        ]
+        if not parts:
+            return [None]
+        if len(parts) == 1:
+            return list(parts[0])
+        return list(product(*parts))
 
 
 def pipeline_report(
@@ -313,7 +351,7 @@ def pipeline_report(
     as_of: datetime,
     rate: RateFunction | None = None,
     fiscal_start: int = 1,
-    totals: OpenGroups | None = None,
+    teams: Mapping[TeamId, Collection[UserId]] | None = None,
 ) -> PipelineReport:
     """The :class:`PipelineReport` of a store's groups, as the pure function gives it.
 
@@ -324,14 +362,26 @@ def pipeline_report(
         as_of: the report's moment (the day of its exchange rates).
         rate: exchange rates for amounts in other currencies.
         fiscal_start: the month the fiscal year starts (quarters and years).
-        totals: the answer to :func:`total_query` when it is not ``None``
-            (grouped by team); otherwise the total is the sum of the groups.
+        teams: the members of each team, as the book has them, for a report
+            by team (owners fold into their teams).
 
     Raises:
         ValidationError: a missing rate (code ``no_rate``).
     """
     valuer = _Valuer(query.currency, rate)
-    sums = _open_sums(query, groups, valuer, as_of.date(), fiscal_start)
+    sums = _open_sums(query, groups, valuer, as_of.date())
+    fold = _Groups(query.dimensions, query.by, teams, fiscal_start)
+    totals: dict[GroupKey, list[Decimal]] = {}
+    everything = [_ZERO] * 4
+    for raw, entry in sums.items():
+        everything = [_EXACT.add(a, b) for a, b in zip(everything, entry, strict=True)]
+        for group in fold.of(raw):
+            found = totals.get(group)
+            totals[group] = (
+                entry
+                if found is None
+                else [_EXACT.add(a, b) for a, b in zip(found, entry, strict=True)]
+            )
 
     def row(key: GroupKey, entry: Iterable[Decimal], dimensions: int) -> PipelineRow:
         count, unvalued, value, weighted = entry
@@ -346,18 +396,12 @@ def pipeline_report(
         )
 
     rows: tuple[PipelineRow, ...] = ()
-    if query.dimensions:
-        order = _group_order(pipelines, query.dimensions)
-        rows = tuple(row(k, sums[k], len(query.dimensions)) for k in sorted(sums, key=order))
-    if totals is not None:
-        whole = attrs.evolve(query, dimensions=())
-        sums = _open_sums(whole, totals, valuer, as_of.date(), fiscal_start)
-    everything = [_ZERO] * 4
-    for entry in sums.values():
-        everything = [_EXACT.add(a, b) for a, b in zip(everything, entry, strict=True)]
+    if query.by:
+        order = _group_order(pipelines, query.by)
+        rows = tuple(row(k, totals[k], len(query.by)) for k in sorted(totals, key=order))
     return PipelineReport(
         as_of=as_of,
-        by=_report_by(query.dimensions),
+        by=_report_by(query.by),
         currency=query.currency,
         rows=rows,
         total=row(None, everything, 0),
@@ -365,16 +409,16 @@ def pipeline_report(
 
 
 def _open_sums(
-    query: OpenDealsQuery, groups: OpenGroups, valuer: _Valuer, day: date, fiscal_start: int
-) -> dict[GroupKey, list[Decimal]]:
-    """Per report key: ``[count, unvalued, value, weighted]`` (exact decimals)."""
+    query: OpenDealsQuery, groups: OpenGroups, valuer: _Valuer, day: date
+) -> dict[tuple[str | None, ...], list[Decimal]]:
+    """Per store group (raw keys): ``[count, unvalued, value, weighted]`` (exact decimals)."""
     exponent = currency_exponent(query.currency)
-    totals: dict[GroupKey, list[Decimal]] = {}
+    totals: dict[tuple[str | None, ...], list[Decimal]] = {}
 
     def add(
         keys: tuple[str | None, ...], count: int, unvalued: int, value: Decimal, weighted: Decimal
     ) -> None:
-        entry = totals.setdefault(_group(keys, query.dimensions, fiscal_start), [_ZERO] * 4)
+        entry = totals.setdefault(keys, [_ZERO] * 4)
         entry[0] += count
         entry[1] += unvalued
         entry[2] = _EXACT.add(entry[2], value)
@@ -410,11 +454,13 @@ def win_rate_reports(
     as_of: datetime,
     rate: RateFunction | None = None,
     fiscal_start: int = 1,
+    teams: Mapping[TeamId, Collection[UserId]] | None = None,
 ) -> tuple[WinRate, ...]:
     """The :class:`WinRate` of each group of a store's answer, as the pure function gives them.
 
     Without dimensions, one :class:`WinRate` (key ``None``) whether or
     not anything closed, as :func:`crmkit.core.analytics.win_rate` returns.
+    ``teams`` is as in :func:`pipeline_report`.
 
     Raises:
         ValidationError: a missing rate (code ``no_rate``).
@@ -422,30 +468,34 @@ def win_rate_reports(
     valuer = _Valuer(query.currency, rate)
     exponent = currency_exponent(query.currency)
     tallies: dict[GroupKey, _WinTally] = {}
-    if not query.dimensions:
+    if not query.by:
         tallies[None] = _WinTally(valuer.zero())
+    fold = _Groups(query.dimensions, query.by, teams, fiscal_start)
 
-    def tally(keys: tuple[str | None, ...]) -> _WinTally:
-        group = _group(keys, query.dimensions, fiscal_start)
-        found = tallies.get(group)
-        if found is None:
-            found = tallies[group] = _WinTally(valuer.zero())
+    def tally(keys: tuple[str | None, ...]) -> list[_WinTally]:
+        found = []
+        for group in fold.of(keys):
+            if group not in tallies:
+                tallies[group] = _WinTally(valuer.zero())
+            found.append(tallies[group])
         return found
 
     for s in groups.sums:
         value = Money(Decimal(s.value_minor).scaleb(-exponent), query.currency)
-        tally(s.keys).add(s.won, None if s.won else s.reason_id, s.count, value)
+        for each_tally in tally(s.keys):
+            each_tally.add(s.won, None if s.won else s.reason_id, s.count, value)
     for item in groups.items:
         money = Money.from_minor_units(item.amount_minor, item.currency)
         each = valuer.amount_of(money, item.day)
         value = Money(_EXACT.multiply(each, Decimal(item.count)), query.currency)
-        tally(item.keys).add(item.won, None if item.won else item.reason_id, item.count, value)
+        for each_tally in tally(item.keys):
+            each_tally.add(item.won, None if item.won else item.reason_id, item.count, value)
     ordered = list(tallies)
-    if query.dimensions:
-        ordered.sort(key=_group_order(pipelines, query.dimensions))
+    if query.by:
+        ordered.sort(key=_group_order(pipelines, query.by))
     results = []
     for group in ordered:
-        label, keys = _row_keys(group, len(query.dimensions))
+        label, keys = _row_keys(group, len(query.by))
         results.append(tallies[group].result(as_of=as_of, since=query.since, key=label, keys=keys))
     return tuple(results)
 

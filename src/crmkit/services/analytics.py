@@ -42,6 +42,7 @@ from crmkit.core.analytics import (
 from crmkit.core.audit import AuditAction
 from crmkit.core.entities import Organization
 from crmkit.core.errors import ValidationError
+from crmkit.core.ids import TeamId, UserId
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import Pipeline
@@ -105,7 +106,6 @@ class AnalyticsService(InsightReports):
         for opp in opportunities:
             if opp.updated_at > as_of:
                 revisions += _revisions(uow, opp, as_of)
-        teams = uow.repository(Team).find(Query())  # not archived, today's members
         return Book(
             opportunities=opportunities,
             pipelines=list(self._crm.pipelines),
@@ -115,7 +115,7 @@ class AnalyticsService(InsightReports):
                 if isinstance(org, Organization)
             },
             revisions=revisions,
-            teams={team.id: team.member_ids for team in teams},
+            teams=_teams(uow),
         )
 
     def _moment(self, as_of: datetime | None) -> datetime:
@@ -179,9 +179,7 @@ class AnalyticsService(InsightReports):
         pipelines = self._pipelines()
         query = pushdown.open_deals_query(pipelines, fiscal_start=fiscal_start, **options)
         groups = aggregator.open_deal_groups(query)
-        whole = pushdown.total_query(query)  # by team: the groups count a deal per team
-        totals = None if whole is None else aggregator.open_deal_groups(whole)
-        if groups is None or (whole is not None and totals is None):
+        if groups is None:
             return None
         return pushdown.pipeline_report(
             query,
@@ -190,7 +188,7 @@ class AnalyticsService(InsightReports):
             as_of=as_of,
             rate=self._rate,
             fiscal_start=fiscal_start,
-            totals=totals,
+            teams=_teams(uow) if Dimension.TEAM in query.by else None,
         )
 
     def _win_rates_pushed(
@@ -213,6 +211,7 @@ class AnalyticsService(InsightReports):
             as_of=as_of,
             rate=self._rate,
             fiscal_start=fiscal_start,
+            teams=_teams(uow) if Dimension.TEAM in query.by else None,
         )
 
     def _run(self, as_of: datetime | None, fn: Callable[[Book, datetime], T]) -> T:
@@ -392,6 +391,11 @@ class AnalyticsService(InsightReports):
         return core.waterfall(
             book, start=first, end=last, currency=currency, rate=self._rate, pipeline=pipeline
         )
+
+
+def _teams(uow: UnitOfWork) -> dict[TeamId, tuple[UserId, ...]]:
+    """The members of each team not archived, as they are now (membership has no history)."""
+    return {team.id: team.member_ids for team in uow.repository(Team).find(Query())}
 
 
 def _revisions(uow: UnitOfWork, opp: Opportunity, after: datetime) -> list[Revision]:

@@ -8,12 +8,6 @@ bits: amounts are at most 10^15 minor units and numerators at most 1,000), so
 the sums are exact.  See :mod:`crmkit.core.pushdown` for the split between
 summed and itemized deals.
 
-Grouping by team joins each deal to the memberships of its owner: the teams
-(not archived) whose ``member_ids`` JSON list holds the owner, unnested with
-``json_each`` on SQLite and ``jsonb_array_elements_text`` on PostgreSQL.  A
-deal whose owner is in several teams gives one row per team, so it counts
-under each; an owner in none (or no owner) gives one row with no team.
-
 .. versionadded:: 0.1
 """
 
@@ -41,7 +35,6 @@ from crmkit.core.pushdown import (
     OpenItems,
     OpenSum,
 )
-from crmkit.core.targets import Team
 from crmkit.stores.schema import TABLES
 
 __all__ = [
@@ -53,7 +46,6 @@ __all__ = [
 
 _OPP = TABLES[Opportunity]
 _ORG = TABLES[Organization]
-_TEAM = TABLES[Team]
 _PERIODS = frozenset({Dimension.MONTH, Dimension.QUARTER, Dimension.YEAR})
 _COLUMNS = {
     Dimension.STAGE: _OPP.c.stage,
@@ -91,52 +83,18 @@ def _text(conn: Connection, column: Any, length: int) -> Any:
     return sa.func.to_char(column, "YYYY-MM-DD"[:length])
 
 
-def _memberships(conn: Connection) -> Any:
-    """``(team_id, user_id)`` of every member of every team not archived.
-
-    ``user_id`` is in the form the opportunities' ``owner_id`` is stored in:
-    a ``uuid`` on PostgreSQL, 32 hex digits on SQLite (the JSON list holds
-    the canonical text, with hyphens).
-    """
-    if conn.dialect.name == "sqlite":
-        member = sa.func.json_each(_TEAM.c.member_ids).table_valued("value")
-        user_id: Any = sa.func.replace(member.c.value, "-", "")
-    else:
-        member = sa.func.jsonb_array_elements_text(_TEAM.c.member_ids).table_valued("value")
-        user_id = sa.cast(member.c.value, sa.Uuid())
-    return (
-        sa.select(_TEAM.c.id.label("team_id"), user_id.label("user_id"))
-        .select_from(_TEAM)
-        .join(member, sa.true())
-        .where(_TEAM.c.archived.is_(False))
-        .subquery("memberships")
-    )
-
-
-def _keys(conn: Connection, dimensions: tuple[Dimension, ...], day: Any, teams: Any) -> list[Any]:
+def _keys(conn: Connection, dimensions: tuple[Dimension, ...], day: Any) -> list[Any]:
     """One labelled column per dimension (periods: the ``YYYY-MM`` month of ``day``)."""
-    columns = []
-    for i, by in enumerate(dimensions):
-        if by in _PERIODS:
-            column = _text(conn, day, 7)
-        elif by is Dimension.TEAM:
-            column = teams.c.team_id
-        else:
-            column = _COLUMNS[by]
-        columns.append(column.label(f"k{i}"))
-    return columns
+    return [
+        (_text(conn, day, 7) if by in _PERIODS else _COLUMNS[by]).label(f"k{i}")
+        for i, by in enumerate(dimensions)
+    ]
 
 
-def _source(conn: Connection, dimensions: tuple[Dimension, ...]) -> tuple[Any, Any]:
-    """The opportunities, joined to what the dimensions need; and the memberships (or None)."""
-    source: Any = _OPP
+def _source(dimensions: tuple[Dimension, ...]) -> Any:
     if Dimension.ZONE in dimensions:
-        source = source.outerjoin(_ORG, _OPP.c.organization_id == _ORG.c.id)
-    teams = None
-    if Dimension.TEAM in dimensions:
-        teams = _memberships(conn)
-        source = source.outerjoin(teams, teams.c.user_id == _OPP.c.owner_id)
-    return source, teams
+        return _OPP.outerjoin(_ORG, _OPP.c.organization_id == _ORG.c.id)
+    return _OPP
 
 
 def _raw_keys(values: Sequence[object]) -> tuple[str | None, ...]:
@@ -202,8 +160,7 @@ def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | No
     One scan sums the summed deals per group and counts the others; only when
     there are others does a second query itemize them.
     """
-    source, teams = _source(conn, query.dimensions)
-    keys = _keys(conn, query.dimensions, _OPP.c.expected_close, teams)
+    keys = _keys(conn, query.dimensions, _OPP.c.expected_close)
     n = len(keys)
     where: list[Any] = [
         _OPP.c.archived.is_(False),
@@ -222,7 +179,7 @@ def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | No
             sa.func.sum(_weighted(numerator, query.scale)),
             sa.func.count() - sa.func.count(numerator),
         )
-        .select_from(source)
+        .select_from(_source(query.dimensions))
         .where(*where)
         .group_by(*keys)
     )
@@ -245,7 +202,7 @@ def open_deal_groups(conn: Connection, query: OpenDealsQuery) -> OpenGroups | No
     itemized = (_OPP.c.amount_currency, _OPP.c.amount_minor, _OPP.c.probability)
     stmt = (
         sa.select(*keys, *itemized, sa.func.count())
-        .select_from(source)
+        .select_from(_source(query.dimensions))
         .where(*where, numerator.is_(None))
         .group_by(*keys, *itemized)
     )
@@ -268,8 +225,7 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
     As :func:`open_deal_groups`: deals in other currencies are itemized by a
     second query only when the first one counted some.
     """
-    source, teams = _source(conn, query.dimensions)
-    keys = _keys(conn, query.dimensions, _OPP.c.closed_at, teams)
+    keys = _keys(conn, query.dimensions, _OPP.c.closed_at)
     n = len(keys)
     where: list[Any] = [
         _OPP.c.archived.is_(False),
@@ -291,7 +247,7 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
             sa.func.sum(summed_amount),
             sa.func.count() - sa.func.count(summed),
         )
-        .select_from(source)
+        .select_from(_source(query.dimensions))
         .where(*where)
         .group_by(*keys, *outcome)
     )
@@ -316,7 +272,7 @@ def closed_deal_groups(conn: Connection, query: ClosedDealsQuery) -> ClosedGroup
     itemized = (*outcome, _OPP.c.amount_currency, _OPP.c.amount_minor, day)
     stmt = (
         sa.select(*keys, *itemized, sa.func.count())
-        .select_from(source)
+        .select_from(_source(query.dimensions))
         .where(*where, sa.not_(ours))
         .group_by(*keys, *itemized)
     )
