@@ -215,7 +215,7 @@ class Dimension(enum.Enum):
     STAGE = "stage"
     PIPELINE = "pipeline"
     OWNER = "owner"
-    #: every (not archived) team the owner is a member of; ``None`` for none
+    #: each team of the owner (a deal counts under every one); ``None``: no team
     TEAM = "team"
     ZONE = "zone"  #: the zone of the opportunity's organization
     SOURCE = "source"
