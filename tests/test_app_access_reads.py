@@ -413,3 +413,18 @@ def test_a_scoped_segment_is_evaluated_by_the_store_over_visible_history(
     contributor = any_crm.as_user(world.users["contributor"])  # sees it through the zone
     assert zoned.id not in contributor.segments.preview(quiet)
     assert world.org["hidden"].id not in contributor.segments.preview(quiet)
+
+
+def test_a_scoped_pipeline_by_team_names_the_owners_teams(any_crm: CRM) -> None:
+    """Memory (pure path) and SQL (pushdown) alike: the scope's book knows the teams."""
+    ana = any_crm.users.create(name="Ana", role="contributor")
+    bo = any_crm.users.create(name="Bo", role="contributor")
+    north = any_crm.teams.create(name="North", members=[ana.id, bo.id])
+    for user in (ana, bo):
+        org = any_crm.organizations.create(name=f"Org {user.name}", owner=user.id)
+        any_crm.opportunities.create(
+            name="Deal", organization=org.id, owner=user.id, amount=Money("1000", EUR)
+        )
+    rows = any_crm.as_user(ana).analytics.pipeline(currency=EUR, by="team").table().rows
+    assert [(row[0], row[1]) for row in rows] == [(str(north.id), 1)]
+    assert any_crm.analytics.pipeline(currency=EUR, by="team").table().rows[0][1] == 2

@@ -122,6 +122,48 @@ def test_another_currency_needs_a_rate_plugin(backend_url: str, clock: FixedCloc
         assert crm.analytics.pipeline(currency="EUR").total.value == EUR("90")
 
 
+def test_win_rates_and_pipeline_by_team_use_the_teams_as_they_are_now(
+    any_crm: crmkit.CRM, clock: FixedClock
+) -> None:
+    """A deal counts under each team (not archived) of its owner, with today's members,
+    even as of a past date; win rates group by team and zone together."""
+    crm = any_crm
+    ana, luis = crm.users.create(name="Ana"), crm.users.create(name="Luis")
+    norte = crm.zones.create(key="norte", name="Norte")
+    acme = crm.organizations.create(name="Acme S.A.", zone=norte)
+    both = crm.teams.create(name="Norte", members=[ana, luis])
+    big = crm.teams.create(name="Grandes cuentas", members=[ana])
+    old = crm.teams.create(name="Antiguo", members=[luis])
+    crm.teams.archive(old.id, expected_version=old.version)
+    won = crm.opportunities.create(
+        name="Won", organization=acme, stage="proposal", amount=EUR("3000"),
+        expected_close=date(2026, 2, 1), owner=ana,
+    )  # fmt: skip
+    lost = crm.opportunities.create(name="Lost", organization=acme, amount=EUR("600"), owner=luis)
+    crm.opportunities.create(name="Open", organization=acme, amount=EUR("100"), owner=ana)
+    clock.advance(days=5)
+    crm.opportunities.win(won.id)
+    crm.opportunities.lose(lost.id, reason="price")
+    clock.advance(days=1)
+
+    rates = crm.analytics.win_rates(by=("team", "zone"), currency="EUR")
+    assert sorted((g.keys[0] or "", g.keys[1], g.won, g.lost) for g in rates) == sorted(
+        [(str(both.id), str(norte.id), 1, 1), (str(big.id), str(norte.id), 1, 0)]
+    )
+    assert rates.table().columns[:2] == ("team", "zone")
+    past = START + timedelta(days=1)
+    assert {r.key for r in crm.analytics.pipeline(currency="EUR", by="team", as_of=past).rows} == {
+        str(both.id),
+        str(big.id),
+    }
+    crm.teams.update(big.id, expected_version=big.version, members=[luis])
+    rows = crm.analytics.pipeline(currency="EUR", by="team", as_of=past).rows
+    assert {r.key: r.count for r in rows} == {str(both.id): 3, str(big.id): 1}  # all open then
+    with pytest.raises(ValidationError) as caught:
+        crm.analytics.win_rates(by=(), currency="EUR")
+    assert caught.value.field == "by"
+
+
 def test_bad_arguments_are_validation_errors(crm: crmkit.CRM) -> None:
     """A naive as_of, an unknown dimension or pipeline: ValidationError, nothing else."""
     with pytest.raises(ValidationError) as caught:

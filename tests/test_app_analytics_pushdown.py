@@ -2,10 +2,10 @@
 
 Each example stores a random book (opportunities opened and moved by the real
 transition functions, in several currencies, with stage-default, round and
-odd manual probabilities) in one database per store, cleared between
-examples, and compares ``crm.analytics`` (pushed down to ``GROUP BY`` on
-SQLite and PostgreSQL) with :mod:`crmkit.core.analytics` over the book read
-back from the same store.
+odd manual probabilities, and teams whose members overlap, some archived) in
+one database per store, cleared between examples, and compares
+``crm.analytics`` (pushed down to ``GROUP BY`` on SQLite and PostgreSQL) with
+:mod:`crmkit.core.analytics` over the book read back from the same store.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from crmkit.core import analytics as core
 from crmkit.core import changes
 from crmkit.core.analytics import Dimension
 from crmkit.core.entities import LossReason
-from crmkit.core.ids import OpportunityId, uuid7
+from crmkit.core.ids import OpportunityId, TeamId, uuid7
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import Pipeline, StageKind
+from crmkit.core.targets import Team
 from crmkit.core.transitions import (
     advance,
     hold,
@@ -107,11 +108,14 @@ class Store:
         self.masters = _masters(self.crm)
 
     def empty(self) -> tuple[crmkit.CRM, Masters]:
-        if self.url == ":memory:":  # MemoryStore has no delete: drop its table
-            self.crm.store._state.tables.pop(Opportunity.ENTITY, None)  # type: ignore[attr-defined]
+        """The CRM without opportunities and teams, and its masters."""
+        if self.url == ":memory:":  # MemoryStore has no delete: drop its tables
+            for entity in (Opportunity.ENTITY, Team.ENTITY):
+                self.crm.store._state.tables.pop(entity, None)  # type: ignore[attr-defined]
             return self.crm, self.masters
         with self.crm.store.unit_of_work() as uow:
-            uow.connection.execute(sa.delete(TABLES[Opportunity]))  # type: ignore[attr-defined]
+            for cls in (Opportunity, Team):
+                uow.connection.execute(sa.delete(TABLES[cls]))  # type: ignore[attr-defined]
             uow.commit()
         return self.crm, self.masters
 
@@ -267,6 +271,21 @@ def _deal(data: st.DataObject, masters: Masters, pipes: tuple[Pipeline, ...]) ->
     return opp
 
 
+def _teams(data: st.DataObject, masters: Masters) -> list[Team]:
+    """Up to three teams of some owners each (an owner may be in several or none);
+    an archived team counts for nobody."""
+    teams = []
+    for i in range(data.draw(st.sampled_from((0, 1, 2, 2, 3, 3)))):  # overlaps are likely
+        members = data.draw(st.lists(st.sampled_from(masters.owners), unique=True, max_size=3))
+        team, _ = changes.create(
+            Team, id=TeamId(uuid7()), now=T0, name=f"Team {i}", member_ids=tuple(members)
+        )
+        if data.draw(st.integers(0, 4)) == 0:
+            team, _ = changes.archive(team, now=T0)
+        teams.append(team)
+    return teams
+
+
 #: The two ways a book cannot be valued in the report's currency.  A book with
 #: both a missing rate and an amount too large once converted fails on both
 #: paths, but which problem is met first depends on the order the deals (in
@@ -299,16 +318,26 @@ def test_the_database_computes_the_same_grouped_figures_as_the_pure_functions(
     crm, masters = store.empty()
     pipes = tuple(crm.pipelines)
     opps = [_deal(data, masters, pipes) for _ in range(data.draw(st.integers(0, 12)))]
+    teams = _teams(data, masters)
     with crm.store.unit_of_work() as uow:
         uow.repository(Opportunity).add_many(opps)
+        uow.repository(Team).add_many(teams)
         uow.commit()
     last = max((o.updated_at for o in opps), default=T0)
     as_of = last + timedelta(hours=data.draw(st.integers(0, 2000)))
     currency = data.draw(st.sampled_from(("EUR", "USD", "JPY")))
     several = st.lists(st.sampled_from(Dimension), min_size=2, max_size=3, unique=True)
     by: Dimension | tuple[Dimension, ...] | None = data.draw(
-        st.none() | st.sampled_from(Dimension) | several.map(tuple)
+        st.none()
+        | st.sampled_from(Dimension)
+        | several.map(tuple)
+        | st.just(Dimension.TEAM)  # the one dimension where a deal may be in several groups
     )
+    dimensions = by if isinstance(by, tuple) else (by,)
+    if Dimension.TEAM in dimensions:
+        live = [t for t in teams if not t.archived]
+        shared = any(sum(o in t.member_ids for t in live) > 1 for o in masters.owners)
+        event("by team, an owner in several teams" if shared else "by team")
     pipeline = data.draw(st.none() | st.sampled_from([p.key for p in pipes]))
     fiscal_start = data.draw(st.integers(1, 12))
     include_on_hold = data.draw(st.booleans())
@@ -345,7 +374,7 @@ def test_the_database_computes_the_same_grouped_figures_as_the_pure_functions(
             book, as_of=as_of, currency=currency, since=since, rate=rate, pipeline=pipeline
         )
     )
-    group = by if isinstance(by, Dimension) else Dimension.OWNER
+    group = by if by is not None else Dimension.OWNER  # win rates by several dimensions too
     assert _outcome(
         lambda: crm.analytics.win_rates(
             by=group,
@@ -403,3 +432,51 @@ def test_sqlstore_groups_in_the_database_unless_as_of_needs_history(
     assert now.total.weighted == Money("250", "EUR")  # qualified: 0.25
     assert before.total.weighted == Money("100", "EUR")  # still a lead then: 0.1
     assert (pushed, len(asked)) == ((0, 0) if store.url == ":memory:" else (1, 1))
+
+
+def test_sqlstore_groups_by_team_in_the_database(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deal counts under each (not archived) team of its owner; the total counts it once.
+    The database groups by owner, in one query; owners fold into their teams."""
+    crm, masters = store.empty()
+    ana, luis, _ = masters.owners
+    teams = [
+        changes.create(Team, id=TeamId(uuid7()), now=T0, name=name, member_ids=members)[0]
+        for name, members in (("Norte", (ana, luis)), ("Grandes", (ana,)), ("Old", (luis,)))
+    ]
+    teams[2] = changes.archive(teams[2], now=T0)[0]
+    pipe = crm.pipelines.get("sales")
+    opps = [
+        open_opportunity(pipe, id=OpportunityId(uuid7()), now=T0, by=None, name="Deal", **fields)[0]
+        for fields in (
+            {"amount": Money("100", "EUR"), "owner_id": ana},
+            {"amount": Money("40", "EUR"), "owner_id": luis},
+            {"amount": Money("5", "EUR")},
+        )
+    ]
+    with crm.store.unit_of_work() as uow:
+        uow.repository(Opportunity).add_many(opps)
+        uow.repository(Team).add_many(teams)
+        uow.commit()
+    asked: list[Any] = []
+    original = aggregates.open_deal_groups
+
+    def spy(conn: Any, query: Any) -> Any:
+        asked.append(query)
+        return original(conn, query)
+
+    monkeypatch.setattr(aggregates, "open_deal_groups", spy)
+    report = crm.analytics.pipeline(currency="EUR", by="team", as_of=T0 + timedelta(days=1))
+
+    names = {str(t.id): t.name for t in teams}
+    assert {names.get(r.key or ""): (r.count, r.value) for r in report.rows} == {
+        "Grandes": (1, Money("100", "EUR")),
+        "Norte": (2, Money("140", "EUR")),
+        None: (1, Money("5", "EUR")),
+    }
+    assert report.rows[-1].key is None
+    assert (report.total.count, report.total.value) == (3, Money("145", "EUR"))
+    assert [q.dimensions for q in asked] == (
+        [] if store.url == ":memory:" else [(Dimension.OWNER,)]
+    )

@@ -23,7 +23,8 @@ WIDE = {"COLUMNS": "200"}
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Ana's 12000 deal in proposal (Q1 2026), Luis's 4000 lead (Q2), one won and one lost."""
+    """Ana's 12000 deal in proposal (Q1 2026), Luis's 4000 lead (Q2), one won and one lost;
+    Ana is in the Ventas and Grandes cuentas teams, Luis in Ventas."""
     clock = FixedClock()
     path = str(tmp_path_factory.mktemp("report") / "crm.db")
     with crmkit.open(path, clock=clock) as crm:
@@ -31,6 +32,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> str:
         acme = crm.organizations.create(name="Acme S.A.", zone=norte)
         ana = crm.users.create(name="=SUM(A1) Ana", email="ana@example.com")
         luis = crm.users.create(name="Luis", email="luis@example.com")
+        crm.teams.create(name="Ventas", members=[ana, luis])
+        crm.teams.create(name="Grandes cuentas", members=[ana])
         crm.opportunities.create(
             name="ERP", organization=acme, stage="proposal", amount=Money("12000", "EUR"),
             expected_close=date(2026, 3, 31), owner=ana,
@@ -82,6 +85,24 @@ def test_csv_has_ids_names_and_exact_amounts(db: str) -> None:
     assert ("12000.00", "6000.00") == (
         by_name["'=SUM(A1) Ana"]["value"],
         by_name["'=SUM(A1) Ana"]["weighted"],
+    )
+
+
+def test_pipeline_and_winrate_by_team_name_the_teams(db: str) -> None:
+    """Ana's 12000 deal counts for both her teams; the total counts it once and a note says
+    the rows may add up to more.  Ana's win counts for both; the lost deal has no owner."""
+    document = json.loads(_run("pipeline", "--db", db, "--by", "team", "--format", "json"))
+    assert {"Ventas": (2, "16000.00"), "Grandes cuentas": (1, "12000.00")} == {
+        row["name"]: (row["count"], row["value"]) for row in document["rows"]
+    }
+    assert (2, "16000.00") == (document["notes"]["deals"], document["notes"]["value"])
+    assert "every team of its owner" in document["notes"]["teams"]
+    table = _run("pipeline", "--db", db, "--by", "team")
+    assert "Grandes cuentas" in table
+    assert "teams: a deal counts under every team" in table
+    rows = json.loads(_run("winrate", "--db", db, "--by", "team", "--format", "json"))["rows"]
+    assert [("Grandes cuentas", 1, 0), ("Ventas", 1, 0), ("", 0, 1)] == sorted(
+        ((row["name"], row["won"], row["lost"]) for row in rows), key=lambda r: (r[0] == "", r[0])
     )
 
 

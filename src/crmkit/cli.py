@@ -1151,11 +1151,13 @@ def _labelled(crm: CRM, ids: str | None, table: CoreTable) -> CoreTable:
             for label, value in table.notes
         )
         table = CoreTable(title=table.title, columns=table.columns, rows=table.rows, notes=notes)
-    if ids not in ("owner", "user", "zone", "source", "campaign", "outcome"):
+    if ids not in ("owner", "user", "team", "zone", "source", "campaign", "outcome"):
         return table
     names: dict[str, str]
     if ids in ("owner", "user"):
         names = {str(u.id): u.name for u in crm.users.find(archived=None)}
+    elif ids == "team":
+        names = {str(t.id): t.name for t in crm.teams.find(archived=None)}
     elif ids == "campaign":
         names = {str(c.id): c.name for c in crm.campaigns.find(archived=None)}
     else:
@@ -1229,8 +1231,9 @@ def _report_help() -> str:
     "--by",
     default=None,
     metavar="DIMENSION",
-    help="Group by owner, zone, stage, source, campaign, pipeline, month, quarter or year "
-    "(interactions: kind, outcome, user, campaign or a period).",
+    help="Group by owner, team, zone, stage, source, campaign, pipeline, month, quarter or "
+    "year (interactions: kind, outcome, user, campaign or a period). By team, a deal counts "
+    "under every team of its owner.",
 )
 @click.option(
     "--as-of",
@@ -1298,7 +1301,7 @@ def report(
     """Print an analytics report: pipeline, funnel, cycle, winrate...
 
     Amounts are exact; --format csv and json give every figure as stored,
-    with the names of owners, zones, sources and campaigns next to their ids.
+    with the names of owners, teams, zones, sources and campaigns next to their ids.
     The definitions are in the "Analytics and forecasting" guide.
     """
     spec = _REPORTS[kind]

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from crmkit import InvalidTransition, Money, ValidationError
 from crmkit.core import changes
 from crmkit.core.analytics import (
+    TEAM_NOTE,
     Book,
     DealState,
     Dimension,
@@ -48,6 +49,7 @@ from crmkit.core.ids import (
     OpportunityId,
     OrganizationId,
     SourceId,
+    TeamId,
     UserId,
     ZoneId,
     uuid7,
@@ -77,6 +79,12 @@ SOURCES: Final = (SourceId(uuid7()), SourceId(uuid7()))
 CAMPAIGNS: Final = (CampaignId(uuid7()), CampaignId(uuid7()))
 ORGANIZATIONS: Final = (OrganizationId(uuid7()), OrganizationId(uuid7()), OrganizationId(uuid7()))
 ZONES: Final = {ORGANIZATIONS[0]: ZoneId(uuid7()), ORGANIZATIONS[1]: ZoneId(uuid7())}
+#: the first owner is in two teams, the second in none; one team has nobody
+TEAMS: Final = {
+    TeamId(uuid7()): frozenset({OWNERS[0]}),
+    TeamId(uuid7()): frozenset({OWNERS[0], UserId(uuid7())}),
+    TeamId(uuid7()): frozenset(),
+}
 
 
 def _usd_rate(base: str, quote: str, on: date) -> Decimal | None:
@@ -212,6 +220,7 @@ def _book(items: list[Deal]) -> Book:
         pipelines=PIPELINES,
         zones=ZONES,
         revisions=[r for d in items for r in d.revisions],
+        teams=TEAMS,
     )
 
 
@@ -264,7 +273,8 @@ def test_weighted_pipeline_never_exceeds_the_unweighted_pipeline(
 
 @given(st.lists(deals(), max_size=8), moments, dimensions)
 def test_the_groups_add_up_to_the_total(items: list[Deal], at: datetime, by: Dimension) -> None:
-    """Every open deal is in one group, whatever the dimension; the total is Money arithmetic."""
+    """Every open deal is in one group (by team: one per team of its owner, or the None
+    group); the total counts each deal once and is Money arithmetic."""
     book = _book(items)
     report = pipeline(book, as_of=at, currency="EUR", by=by, fiscal_start=4)
     open_deals = [s for s in book.at(at) if s.in_pipeline]
@@ -272,9 +282,16 @@ def test_the_groups_add_up_to_the_total(items: list[Deal], at: datetime, by: Dim
         (s.amount.multiply(s.probability) for s in open_deals if s.amount is not None),
         Money.zero("EUR"),
     )
-    assert sum(r.count for r in report.rows) == report.total.count
-    assert sum((r.value for r in report.rows), Money.zero("EUR")) == report.total.value
-    assert sum((r.weighted for r in report.rows), Money.zero("EUR")) == report.total.weighted
+    assert report.total.count == len(open_deals)
+    times = {s.id: max(1, len(s.team_ids)) if by is Dimension.TEAM else 1 for s in open_deals}
+    value = sum(
+        (s.amount.multiply(times[s.id]) for s in open_deals if s.amount is not None),
+        Money.zero("EUR"),
+    )
+    assert sum(r.count for r in report.rows) == sum(times.values())
+    assert sum((r.value for r in report.rows), Money.zero("EUR")) == value
+    if by is not Dimension.TEAM:
+        assert sum((r.weighted for r in report.rows), Money.zero("EUR")) == report.total.weighted
 
 
 @st.composite
@@ -349,13 +366,18 @@ def test_win_rate_counts_each_closed_deal_once(items: list[Deal], at: datetime) 
 def test_win_rates_per_group_add_up_to_the_whole(
     items: list[Deal], at: datetime, by: Dimension
 ) -> None:
-    """Each closed deal is in one group: counts and values add up to win_rate's."""
+    """Each closed deal is in one group (by team: one per team of its owner, or None):
+    counts and values add up to win_rate's."""
     book = _book(items)
     whole = win_rate(book, as_of=at, currency="EUR")
     groups = win_rates(book, by=by, as_of=at, currency="EUR", fiscal_start=7)
-    assert sum(g.won for g in groups) == whole.won
-    assert sum(g.lost for g in groups) == whole.lost
-    assert sum((g.won_value for g in groups), Money.zero("EUR")) == whole.won_value
+    extra = 0
+    if by is Dimension.TEAM:  # a deal of an owner in two teams counts twice
+        extra = sum(len(s.team_ids) - 1 for s in book.at(at) if s.closed_at and s.team_ids)
+    assert sum(g.won + g.lost for g in groups) == whole.won + whole.lost + extra
+    if not extra:
+        assert sum(g.won for g in groups) == whole.won
+        assert sum((g.won_value for g in groups), Money.zero("EUR")) == whole.won_value
     assert len({g.key for g in groups}) == len(groups)
 
 
@@ -556,6 +578,50 @@ def test_a_pipeline_by_two_dimensions_has_a_key_column_each() -> None:
     assert len(report.to_pandas()) == 2
 
 
+def test_pipeline_by_team_counts_a_deal_under_every_team_of_its_owner() -> None:
+    """Ana is in two teams: her deal counts in both; Luis is in none, and a deal without
+    owner has none either: both under None.  The total counts each deal once."""
+    ana, luis = OWNERS
+    first, second, _nobody = sorted(TEAMS, key=str)
+    deals_ = [
+        _opened(amount=EUR("100"), owner_id=ana),
+        _opened(amount=EUR("50"), owner_id=luis),
+        _opened(amount=EUR("5")),
+    ]
+    report = pipeline(_book(deals_), as_of=LATER, currency="EUR", by="team")
+    assert [(r.key, r.count, r.value) for r in report.rows] == [
+        (str(first), 1, EUR("100")),
+        (str(second), 1, EUR("100")),
+        (None, 2, EUR("55")),
+    ]
+    assert (report.total.count, report.total.value) == (3, EUR("155"))
+    assert ("teams", TEAM_NOTE[1]) in report.table().notes
+    assert _book(deals_).at(LATER)[0].team_ids == (first, second)
+
+
+def test_a_deals_team_is_that_of_its_owner_at_as_of() -> None:
+    """Reassigned from Ana to Luis on day 10: in Ana's teams before, in no team after."""
+    ana, luis = OWNERS
+    deal = _opened(amount=EUR("100"), owner_id=ana)
+    moved = T0 + timedelta(days=10)
+    _, event = changes.update(deal.opp, {"owner_id": luis}, now=moved)
+    deal.record(moved, event)
+    book = _book([deal])
+    before = pipeline(book, as_of=moved - timedelta(days=1), currency="EUR", by=Dimension.TEAM)
+    after = pipeline(book, as_of=LATER, currency="EUR", by=Dimension.TEAM)
+    assert [r.key for r in before.rows] == sorted(str(t) for t, m in TEAMS.items() if ana in m)
+    assert [r.key for r in after.rows] == [None]
+
+
+def test_a_pipeline_by_team_and_month_crosses_every_team_with_the_month() -> None:
+    """By (team, month) a deal of an owner in two teams makes two rows, one per team."""
+    deal = _opened(amount=EUR("100"), owner_id=OWNERS[0], expected_close=date(2027, 3, 1))
+    report = pipeline(_book([deal]), as_of=LATER, currency="EUR", by=("team", "month"))
+    first, second, _ = sorted(TEAMS, key=str)
+    assert [r.keys for r in report.rows] == [(str(first), "2027-03"), (str(second), "2027-03")]
+    assert report.total.count == 1
+
+
 def test_win_rate_by_count_and_value_with_average_deal_and_lost_reasons() -> None:
     """Won 3000 and 1000, lost 6000 for price: 2/3 by count, 0.4 by value, average 2000."""
     won_a = _do(
@@ -598,6 +664,39 @@ def test_win_rates_by_owner_and_by_close_month() -> None:
     ]
     by_month = win_rates(book, by=Dimension.MONTH, as_of=LATER, currency="EUR")
     assert [(g.key, g.won, g.lost) for g in by_month] == [("2026-01", 0, 2), ("2026-02", 1, 0)]
+
+
+def test_win_rates_by_team_and_by_several_dimensions() -> None:
+    """By team, Ana's win counts for both her teams; by (team, month) each group has a key
+    per dimension and the table a column per dimension."""
+    ana = OWNERS[0]
+    won = _do(
+        _opened(stage="proposal", amount=EUR("10"), expected_close=date(2026, 2, 1), owner_id=ana),
+        win,
+        30,
+    )
+    lost = _do(_opened(amount=EUR("20"), owner_id=OWNERS[1]), lose, 2, reason=REASONS[0], note=None)
+    book = _book([won, lost])
+    first, second, _ = sorted(TEAMS, key=str)
+    by_team = win_rates(book, by="team", as_of=LATER, currency="EUR")
+    assert [(g.key, g.won, g.lost) for g in by_team] == [
+        (str(first), 1, 0),
+        (str(second), 1, 0),
+        (None, 0, 1),
+    ]
+    assert ("teams", TEAM_NOTE[1]) in by_team.table().notes
+    crossed = win_rates(book, by=("team", "month"), as_of=LATER, currency="EUR")
+    assert crossed.by == (Dimension.TEAM, Dimension.MONTH)
+    assert [g.keys for g in crossed] == [
+        (str(first), "2026-02"),
+        (str(second), "2026-02"),
+        (None, "2026-01"),
+    ]
+    assert crossed[2].key == "- / 2026-01"
+    table = crossed.table()
+    assert table.columns[:3] == ("team", "month", "won")
+    assert table.rows[2][:4] == (None, "2026-01", 0, 1)
+    assert win_rates(book, by=["owner"], as_of=LATER, currency="EUR").by is Dimension.OWNER
 
 
 def test_sales_cycle_censors_open_deals() -> None:
@@ -715,6 +814,7 @@ def test_conversion_without_a_rate_is_a_no_rate_error() -> None:
 def test_bad_arguments_are_validation_errors() -> None:
     """Unknown dimension, currency or pipeline; naive datetimes; the wrong types in a book."""
     book = _book([])
+    TEAM = next(iter(TEAMS))  # noqa: N806
     calls: list[tuple[Callable[[], object], str]] = [
         (lambda: pipeline(book, as_of=T0, currency="EUR", by="colour"), "by"),
         (lambda: pipeline(book, as_of=T0, currency="XXX1"), "currency"),
@@ -724,6 +824,14 @@ def test_bad_arguments_are_validation_errors() -> None:
         (lambda: waterfall(book, start=T0, end=T0 - timedelta(1), currency="EUR"), "end"),
         (lambda: Book(opportunities=["x"], pipelines=PIPELINES), "opportunities[0]"),
         (lambda: Book(opportunities=[_opened().opp], pipelines=[]), "pipelines"),
+        (lambda: Book(opportunities=[], pipelines=PIPELINES, teams=[1]), "teams"),
+        (lambda: Book(opportunities=[], pipelines=PIPELINES, teams={"t": []}), "teams"),
+        (
+            lambda: Book(opportunities=[], pipelines=PIPELINES, teams={TEAM: ["ana"]}),
+            f"teams[{TEAM}][0]",
+        ),
+        (lambda: win_rates(book, by=None, as_of=T0, currency="EUR"), "by"),  # type: ignore[arg-type]
+        (lambda: win_rates(book, by=(), as_of=T0, currency="EUR"), "by"),
         (
             lambda: Revision(
                 opportunity_id=OpportunityId(uuid7()), at=T0, field="name", old=1, new=2

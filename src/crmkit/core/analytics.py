@@ -37,6 +37,7 @@ from decimal import (
 )
 from fractions import Fraction
 from functools import lru_cache
+from itertools import product
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, TypeVar, overload
 from uuid import UUID
@@ -51,6 +52,7 @@ from crmkit.core.ids import (
     OpportunityId,
     OrganizationId,
     SourceId,
+    TeamId,
     UserId,
     ZoneId,
 )
@@ -61,6 +63,7 @@ from crmkit.core.tables import Table, Tabular
 
 __all__ = [
     "REVISED_FIELDS",
+    "TEAM_NOTE",
     "Book",
     "CycleReport",
     "DealState",
@@ -212,6 +215,8 @@ class Dimension(enum.Enum):
     STAGE = "stage"
     PIPELINE = "pipeline"
     OWNER = "owner"
+    #: each team of the owner (a deal counts under every one); ``None``: no team
+    TEAM = "team"
     ZONE = "zone"  #: the zone of the opportunity's organization
     SOURCE = "source"
     CAMPAIGN = "campaign"
@@ -278,6 +283,8 @@ class DealState:
         opened_at: the first entry of its stage history.
         closed_at: when its won or lost stage was entered; ``None`` otherwise.
         zone_id: the zone of its organization (``None`` without one).
+        team_ids: the teams its owner (at that moment) is a member of, as
+            the book's ``teams`` say (today's membership), in id order.
         position: the stage's index in the pipeline's stages; on-hold stages
             come before every open stage (a paused deal is behind).
     """
@@ -298,6 +305,7 @@ class DealState:
     close_reason_id: LossReasonId | None
     opened_at: datetime
     closed_at: datetime | None
+    team_ids: tuple[TeamId, ...] = ()
 
     @property
     def in_pipeline(self) -> bool:
@@ -335,6 +343,29 @@ def _zones(value: object) -> Mapping[OrganizationId, ZoneId | None]:
     return MappingProxyType(dict(value))
 
 
+def _teams(value: object) -> Mapping[TeamId, frozenset[UserId]]:
+    if not isinstance(value, Mapping):
+        raise ValidationError("teams", "must map team ids to member ids", value=value)
+    teams: dict[TeamId, frozenset[UserId]] = {}
+    for team, members in value.items():
+        if not isinstance(team, UUID):
+            raise ValidationError("teams", "must map team ids (UUID)", code="type", value=team)
+        ids = _items(members, f"teams[{team}]", UUID, "a user id (UUID)")
+        teams[TeamId(team)] = frozenset(UserId(member) for member in ids)
+    return MappingProxyType(teams)
+
+
+def _teams_by_user(
+    teams: Mapping[TeamId, Iterable[UserId]],
+) -> dict[UserId, tuple[TeamId, ...]]:
+    """The teams of each member, in id order (the order of the team groups)."""
+    found: dict[UserId, list[TeamId]] = {}
+    for team in sorted(teams, key=str):
+        for member in teams[team]:
+            found.setdefault(member, []).append(team)
+    return {user: tuple(ids) for user, ids in found.items()}
+
+
 @frozen(kw_only=True)
 class Book:
     """The snapshot analytics work on: what the store holds, read once.
@@ -344,6 +375,9 @@ class Book:
             figure).
         pipelines: the pipelines they live in, by key (a list is accepted).
         zones: the zone of each organization, for grouping by zone.
+        teams: the members of each team, for grouping by team (a user may
+            be in several teams; ``crm.analytics`` gives the teams not
+            archived, with today's members).
         revisions: changes of the :data:`REVISED_FIELDS`, in any order.
             Without them, a past date sees today's amount, close date, owner
             and loss reason (the stage and probability still come out right
@@ -360,9 +394,13 @@ class Book:
         factory=lambda: MappingProxyType({}), converter=_zones
     )
     revisions: tuple[Revision, ...] = field(default=(), converter=_revisions)
+    teams: Mapping[TeamId, frozenset[UserId]] = field(
+        factory=lambda: MappingProxyType({}), converter=_teams
+    )
     _by_opportunity: Mapping[OpportunityId, tuple[Revision, ...]] = field(
         init=False, eq=False, repr=False
     )
+    _teams_of: Mapping[UserId, tuple[TeamId, ...]] = field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         for opp in self.opportunities:
@@ -381,6 +419,7 @@ class Book:
             "_by_opportunity",
             {key: tuple(sorted(items, key=lambda r: r.at)) for key, items in grouped.items()},
         )
+        object.__setattr__(self, "_teams_of", _teams_by_user(self.teams))
 
     def at(self, as_of: datetime) -> tuple[DealState, ...]:
         """Every opportunity that existed at ``as_of``, as it stood then.
@@ -448,6 +487,7 @@ class Book:
             close_reason_id=close_reason_id if stage.kind is StageKind.LOST else None,
             opened_at=history[0].at,
             closed_at=history[-1].at if closed else None,
+            team_ids=() if owner_id is None else self._teams_of.get(owner_id, ()),
         )
 
 
@@ -551,6 +591,7 @@ def _currency(value: object) -> str:
 
 
 def _key(deal: DealState, by: Dimension, day: date | None, fiscal_start: int) -> str | None:
+    """The deal's key in a dimension with one key per deal (all but ``Dimension.TEAM``)."""
     if by is Dimension.STAGE:
         return deal.stage
     if by is Dimension.PIPELINE:
@@ -571,15 +612,31 @@ def _key(deal: DealState, by: Dimension, day: date | None, fiscal_start: int) ->
     return None if value is None else str(value)
 
 
-def _order(book: Book, by: Dimension) -> Callable[[str | None], tuple[int, int, str]]:
-    """Sort keys: stages in pipeline order, everything else by label, ``None`` last."""
-    return _order_in(book.pipelines, by)
+def _keys_in(
+    deal: DealState, by: Dimension, day: date | None, fiscal_start: int
+) -> tuple[str | None, ...]:
+    """The deal's keys in one dimension: one, or one per team of its owner (``None``: no team)."""
+    if by is Dimension.TEAM:
+        return tuple(str(t) for t in deal.team_ids) or (None,)
+    return (_key(deal, by, day, fiscal_start),)
+
+
+def _group_keys(
+    deal: DealState, dimensions: tuple[Dimension, ...], day: date | None, fiscal_start: int
+) -> list[GroupKey]:
+    """Every group the deal falls in: one, or one per team of its owner when grouped by team."""
+    if not dimensions:
+        return [None]
+    parts = [_keys_in(deal, d, day, fiscal_start) for d in dimensions]
+    if len(parts) == 1:
+        return list(parts[0])
+    return list(product(*parts))
 
 
 def _order_in(
     pipelines: Mapping[str, Pipeline], by: Dimension
 ) -> Callable[[str | None], tuple[int, int, str]]:
-    """:func:`_order` for the ``pipelines`` of a book."""
+    """Sort keys: stages in pipeline order, everything else by label, ``None`` last."""
     ranks: dict[str, int] = {}
     if by is Dimension.STAGE:
         for pipeline_ in pipelines.values():
@@ -626,6 +683,14 @@ def _check_dimensions(value: object) -> tuple[Dimension, ...]:
         raise ValidationError(
             "by", "must name at least one dimension, each once", code="choice", value=value
         )
+    return dimensions
+
+
+def _check_grouping(value: object) -> tuple[Dimension, ...]:
+    """``by`` of a report that must group: one dimension or several, not none."""
+    dimensions = _check_dimensions(value)
+    if not dimensions:
+        raise ValidationError("by", "must name at least one dimension", code="choice", value=value)
     return dimensions
 
 
@@ -689,7 +754,9 @@ class PipelineReport(Tabular):
     """The open pipeline at ``as_of``, grouped ``by`` one dimension, several, or none.
 
     ``by`` is the dimension, the tuple of dimensions (rows keyed by tuples),
-    or ``None``.
+    or ``None``.  The rows add up to the total, except by team: a deal
+    counts under every team of its owner, so the rows may add up to more
+    (the total counts each deal once).
     """
 
     as_of: datetime
@@ -699,7 +766,8 @@ class PipelineReport(Tabular):
     total: PipelineRow
 
     def table(self) -> Table:
-        """One row per group (or the total alone, without ``by``); they add up to the total."""
+        """One row per group (or the total alone, without ``by``); they add up to the total
+        (by team they may add up to more: a note says so)."""
         rows = self.rows if self.by is not None else (self.total,)
         if isinstance(self.by, tuple):  # several dimensions: one key column each
             keys: tuple[str, ...] = tuple(d.value for d in self.by)
@@ -717,8 +785,22 @@ class PipelineReport(Tabular):
                 ("deals", self.total.count),
                 ("value", self.total.value),
                 ("weighted", self.total.weighted),
+                *_team_note(self.by),
             ),
         )
+
+
+#: The note of a table grouped by team.
+TEAM_NOTE: Final = (
+    "teams",
+    "a deal counts under every team of its owner (none: no team), "
+    "so the rows may add up to more than the total",
+)
+
+
+def _team_note(by: Dimension | tuple[Dimension, ...] | None) -> tuple[tuple[str, str], ...]:
+    dimensions = by if isinstance(by, tuple) else (by,)
+    return (TEAM_NOTE,) if Dimension.TEAM in dimensions else ()
 
 
 def pipeline(
@@ -739,7 +821,9 @@ def pipeline(
     stage's probability).  Won and lost deals never count, weighted or not.
     Each deal weighs its amount (converted at the rate of ``as_of``'s day)
     times its probability at ``as_of``.  Periods group by the expected close
-    date.
+    date.  By team, a deal counts under every team its owner at ``as_of`` is
+    a member of (the book's ``teams``), under ``None`` when the owner is in
+    none (or there is no owner); the total still counts it once.
 
     Args:
         book: the snapshot.
@@ -765,12 +849,19 @@ def pipeline(
     deals = [d for d in _select(book, as_of, pipeline) if d.status in kinds]
     day = as_of.date()
     groups: dict[GroupKey, list[tuple[DealState, Decimal, Decimal]]] = {}
+    everything: list[tuple[DealState, Decimal, Decimal]] = []
+    several = Dimension.TEAM in dimensions  # a deal may fall in several groups
     for deal in deals:
-        keys = [_key(deal, d, deal.expected_close, fiscal_start) for d in dimensions]
-        key: GroupKey = None if not keys else keys[0] if len(keys) == 1 else tuple(keys)
         amount = valuer.amount(deal, day)
         entry = (deal, amount, valuer.weigh(amount, deal.probability))
-        groups.setdefault(key, []).append(entry)
+        everything.append(entry)
+        if several:
+            for key in _group_keys(deal, dimensions, deal.expected_close, fiscal_start):
+                groups.setdefault(key, []).append(entry)
+            continue
+        keys = [_key(deal, d, deal.expected_close, fiscal_start) for d in dimensions]
+        group: GroupKey = None if not keys else keys[0] if len(keys) == 1 else tuple(keys)
+        groups.setdefault(group, []).append(entry)
 
     def row(
         key: GroupKey, items: Sequence[tuple[DealState, Decimal, Decimal]], grouped: bool = True
@@ -789,7 +880,6 @@ def pipeline(
     if dimensions:
         order = _group_order(book.pipelines, dimensions)
         rows = tuple(row(k, groups[k]) for k in sorted(groups, key=order))
-    everything = [item for items in groups.values() for item in items]
     return PipelineReport(
         as_of=as_of,
         by=_report_by(dimensions),
@@ -827,7 +917,11 @@ class WinRate(Tabular):
         by_value: won value / (won + lost value); ``None`` when both are zero.
         average_deal: won value / won deals; ``None`` without wins.
         lost_reasons: lost deals by reason, most frequent first.
-        key: the group, for :func:`win_rates` (``None`` for the whole book).
+        key: the group, for :func:`win_rates` (``None`` for the whole book);
+            grouped by several dimensions, their keys joined by ``" / "``
+            (``"-"`` for a missing one), as in :class:`PipelineRow`.
+        keys: the group's key in each dimension of :func:`win_rates`
+            (``(key,)`` for one; empty for the whole book).
     """
 
     as_of: datetime
@@ -842,6 +936,7 @@ class WinRate(Tabular):
     average_deal: Money | None
     lost_reasons: tuple[LostReasonRow, ...]
     key: str | None = None
+    keys: tuple[str | None, ...] = ()
 
     #: the columns of a win rate's row in :meth:`table` (and in :class:`WinRates`)
     COLUMNS: ClassVar[tuple[str, ...]] = (
@@ -888,12 +983,12 @@ class WinRates(Sequence[WinRate], Tabular):
     """:func:`win_rates`' groups: a sequence of :class:`WinRate`, one per group.
 
     Attributes:
-        by: the dimension of the groups.
+        by: the dimension of the groups, or the tuple of dimensions.
         groups: the win rates, in group order (``None`` last).
     """
 
     as_of: datetime
-    by: Dimension
+    by: Dimension | tuple[Dimension, ...]
     currency: str
     groups: tuple[WinRate, ...]
 
@@ -908,11 +1003,14 @@ class WinRates(Sequence[WinRate], Tabular):
         return len(self.groups)
 
     def table(self) -> Table:
-        """One row per group."""
+        """One row per group (a key column per dimension); by team, a note says a deal
+        counts under every team of its owner."""
+        dimensions = self.by if isinstance(self.by, tuple) else (self.by,)
         return Table.of(
-            f"Win rate by {self.by.value} as of {self.as_of.isoformat()}",
-            (self.by.value, *WinRate.COLUMNS[1:]),
-            (g.row() for g in self.groups),
+            f"Win rate by {' x '.join(d.value for d in dimensions)} as of {self.as_of.isoformat()}",
+            (*(d.value for d in dimensions), *WinRate.COLUMNS[1:]),
+            ((*(g.keys if len(dimensions) > 1 else (g.key,)), *g.row()[1:]) for g in self.groups),
+            _team_note(self.by),
         )
 
 
@@ -954,7 +1052,7 @@ def win_rate(
 def win_rates(
     book: Book,
     *,
-    by: Dimension | str,
+    by: Dimension | str | Sequence[Dimension | str],
     as_of: datetime,
     currency: str,
     since: datetime | None = None,
@@ -962,30 +1060,39 @@ def win_rates(
     pipeline: str | None = None,
     fiscal_start: int = 1,
 ) -> WinRates:
-    """:func:`win_rate` per group (owner, zone, source...), each with its ``key``.
+    """:func:`win_rate` per group (owner, team, zone, source...), each with its ``key``.
 
     The deals are those :func:`win_rate` counts; periods group by the close
-    date.  Groups are ordered as in :func:`pipeline` (``None`` last).
+    date.  ``by`` is one dimension or a sequence of them (owner x quarter:
+    ``("owner", "quarter")``), as in :func:`pipeline`.  Groups are ordered
+    as in :func:`pipeline` (``None`` last).  By team, a deal counts under
+    every team its owner at ``as_of`` is a member of (``None``: no team), so
+    the groups may add up to more than :func:`win_rate`'s whole.
 
     Raises:
-        ValidationError: unknown dimension, currency or pipeline; a missing rate.
+        ValidationError: unknown dimension (or none), currency or pipeline;
+            a missing rate.
     """
     code = _currency(currency)
-    dimension = _check_dimension(by)
+    dimensions = _check_grouping(by)
     _fiscal_start(fiscal_start)
     valuer = _Valuer(code, rate)
-    groups: dict[str | None, list[DealState]] = {}
+    groups: dict[GroupKey, list[DealState]] = {}
     for deal in _closed(book, as_of, since, pipeline):
         day = deal.closed_at.date() if deal.closed_at is not None else None
-        groups.setdefault(_key(deal, dimension, day, fiscal_start), []).append(deal)
+        for key in _group_keys(deal, dimensions, day, fiscal_start):
+            groups.setdefault(key, []).append(deal)
+    results = []
+    for key in sorted(groups, key=_group_order(book.pipelines, dimensions)):
+        label, keys = _row_keys(key, len(dimensions))
+        results.append(
+            _win_rate(groups[key], as_of=as_of, since=since, valuer=valuer, key=label, keys=keys)
+        )
     return WinRates(
         as_of=as_of,
-        by=dimension,
+        by=dimensions[0] if len(dimensions) == 1 else dimensions,
         currency=code,
-        groups=tuple(
-            _win_rate(groups[key], as_of=as_of, since=since, valuer=valuer, key=key)
-            for key in sorted(groups, key=_order(book, dimension))
-        ),
+        groups=tuple(results),
     )
 
 
@@ -996,13 +1103,14 @@ def _win_rate(
     since: datetime | None,
     valuer: _Valuer,
     key: str | None,
+    keys: tuple[str | None, ...] = (),
 ) -> WinRate:
     tally = _WinTally(valuer.zero())
     for deal in deals:
         assert deal.closed_at is not None
         value = valuer.value(deal, deal.closed_at.date())
         tally.add(deal.status is StageKind.WON, deal.close_reason_id, 1, value)
-    return tally.result(as_of=as_of, since=since, key=key)
+    return tally.result(as_of=as_of, since=since, key=key, keys=keys)
 
 
 class _WinTally:
@@ -1023,7 +1131,14 @@ class _WinTally:
         seen, total = self.reasons.get(reason, (0, self.zero))
         self.reasons[reason] = (seen + count, total + value)
 
-    def result(self, *, as_of: datetime, since: datetime | None, key: str | None) -> WinRate:
+    def result(
+        self,
+        *,
+        as_of: datetime,
+        since: datetime | None,
+        key: str | None,
+        keys: tuple[str | None, ...] = (),
+    ) -> WinRate:
         won, lost = self.won, self.lost
         won_value, lost_value, reasons = self.won_value, self.lost_value, self.reasons
         rows = sorted(
@@ -1044,6 +1159,7 @@ class _WinTally:
             average_deal=average,
             lost_reasons=tuple(rows),
             key=key,
+            keys=keys,
         )
 
 

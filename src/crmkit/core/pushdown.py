@@ -25,14 +25,25 @@ Group keys come back raw: stage and pipeline keys, ids as text, and
 ``"YYYY-MM"`` months for the period dimensions (made into fiscal quarters and
 years here).
 
+Teams are never grouped by the store: a query by team asks the store for the
+owner instead (``dimensions`` holds :attr:`Dimension.OWNER` where the
+report's ``by`` holds :attr:`Dimension.TEAM`), and the report folds each
+owner's group into the group of every team the owner is a member of (the
+``teams`` given, as :class:`~crmkit.core.analytics.Book` takes them), or
+into ``None`` when the owner is in none.  Sums being additive, a team's
+figures are then exactly the sum of its members' deals, each deal counting
+under every team of its owner; the total adds the owners' groups, each deal
+once.  The store reads no team and joins nothing.
+
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import product
 from typing import Final
 
 from attrs import frozen
@@ -47,7 +58,6 @@ from crmkit.core.analytics import (
     RateFunction,
     WinRate,
     _check_aware,
-    _check_dimension,
     _check_dimensions,
     _currency,
     _fiscal_start,
@@ -55,11 +65,12 @@ from crmkit.core.analytics import (
     _period,
     _report_by,
     _row_keys,
+    _teams_by_user,
     _Valuer,
     _WinTally,
 )
 from crmkit.core.errors import ValidationError
-from crmkit.core.ids import LossReasonId
+from crmkit.core.ids import LossReasonId, TeamId, UserId
 from crmkit.core.money import Money, currency_exponent
 from crmkit.core.pipelines import Pipeline, StageKind
 from crmkit.core.query import Restriction
@@ -90,11 +101,14 @@ MAX_SUMMED_DECIMALS: Final = 3
 
 @frozen(kw_only=True)
 class OpenDealsQuery:
-    """The deals still in the pipeline (not archived), grouped ``by`` one dimension.
+    """The deals still in the pipeline (not archived), grouped by some dimensions.
 
     Attributes:
         statuses: the stage kinds that count (open, and on hold unless left out).
-        dimensions: the dimensions to group by, in order (none: one group).
+        dimensions: the dimensions the store groups by, in order (none: one
+            group); never :attr:`Dimension.TEAM` (see ``by``).
+        by: the report's dimensions: ``dimensions`` with the team where the
+            store groups by owner (the report folds owners into teams).
         pipeline: only this pipeline's deals.
         currency: the report's currency.
         probabilities: the probability texts (as stored) the store sums, each
@@ -106,6 +120,7 @@ class OpenDealsQuery:
 
     statuses: tuple[StageKind, ...]
     dimensions: tuple[Dimension, ...]
+    by: tuple[Dimension, ...]
     pipeline: str | None
     currency: str
     probabilities: Mapping[str, int]
@@ -151,8 +166,9 @@ class ClosedDealsQuery:
     """The deals won or lost (not archived) closed at or after ``since``.
 
     Attributes:
-        dimensions: the dimensions to group by (periods: of the close time's
-            UTC day); none for one group.
+        dimensions: the dimensions the store groups by (periods: of the close
+            time's UTC day); none for one group; never :attr:`Dimension.TEAM`.
+        by: the report's dimensions, as in :class:`OpenDealsQuery`.
         pipeline: only this pipeline's deals.
         currency: the report's currency: the store sums these amounts.
         since: the earliest close time, or ``None``.
@@ -161,6 +177,7 @@ class ClosedDealsQuery:
     """
 
     dimensions: tuple[Dimension, ...]
+    by: tuple[Dimension, ...]
     pipeline: str | None
     currency: str
     since: datetime | None
@@ -245,7 +262,8 @@ def open_deals_query(
     statuses = (StageKind.OPEN, StageKind.ON_HOLD) if include_on_hold else (StageKind.OPEN,)
     return OpenDealsQuery(
         statuses=statuses,
-        dimensions=dimensions,
+        dimensions=_store_dimensions(dimensions),
+        by=dimensions,
         pipeline=pipeline,
         currency=code,
         probabilities=probabilities,
@@ -253,11 +271,21 @@ def open_deals_query(
     )
 
 
+def _store_dimensions(dimensions: tuple[Dimension, ...]) -> tuple[Dimension, ...]:
+    """What the store groups by: the owner in place of the team, each dimension once."""
+    found: list[Dimension] = []
+    for by in dimensions:
+        grouped = Dimension.OWNER if by is Dimension.TEAM else by
+        if grouped not in found:
+            found.append(grouped)
+    return tuple(found)
+
+
 def closed_deals_query(
     pipelines: Mapping[str, Pipeline],
     *,
     currency: str,
-    by: Dimension | str | None = None,
+    by: Dimension | str | Sequence[Dimension | str] | None = None,
     since: datetime | None = None,
     pipeline: str | None = None,
     fiscal_start: int = 1,
@@ -268,12 +296,18 @@ def closed_deals_query(
         ValidationError: unknown currency, dimension or pipeline; a naive ``since``.
     """
     code = _currency(currency)
-    dimensions = () if by is None else (_check_dimension(by),)
+    dimensions = _check_dimensions(by)
     _fiscal_start(fiscal_start)
     _check_pipeline(pipelines, pipeline)
     if since is not None:
         _check_aware(since, "since")
-    return ClosedDealsQuery(dimensions=dimensions, pipeline=pipeline, currency=code, since=since)
+    return ClosedDealsQuery(
+        dimensions=_store_dimensions(dimensions),
+        by=dimensions,
+        pipeline=pipeline,
+        currency=code,
+        since=since,
+    )
 
 
 def _label(key: str | None, by: Dimension, fiscal_start: int) -> str | None:
@@ -284,12 +318,36 @@ def _label(key: str | None, by: Dimension, fiscal_start: int) -> str | None:
     return _period(int(year), int(month), _PERIOD_OF[by], fiscal_start).label
 
 
-def _group(
-    keys: tuple[str | None, ...], dimensions: tuple[Dimension, ...], fiscal_start: int
-) -> GroupKey:
-    """The report's key of a group's raw keys (one per dimension)."""
-    labels = tuple(_label(k, d, fiscal_start) for k, d in zip(keys, dimensions, strict=True))
-    return None if not labels else labels[0] if len(labels) == 1 else labels
+class _Groups:
+    """The report's groups of a store group's raw keys: one, or one per team of its owner."""
+
+    def __init__(
+        self,
+        dimensions: tuple[Dimension, ...],
+        by: tuple[Dimension, ...],
+        teams: Mapping[TeamId, Collection[UserId]] | None,
+        fiscal_start: int,
+    ):
+        self.by = by
+        self.fiscal_start = fiscal_start
+        self.index = [dimensions.index(Dimension.OWNER if d is Dimension.TEAM else d) for d in by]
+        self.teams: dict[str | None, tuple[str | None, ...]] = {
+            str(user): tuple(str(t) for t in ids)
+            for user, ids in _teams_by_user(teams or {}).items()
+        }
+
+    def of(self, keys: tuple[str | None, ...]) -> list[GroupKey]:
+        parts = [
+            self.teams.get(keys[i], (None,))
+            if by is Dimension.TEAM
+            else (_label(keys[i], by, self.fiscal_start),)
+            for by, i in zip(self.by, self.index, strict=True)
+        ]
+        if not parts:
+            return [None]
+        if len(parts) == 1:
+            return list(parts[0])
+        return list(product(*parts))
 
 
 def pipeline_report(
@@ -300,22 +358,74 @@ def pipeline_report(
     as_of: datetime,
     rate: RateFunction | None = None,
     fiscal_start: int = 1,
+    teams: Mapping[TeamId, Collection[UserId]] | None = None,
 ) -> PipelineReport:
     """The :class:`PipelineReport` of a store's groups, as the pure function gives it.
+
+    Args:
+        query: the query the store answered.
+        groups: its answer.
+        pipelines: the pipelines, by key (for the order of stages).
+        as_of: the report's moment (the day of its exchange rates).
+        rate: exchange rates for amounts in other currencies.
+        fiscal_start: the month the fiscal year starts (quarters and years).
+        teams: the members of each team, as the book has them, for a report
+            by team (owners fold into their teams).
 
     Raises:
         ValidationError: a missing rate (code ``no_rate``).
     """
     valuer = _Valuer(query.currency, rate)
-    exponent = currency_exponent(query.currency)
-    day = as_of.date()
-    # per report key: [count, unvalued, value, weighted] (exact decimals)
+    sums = _open_sums(query, groups, valuer, as_of.date())
+    fold = _Groups(query.dimensions, query.by, teams, fiscal_start)
     totals: dict[GroupKey, list[Decimal]] = {}
+    everything = [_ZERO] * 4
+    for raw, entry in sums.items():
+        everything = [_EXACT.add(a, b) for a, b in zip(everything, entry, strict=True)]
+        for group in fold.of(raw):
+            found = totals.get(group)
+            totals[group] = (
+                entry
+                if found is None
+                else [_EXACT.add(a, b) for a, b in zip(found, entry, strict=True)]
+            )
+
+    def row(key: GroupKey, entry: Iterable[Decimal], dimensions: int) -> PipelineRow:
+        count, unvalued, value, weighted = entry
+        label, keys = _row_keys(key, dimensions)
+        return PipelineRow(
+            key=label,
+            keys=keys,
+            count=int(count),
+            unvalued=int(unvalued),
+            value=Money(value, query.currency),
+            weighted=Money(weighted, query.currency),
+        )
+
+    rows: tuple[PipelineRow, ...] = ()
+    if query.by:
+        order = _group_order(pipelines, query.by)
+        rows = tuple(row(k, totals[k], len(query.by)) for k in sorted(totals, key=order))
+    return PipelineReport(
+        as_of=as_of,
+        by=_report_by(query.by),
+        currency=query.currency,
+        rows=rows,
+        total=row(None, everything, 0),
+    )
+
+
+def _open_sums(
+    query: OpenDealsQuery, groups: OpenGroups, valuer: _Valuer, day: date
+) -> dict[tuple[str | None, ...], list[Decimal]]:
+    """Per store group (raw keys): ``[count, unvalued, value, weighted]`` (exact decimals)."""
+    exponent = currency_exponent(query.currency)
+    totals: dict[tuple[str | None, ...], list[Decimal]] = {}
 
     def add(
         keys: tuple[str | None, ...], count: int, unvalued: int, value: Decimal, weighted: Decimal
     ) -> None:
-        entry = totals.setdefault(_group(keys, query.dimensions, fiscal_start), [_ZERO] * 4)
+        entry = totals.setdefault(keys, [_ZERO] * 4)
         entry[0] += count
         entry[1] += unvalued
         entry[2] = _EXACT.add(entry[2], value)
@@ -340,33 +450,7 @@ def pipeline_report(
             _EXACT.multiply(amount, n),
             _EXACT.multiply(weighted, n),
         )
-
-    def row(key: GroupKey, entry: Iterable[Decimal], dimensions: int) -> PipelineRow:
-        count, unvalued, value, weighted = entry
-        label, keys = _row_keys(key, dimensions)
-        return PipelineRow(
-            key=label,
-            keys=keys,
-            count=int(count),
-            unvalued=int(unvalued),
-            value=Money(value, query.currency),
-            weighted=Money(weighted, query.currency),
-        )
-
-    rows: tuple[PipelineRow, ...] = ()
-    if query.dimensions:
-        order = _group_order(pipelines, query.dimensions)
-        rows = tuple(row(k, totals[k], len(query.dimensions)) for k in sorted(totals, key=order))
-    everything = [_ZERO] * 4
-    for entry in totals.values():
-        everything = [_EXACT.add(a, b) for a, b in zip(everything, entry, strict=True)]
-    return PipelineReport(
-        as_of=as_of,
-        by=_report_by(query.dimensions),
-        currency=query.currency,
-        rows=rows,
-        total=row(None, everything, 0),
-    )
+    return totals
 
 
 def win_rate_reports(
@@ -377,42 +461,50 @@ def win_rate_reports(
     as_of: datetime,
     rate: RateFunction | None = None,
     fiscal_start: int = 1,
+    teams: Mapping[TeamId, Collection[UserId]] | None = None,
 ) -> tuple[WinRate, ...]:
     """The :class:`WinRate` of each group of a store's answer, as the pure function gives them.
 
     Without dimensions, one :class:`WinRate` (key ``None``) whether or
     not anything closed, as :func:`crmkit.core.analytics.win_rate` returns.
+    ``teams`` is as in :func:`pipeline_report`.
 
     Raises:
         ValidationError: a missing rate (code ``no_rate``).
     """
     valuer = _Valuer(query.currency, rate)
     exponent = currency_exponent(query.currency)
-    tallies: dict[str | None, _WinTally] = {}
-    if not query.dimensions:
+    tallies: dict[GroupKey, _WinTally] = {}
+    if not query.by:
         tallies[None] = _WinTally(valuer.zero())
+    fold = _Groups(query.dimensions, query.by, teams, fiscal_start)
 
-    def tally(keys: tuple[str | None, ...]) -> _WinTally:
-        group = _group(keys, query.dimensions, fiscal_start)
-        assert not isinstance(group, tuple)  # win rates group by one dimension at most
-        label = group
-        found = tallies.get(label)
-        if found is None:
-            found = tallies[label] = _WinTally(valuer.zero())
+    def tally(keys: tuple[str | None, ...]) -> list[_WinTally]:
+        found = []
+        for group in fold.of(keys):
+            if group not in tallies:
+                tallies[group] = _WinTally(valuer.zero())
+            found.append(tallies[group])
         return found
 
     for s in groups.sums:
         value = Money(Decimal(s.value_minor).scaleb(-exponent), query.currency)
-        tally(s.keys).add(s.won, None if s.won else s.reason_id, s.count, value)
+        for each_tally in tally(s.keys):
+            each_tally.add(s.won, None if s.won else s.reason_id, s.count, value)
     for item in groups.items:
         money = Money.from_minor_units(item.amount_minor, item.currency)
         each = valuer.amount_of(money, item.day)
         value = Money(_EXACT.multiply(each, Decimal(item.count)), query.currency)
-        tally(item.keys).add(item.won, None if item.won else item.reason_id, item.count, value)
-    keys = list(tallies)
-    if query.dimensions:
-        keys.sort(key=_group_order(pipelines, query.dimensions))
-    return tuple(tallies[k].result(as_of=as_of, since=query.since, key=k) for k in keys)
+        for each_tally in tally(item.keys):
+            each_tally.add(item.won, None if item.won else item.reason_id, item.count, value)
+    ordered = list(tallies)
+    if query.by:
+        ordered.sort(key=_group_order(pipelines, query.by))
+    results = []
+    for group in ordered:
+        label, keys = _row_keys(group, len(query.by))
+        results.append(tallies[group].result(as_of=as_of, since=query.since, key=label, keys=keys))
+    return tuple(results)
 
 
 _ZERO: Final = Decimal(0)

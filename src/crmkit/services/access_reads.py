@@ -29,7 +29,6 @@ from uuid import UUID
 
 import attrs
 
-from crmkit.core.analytics import Book, Revision
 from crmkit.core.duplicates import DEFAULT_MAX_BLOCK, DEFAULT_THRESHOLD
 from crmkit.core.entities import Contact, Entity, Organization
 from crmkit.core.errors import AccessDenied, NotFoundError
@@ -42,13 +41,13 @@ from crmkit.core.query import Filter, In, Query, Restriction
 from crmkit.core.segments import Criteria, Segment, SegmentMode
 from crmkit.core.targets import SalesTarget
 from crmkit.io.exports import ExportService
-from crmkit.services.analytics import AnalyticsService, _revisions
+from crmkit.services.analytics import AnalyticsService
 from crmkit.services.duplicates import DuplicateService
 from crmkit.services.forecast import ForecastService
 from crmkit.services.segments import SegmentRef, SegmentService
 from crmkit.services.targets import SalesTargetService
 from crmkit.services.timeline import TimelineEntry, timeline
-from crmkit.stores.base import AnalyticsAggregator, SegmentEvaluator, UnitOfWork
+from crmkit.stores.base import AnalyticsAggregator, Repository, SegmentEvaluator, UnitOfWork
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -121,21 +120,9 @@ class ScopedAnalytics(AnalyticsService):
         scoped = _RestrictedAggregator(cast(AnalyticsAggregator, inner), self._restriction())
         return super()._aggregator(cast(UnitOfWork, scoped), as_of)
 
-    def _load(self, uow: UnitOfWork, as_of: datetime) -> Book:
-        opportunities = uow.repository(Opportunity).find(Query())  # guarded: visible ones
-        organization_ids = {o.organization_id for o in opportunities if o.organization_id}
-        # the zones of their organizations, as the pushdown's join reads them
-        organizations = _inner(uow).repository(Organization).get_many(organization_ids)
-        revisions: list[Revision] = []
-        for opp in opportunities:
-            if opp.updated_at > as_of:
-                revisions += _revisions(uow, opp, as_of)
-        return Book(
-            opportunities=opportunities,
-            pipelines=list(self._crm.pipelines),
-            zones={org_id: org.zone_id for org_id, org in organizations.items()},
-            revisions=revisions,
-        )
+    def _organizations(self, uow: UnitOfWork) -> Repository[Organization]:
+        # the zones of the visible opportunities' organizations, as the pushdown's join reads them
+        return _inner(uow).repository(Organization)
 
     def campaign_roi(self, *, currency: str, as_of: datetime | None = None) -> CampaignReport:
         """Refused in a scope: campaigns are not covered by access control.

@@ -42,13 +42,15 @@ from crmkit.core.analytics import (
 from crmkit.core.audit import AuditAction
 from crmkit.core.entities import Organization
 from crmkit.core.errors import ValidationError
+from crmkit.core.ids import TeamId, UserId
 from crmkit.core.money import Money
 from crmkit.core.opportunities import Opportunity
 from crmkit.core.pipelines import Pipeline
 from crmkit.core.query import Query
+from crmkit.core.targets import Team
 from crmkit.serialization import converter
 from crmkit.services.insights import InsightReports
-from crmkit.stores.base import AnalyticsAggregator, UnitOfWork
+from crmkit.stores.base import AnalyticsAggregator, Repository, UnitOfWork
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -99,7 +101,7 @@ class AnalyticsService(InsightReports):
     def _load(self, uow: UnitOfWork, as_of: datetime) -> Book:
         opportunities = uow.repository(Opportunity).find(Query())
         organization_ids = {o.organization_id for o in opportunities if o.organization_id}
-        organizations = uow.repository(Organization).get_many(organization_ids)
+        organizations = self._organizations(uow).get_many(organization_ids)
         revisions: list[Revision] = []
         for opp in opportunities:
             if opp.updated_at > as_of:
@@ -113,7 +115,12 @@ class AnalyticsService(InsightReports):
                 if isinstance(org, Organization)
             },
             revisions=revisions,
+            teams=_teams(uow),
         )
+
+    def _organizations(self, uow: UnitOfWork) -> Repository[Organization]:
+        """Where the book reads its opportunities' organizations (for their zones)."""
+        return uow.repository(Organization)
 
     def _moment(self, as_of: datetime | None) -> datetime:
         if as_of is None:
@@ -185,6 +192,7 @@ class AnalyticsService(InsightReports):
             as_of=as_of,
             rate=self._rate,
             fiscal_start=fiscal_start,
+            teams=_teams(uow) if Dimension.TEAM in query.by else None,
         )
 
     def _win_rates_pushed(
@@ -207,6 +215,7 @@ class AnalyticsService(InsightReports):
             as_of=as_of,
             rate=self._rate,
             fiscal_start=fiscal_start,
+            teams=_teams(uow) if Dimension.TEAM in query.by else None,
         )
 
     def _run(self, as_of: datetime | None, fn: Callable[[Book, datetime], T]) -> T:
@@ -289,19 +298,20 @@ class AnalyticsService(InsightReports):
     def win_rates(
         self,
         *,
-        by: Dimension | str,
+        by: Dimension | str | Sequence[Dimension | str],
         currency: str,
         as_of: datetime | None = None,
         since: datetime | None = None,
         pipeline: str | None = None,
         fiscal_start: int = 1,
     ) -> WinRates:
-        """Win rate per owner, zone, source, close month...
+        """Win rate per owner, team, zone, source, close month... or several of them.
 
         See :func:`crmkit.core.analytics.win_rates`; computed by the store
         (``GROUP BY``) when it can (see the module docstring).
         """
         moment = self._moment(as_of)
+        dimensions = core._check_grouping(by)
 
         def read(uow: UnitOfWork) -> WinRates:
             pushed = self._win_rates_pushed(
@@ -310,7 +320,7 @@ class AnalyticsService(InsightReports):
             if pushed is not None:
                 return WinRates(
                     as_of=moment,
-                    by=core.Dimension(by),
+                    by=dimensions[0] if len(dimensions) == 1 else dimensions,
                     currency=currency.upper(),
                     groups=pushed,
                 )
@@ -385,6 +395,11 @@ class AnalyticsService(InsightReports):
         return core.waterfall(
             book, start=first, end=last, currency=currency, rate=self._rate, pipeline=pipeline
         )
+
+
+def _teams(uow: UnitOfWork) -> dict[TeamId, tuple[UserId, ...]]:
+    """The members of each team not archived, as they are now (membership has no history)."""
+    return {team.id: team.member_ids for team in uow.repository(Team).find(Query())}
 
 
 def _revisions(uow: UnitOfWork, opp: Opportunity, after: datetime) -> list[Revision]:
