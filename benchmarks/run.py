@@ -773,7 +773,9 @@ def bench_frames_section(args: argparse.Namespace) -> None:
     print(f"  pandas.read_sql of the columns  {full_sql:8.3f} s")
     print(f"  crmkit to_pandas(columns=...)   {full_ours:8.3f} s")
     print(f"  ratio crmkit / read_sql         {full_ours / full_sql:8.2f}x   (no target)")
-    print(f"RESULT frames_ratio={ours / sql:.2f} frames_all_fields_ratio={full_ours / full_sql:.2f}")
+    print(
+        f"RESULT frames_ratio={ours / sql:.2f} frames_all_fields_ratio={full_ours / full_sql:.2f}"
+    )
 
 
 def bench_bulk_section(args: argparse.Namespace) -> None:

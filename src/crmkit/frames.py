@@ -17,7 +17,6 @@ pandas is an optional extra (``pip install "crmkit[pandas]"``); without it,
 from __future__ import annotations
 
 import enum
-import functools
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
@@ -154,14 +153,16 @@ class _Plain:
     """The kind of a field declared with types whose values are their own cells."""
 
 
-@functools.cache
 def _field_kinds(cls: type[Entity]) -> dict[str, type]:
     """The fields of ``cls`` declared as :class:`Money`, :class:`datetime` or plain values.
 
     Optional or not; a plain field (:class:`_Plain`) holds only the types of
     :data:`_PLAIN`, so its values need no look.
     """
-    kinds: dict[str, type] = {}
+    kinds = _KINDS.get(cls)
+    if kinds is not None:
+        return kinds
+    kinds = _KINDS[cls] = {}
     for name, hint in typing.get_type_hints(cls).items():
         declared = set(typing.get_args(hint)) if typing.get_origin(hint) else {hint}
         declared = {getattr(kind, "__supertype__", kind) for kind in declared}  # NewType ids
@@ -171,6 +172,9 @@ def _field_kinds(cls: type[Entity]) -> dict[str, type]:
         if name not in kinds and declared <= _PLAIN:
             kinds[name] = _Plain
     return kinds
+
+
+_KINDS: dict[type[Entity], dict[str, type]] = {}
 
 
 def _listed(values: Sequence[Any]) -> list[Any]:
@@ -208,6 +212,8 @@ def _cells(values: Sequence[Any], kinds: set[type]) -> list[Any]:
         done = {key: _cell(value) for key, value in keyed.items()}
         return [done[id(value)] for value in values]
     cells = {value: _cell(value) for value in distinct}
+    if len(cells) == 1:  # one value for every record
+        return [*cells.values()] * len(values)
     return list(map(cells.__getitem__, values))
 
 

@@ -221,7 +221,8 @@ class _Service(Generic[E, I]):
             count = len(next(iter(values.values())))
             return fields_frame(self._cls, values if shown else {}, count, keys)
 
-        return self._crm._read(read)
+        with _collector_paused():  # rows and cells only pile up: no cycles to collect
+            return self._crm._read(read)
 
     def count(self, *where: Filter, archived: bool | None = False, **equals: object) -> int:
         """How many records match (same criteria as :meth:`find`)."""

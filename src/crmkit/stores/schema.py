@@ -716,6 +716,8 @@ def _decoded_column(decode: Callable[[Any], Any], values: Sequence[Any]) -> list
     except TypeError:  # unhashable (JSON values already parsed by the driver)
         return [None if value is None else decode(value) for value in values]
     decoded = {value: None if value is None else decode(value) for value in distinct}
+    if len(decoded) == 1:  # one value (often None) for every record
+        return [*decoded.values()] * len(values)
     return list(map(decoded.__getitem__, values))
 
 
