@@ -747,11 +747,16 @@ def bench_frames(
     best_sql = best_ours = float("inf")
     rows = 0
     with crmkit.open(path, clock=clock, seed_masters=False) as crm, engine.connect() as conn:
-        for _ in range(repeat):
-            best_sql = min(best_sql, timed(lambda: pd.read_sql(sa.text(select), conn)))
+        for attempt in range(repeat):
+            sql = timed(lambda: pd.read_sql(sa.text(select), conn))
             start = time.perf_counter()
             frame = crm.opportunities.to_pandas(columns=fields)
-            best_ours = min(best_ours, time.perf_counter() - start)
+            ours = time.perf_counter() - start
+            best_sql, best_ours = min(best_sql, sql), min(best_ours, ours)
+            print(
+                f"  round {attempt + 1}: read_sql {sql:6.2f} s, "
+                f"crmkit {ours:6.2f} s  {ours / sql:.2f}x"
+            )
             rows = len(frame)
             del frame
     engine.dispose()

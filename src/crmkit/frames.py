@@ -1,12 +1,15 @@
 """Records as a :class:`pandas.DataFrame`, for notebooks and analysis.
 
 One row per record and one column per field, with values an analyst can use
-directly: enums as their values, ids as strings, money as an exact
-:class:`~decimal.Decimal` column plus a ``<field>_currency`` column, e-mail
-addresses and phone numbers as strings, collections as tuples, datetimes in
-UTC.  Custom fields become ``custom.<key>`` columns: every definition of the
-entity type, then any stored key whose definition was removed (values are
-never dropped silently).
+directly: enums as their values, ids as their canonical text (``str(uuid)``),
+money as an exact :class:`~decimal.Decimal` column plus a ``<field>_currency``
+column, e-mail addresses and phone numbers as strings, collections as tuples,
+dates as :class:`~datetime.date`, datetimes as ``datetime64[us, UTC]`` (``NaT``
+when missing, and the dtype even when the frame is empty).  Custom fields
+become ``custom.<key>`` columns: every definition of the entity type, then
+any stored key whose definition was removed (values are never dropped
+silently).  Every field is shown but those of :data:`OPT_IN` (an
+opportunity's stage ``history``), unless the fields are named.
 
 pandas is an optional extra (``pip install "crmkit[pandas]"``); without it,
 :func:`records_frame` raises :class:`ImportError` saying so.
