@@ -185,22 +185,27 @@ class _Service(Generic[E, I]):
         limit: int | None = None,
         offset: int = 0,
         archived: bool | None = False,
+        columns: str | Sequence[str] | None = None,
         **equals: object,
     ) -> pandas.DataFrame:
         """The records :meth:`find` returns, as a :class:`pandas.DataFrame`.
 
-        One row per record, one column per field; money as an exact
-        ``Decimal`` column plus ``<field>_currency``; custom fields as
-        ``custom.<key>`` columns (see :mod:`crmkit.frames`).  Needs the
-        ``pandas`` extra.
+        One row per record, one column per field: ids as text, datetimes as
+        ``datetime64[us, UTC]``, money as an exact ``Decimal`` column plus
+        ``<field>_currency``, custom fields as ``custom.<key>`` columns (see
+        :mod:`crmkit.frames`).  Every field but an opportunity's stage
+        ``history`` by default; ``columns`` names the fields to show, in
+        order (and only those are read).  Needs the ``pandas`` extra.
 
         Raises:
-            ValidationError: bad criteria, as for :meth:`find`.
+            ValidationError: bad criteria, as for :meth:`find`; a name in
+                ``columns`` that is not a field (code ``unknown_column``).
             ImportError: pandas is not installed.
         """
-        from crmkit.frames import fields_frame, records_frame
+        from crmkit.frames import fields_frame, frame_fields, records_frame
 
         query = self._query(where, equals, order_by, limit, offset, archived)
+        shown = frame_fields(self._cls, columns)
         entity = self._cls.ENTITY
         fields = self._crm.custom_fields
         keys = [f.key for f in fields.for_entity(entity)] if entity in CUSTOM_ENTITIES else []
@@ -208,13 +213,16 @@ class _Service(Generic[E, I]):
         def read(uow: UnitOfWork) -> pandas.DataFrame:
             repo = self._repo(uow)
             resolved = self._resolved(uow, query)
-            columns = getattr(repo, "columns", None)
-            if columns is None:  # a store without the column read: through the records
-                return records_frame(self._cls, repo.find(resolved), keys)
-            values: dict[str, list[Any]] = columns(resolved)  # SqlStore: no records built
-            return fields_frame(self._cls, values, len(values["id"]), keys)
+            cells = getattr(repo, "cells", None)
+            if cells is None:  # a store without the column read: through the records
+                return records_frame(self._cls, repo.find(resolved), keys, shown)
+            # SqlStore: no records built; with no column shown, the ids count the rows
+            values: dict[str, Sequence[Any]] = cells(resolved, shown or ("id",))
+            count = len(next(iter(values.values())))
+            return fields_frame(self._cls, values if shown else {}, count, keys)
 
-        return self._crm._read(read)
+        with _collector_paused():  # rows and cells only pile up: no cycles to collect
+            return self._crm._read(read)
 
     def count(self, *where: Filter, archived: bool | None = False, **equals: object) -> int:
         """How many records match (same criteria as :meth:`find`)."""

@@ -123,7 +123,7 @@ class BulkUpdater(Protocol[E_contra]):
 
 
 class ColumnReader(Protocol):
-    """A repository that reads field values column by column (optional).
+    """A repository that reads a frame's cells column by column (optional).
 
     ``SqlStore``'s repositories provide it; ``.to_pandas()`` uses it to build
     a frame without building the records, and reads the records otherwise.
@@ -131,10 +131,14 @@ class ColumnReader(Protocol):
     .. versionadded:: 0.1
     """
 
-    def columns(self, query: Query) -> dict[str, list[Any]]:
-        """Each field's values over the records ``find(query)`` returns, in its order.
+    def cells(self, query: Query, fields: Sequence[str]) -> dict[str, Sequence[Any]]:
+        """Each of ``fields``' values over the records ``find(query)`` returns, in its order.
 
-        Must equal ``[getattr(record, field) for record in find(query)]`` per field.
+        Per field, as :func:`crmkit.frames.fields_frame` takes them: the
+        records' values (``getattr(record, field)``), except that an id field
+        may hold canonical id text (``str(uuid)``), a datetime field naive
+        ISO 8601 text in UTC, and a money field ``field`` the ``Decimal``
+        amounts with the currencies under ``<field>_currency``.
         """
 
 

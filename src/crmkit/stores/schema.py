@@ -487,6 +487,11 @@ class EntityCodec:
                 enc = dec = None
             self._encoders.append((f.name, enc))
             self._decoders.append((f.name, dec))
+        #: the decoders of frame cells: an enum's value rather than the enum
+        self._cell_decoders = [
+            (name, _compose(dec, _enum_value) if f.kind is _Kind.ENUM and dec else dec)
+            for f, (name, dec) in zip(self.fields, self._decoders, strict=True)
+        ]
 
     def to_row(self, entity: Entity) -> dict[str, Any]:
         """The row storing ``entity``."""
@@ -498,40 +503,59 @@ class EntityCodec:
             row[f"{name}_minor"], row[f"{name}_currency"] = encode_money(row.pop(name))
         return row
 
-    def columns(
+    def column_names(self, fields: Sequence[str]) -> list[str]:
+        """The columns storing ``fields``, in order (a money field has two)."""
+        names: list[str] = []
+        for name in fields:
+            money = name in self._money
+            names.extend((f"{name}_minor", f"{name}_currency") if money else (name,))
+        return names
+
+    def cells(
         self,
         raw: Mapping[str, Sequence[Any]],
         processors: Mapping[str, Callable[[Any], Any] | None],
+        fields: Sequence[str],
         count: int,
+        *,
+        whole: Mapping[str, Callable[[Sequence[Any]], list[Any]]] | None = None,
     ) -> dict[str, list[Any]]:
-        """Each field's values from raw driver columns (``count`` rows), field by field.
+        """The frame cells of ``fields`` from raw driver columns (``count`` rows).
 
-        The values ``from_row`` would put in each record; each distinct raw
-        value of a column is decoded once (decoded values are immutable).
+        What :meth:`ColumnReader.cells <crmkit.stores.base.ColumnReader.cells>`
+        returns: a field's value as ``from_row`` would decode it, after its
+        column's processor (which may give an id's text or leave a datetime's
+        text), except that an enum gives its value and a money field its
+        ``Decimal`` amounts and ``<field>_currency``.  Each distinct raw value
+        of a column is decoded once (decoded values are immutable).
 
         Args:
-            raw: each column's raw driver values, by column name.
-            processors: each column's result processor (or None).
+            raw: each read column's raw driver values, by column name.
+            processors: each read column's result processor (or None).
+            fields: the fields wanted, in order.
             count: the number of rows.
+            whole: columns converted at once instead (by column name).
         """
-        columns: dict[str, list[Any]] = {}
-        for name, dec in self._decoders:
+        decoders = dict(self._cell_decoders)
+        cells: dict[str, list[Any]] = {}
+        for name in fields:
             if name in self._money:
                 minors = raw.get(f"{name}_minor", (None,) * count)
                 currencies = raw.get(f"{name}_currency", (None,) * count)
-                columns[name] = [
-                    None if m is None or c is None else _money(m, c)
-                    for m, c in zip(minors, currencies, strict=True)
-                ]
+                cells[name], cells[f"{name}_currency"] = _amounts(minors, currencies)
                 continue
             values = raw.get(name, (None,) * count)
-            steps = [f for f in (processors.get(name), dec) if f is not None]
+            convert = (whole or {}).get(name)
+            if convert is not None:
+                cells[name] = convert(values)
+                continue
+            steps = [f for f in (processors.get(name), decoders[name]) if f is not None]
             if not steps:
-                columns[name] = list(values)
+                cells[name] = values if isinstance(values, list) else list(values)
                 continue
             decode = steps[0] if len(steps) == 1 else _compose(steps[0], steps[1])
-            columns[name] = _decoded_column(decode, values)
-        return columns
+            cells[name] = _decoded_column(decode, values)
+        return cells
 
     def reader(
         self,
@@ -663,10 +687,21 @@ class EntityCodec:
         return typing.cast(Entity, _trusted(self.cls, values))
 
 
-def _money(minor: int, currency: str) -> Money:
-    """The :class:`Money` of stored minor units (trusted: no validation)."""
-    amount = Decimal(int(minor)).scaleb(-_exponent(currency)) + 0
-    return typing.cast(Money, _trusted(Money, {"amount": amount, "currency": currency}))
+def _amounts(
+    minors: Sequence[int | None], currencies: Sequence[str | None]
+) -> tuple[list[Decimal | None], list[str | None]]:
+    """The amounts and currencies of stored money columns (None where either is missing).
+
+    An amount is ``decode_money(minor, currency).amount``, computed per
+    currency (one exponent look-up each).
+    """
+    scale = {c: -_exponent(c) for c in set(currencies) if c is not None}
+    amounts = [
+        None if m is None or c is None else Decimal(m).scaleb(scale[c])
+        for m, c in zip(minors, currencies, strict=True)
+    ]
+    kept = [None if m is None else c for m, c in zip(minors, currencies, strict=True)]
+    return amounts, kept
 
 
 @functools.lru_cache(maxsize=256)
@@ -676,22 +711,14 @@ def _exponent(currency: str) -> int:
 
 def _decoded_column(decode: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
     """``decode`` of each value (None stays None), once per distinct hashable value."""
-    cache: dict[Any, Any] = {}
-    column: list[Any] = []
-    append = column.append
-    for value in values:
-        if value is None:
-            append(None)
-            continue
-        try:
-            found = cache.get(value)
-        except TypeError:  # unhashable (a JSON value already parsed by the driver)
-            append(decode(value))
-            continue
-        if found is None:
-            found = cache[value] = decode(value)
-        append(found)
-    return column
+    try:
+        distinct = set(values)
+    except TypeError:  # unhashable (JSON values already parsed by the driver)
+        return [None if value is None else decode(value) for value in values]
+    decoded = {value: None if value is None else decode(value) for value in distinct}
+    if len(decoded) == 1:  # one value (often None) for every record
+        return [*decoded.values()] * len(values)
+    return list(map(decoded.__getitem__, values))
 
 
 def _decoded_once(decode: Callable[[Any], Any], raws: Sequence[str]) -> dict[str, Any]:

@@ -846,6 +846,52 @@ def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[
     return processor
 
 
+def _cell_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """What turns ``column``'s driver value into its frame cell (see ``ColumnReader.cells``).
+
+    An id becomes its canonical text (on SQLite, straight from the stored hex);
+    a datetime on SQLite stays the stored UTC text; other columns get their
+    :func:`_result_processor`.
+    """
+    if isinstance(column.type, sa.Uuid):
+        if dialect.name == "sqlite":
+            return _hex_id_text
+        processor = _result_processor(column, dialect)
+        return str if processor is None else _compose_str(processor)
+    if isinstance(column.type, UtcDateTime) and dialect.name == "sqlite":
+        return None
+    return _result_processor(column, dialect)
+
+
+def _hex_id_text(value: str | UUID) -> str:
+    """``str(UUID(value))`` of SQLite's 32 hex digits (or of a UUID a driver converted)."""
+    if isinstance(value, str) and len(value) == 32:
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    return str(value if isinstance(value, UUID) else UUID(value))
+
+
+def _hex_ids_text(values: Sequence[Any]) -> list[str]:
+    """:func:`_hex_id_text` of every (non-null) id of a column, at once with numpy."""
+    import numpy as np  # there with pandas, the only reader of cells
+
+    texts = np.array(values)  # all text of 32 characters at most: <U32 (else None, a UUID...)
+    if texts.dtype != np.dtype("U32") or not (np.strings.str_len(texts) == 32).all():
+        return [_hex_id_text(v) for v in values]
+    hexes = texts.view(np.uint32).reshape(-1, 32)
+    text = np.full((len(values), 36), ord("-"), dtype=np.uint32)
+    for start, end, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
+        text[:, at : at + end - start] = hexes[:, start:end]
+    ids: list[str] = text.view("U36").ravel().tolist()
+    return ids
+
+
+def _compose_str(processor: Callable[[Any], Any]) -> Callable[[Any], str]:
+    def text(value: Any) -> str:
+        return str(processor(value))
+
+    return text
+
+
 def _sqlite_utc_datetime(value: str | datetime) -> datetime:
     try:
         return datetime.fromisoformat(value).replace(tzinfo=UTC)  # type: ignore[arg-type]
@@ -1089,16 +1135,19 @@ class _SqlRepository(Generic[E]):
             rows = self._conn.execute(stmt).mappings().all()
         return [cast(E, self._codec.from_row(r)) for r in rows]
 
-    def columns(self, query: Query) -> dict[str, list[Any]]:
-        """The field values of the records :meth:`find` returns, field by field.
+    def cells(self, query: Query, fields: Sequence[str]) -> dict[str, Sequence[Any]]:
+        """The frame cells of ``fields`` over the records :meth:`find` returns.
 
-        The same values as ``getattr(record, field)`` over ``find(query)``,
-        read from the driver's rows column by column without building the
-        records: each distinct stored value of a column is decoded once.
+        Only the columns of ``fields`` are read, from the driver's rows
+        column by column, without building the records.  Ids come as their
+        canonical text, SQLite's datetimes as their stored UTC text (pandas
+        parses a whole column at once), money as amounts and currencies; each
+        distinct stored value of any other column is decoded once.
         """
-        stmt = self._find_statement(query)
-        dialect = self._conn.dialect
-        compiled = _compiled(self._table, dialect)
+        table, dialect = self._table, self._conn.dialect
+        names = self._codec.column_names(fields)
+        columns = [table.c[name] for name in names]
+        stmt = self._find_statement(query).with_only_columns(*columns)
         statement = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         params = statement.construct_params()
         bound = {
@@ -1109,7 +1158,9 @@ class _SqlRepository(Generic[E]):
             for name, value in params.items()
         }
         args: Any = (
-            bound if compiled.named else tuple(bound[n] for n in statement.positiontup or ())
+            bound
+            if _compiled(table, dialect).named
+            else tuple(bound[n] for n in statement.positiontup or ())
         )
         with _translating(self._cls):
             cursor = self._uow.cursor()
@@ -1118,9 +1169,10 @@ class _SqlRepository(Generic[E]):
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
-        raw = dict(zip(compiled.names, zip(*rows, strict=True), strict=True)) if rows else {}
-        processors = dict(zip(compiled.names, compiled.results, strict=True))
-        return self._codec.columns(raw, processors, len(rows))
+        raw = dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {}
+        processors = {c.name: _cell_processor(c, dialect) for c in columns}
+        whole = {"id": _hex_ids_text} if dialect.name == "sqlite" else None
+        return dict(self._codec.cells(raw, processors, fields, len(rows), whole=whole))
 
     def _find_statement(self, query: Query) -> Any:
         table, dialect = self._table, self._uow.dialect
