@@ -50,4 +50,6 @@ def test_the_benchmark_runs_every_contender_and_prints_the_ratios(
     )
     assert re.search(r"^RESULT forecast_seconds=\d+\.\d\d$", out, re.MULTILINE)
     assert re.search(r"^RESULT analytics_ratio=\d+\.\d\d$", out, re.MULTILINE)
-    assert re.search(r"^RESULT frames_ratio=\d+\.\d\d$", out, re.MULTILINE)
+    assert re.search(
+        r"^RESULT frames_ratio=\d+\.\d\d frames_all_fields_ratio=\d+\.\d\d$", out, re.MULTILINE
+    )
