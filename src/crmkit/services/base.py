@@ -368,19 +368,19 @@ class _Service(Generic[E, I]):
     ) -> dict[str, Any]:
         """Turn friendly arguments into entity fields (resolve references, read phones)."""
         resolve = resolve or _ref_id
+        aliases = self._aliases
         fields: dict[str, Any] = {}
         for name, value in values.items():
-            alias = self._aliases.get(name)
-            if alias is not None:
-                target, cls = alias
+            if name not in aliases and name not in _PREPARED:
+                fields[name] = value  # most arguments are fields as they are
+            elif name in aliases:
+                target, cls = aliases[name]
                 fields[target] = None if value is None else resolve(uow, cls, value, name)
             elif name == "custom":  # checked against the definitions; applied by changes
                 if self._crm.custom_fields.applies(self._cls.ENTITY, value):
                     fields[name] = self._crm.custom_fields.patch(uow, self._cls.ENTITY, value)
-            elif name == "phones":
-                fields[name] = _phones(value, self._crm.default_region, name)
             else:
-                fields[name] = value
+                fields[name] = _phones(value, self._crm.default_region, name)
         return fields
 
     # ----------------------------------------------------------------- bulk
@@ -662,6 +662,10 @@ UserRef = User | UserId
 OrganizationRef = Organization | OrganizationId
 
 
+#: the arguments besides references that ``_Service._prepare`` turns into something else
+_PREPARED: Final = frozenset({"custom", "phones"})
+
+
 def _phones(values: object, region: str | None, name: str) -> object:
     """Parse phone strings with the CRM's default region; other values pass to the entity."""
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
@@ -790,8 +794,11 @@ def _builder(cls: type[Entity], names: tuple[str, ...]) -> _Builder | None:
     converters of the values given, takes each other field's default as its
     converter made it (computed once: converters are pure, the defaults they
     give immutable), then runs every validator and ``__attrs_post_init__``, as
-    ``__init__`` does.  ``None`` when ``cls`` or ``names`` need an attrs
-    feature or a ``changes.create`` step this does not reproduce.
+    ``__init__`` does.  A given ``None``, ``()`` or default (the value of most
+    optional arguments an import passes) takes its converted value computed
+    once too (:func:`_converting`), and ``now`` is checked once per value.
+    ``None`` when ``cls`` or ``names`` need an attrs feature or a
+    ``changes.create`` step this does not reproduce.
     ``bulk_create`` also checks that the first record it builds equals the one
     ``changes.create`` makes.
     """
@@ -809,9 +816,12 @@ def _builder(cls: type[Entity], names: tuple[str, ...]) -> _Builder | None:
         "_set": object.__setattr__,
         "_cls": cls,
         "_validators_disabled": attrs.validators.get_disabled,
+        "_NONE": None,
+        "_EMPTY": (),
     }
     lines = ["def build(values, id, now):", "    o = _new(_cls)"]
-    checks = []
+    checks: list[str] = []
+    checks_of_now: list[str] = []
     used = set()
     for n, a in enumerate(attrs.fields(cls)):
         if not a.init:
@@ -820,12 +830,18 @@ def _builder(cls: type[Entity], names: tuple[str, ...]) -> _Builder | None:
             continue  # set by __attrs_post_init__
         if isinstance(a.converter, attrs.Converter):  # it takes the instance or the field
             return None
-        if a.alias in _NEW_RECORD or a.alias in given:
-            value = _NEW_RECORD.get(a.alias) or f"values[{a.alias!r}]"
+        if a.alias in _NEW_RECORD:
+            value = _NEW_RECORD[a.alias]
             used.add(a.alias)
             if a.converter is not None:
                 namespace[f"_convert{n}"] = a.converter
                 value = f"_convert{n}({value})"
+        elif a.alias in given:
+            value = f"values[{a.alias!r}]"
+            used.add(a.alias)
+            if a.converter is not None:
+                lines.append(f"    v = values[{a.alias!r}]")
+                value = _converting(namespace, n, a)
         else:
             default = _converted_default(a)
             if default is _UNKNOWN:
@@ -836,18 +852,55 @@ def _builder(cls: type[Entity], names: tuple[str, ...]) -> _Builder | None:
         if a.validator is not None:
             namespace[f"_validate{n}"] = a.validator
             namespace[f"_field{n}"] = a
-            checks.append(f"        _validate{n}(o, _field{n}, o.{a.name})")
+            check = f"_validate{n}(o, _field{n}, o.{a.name})"
+            (checks_of_now if value == "now" else checks).append(check)
     if used != given | _NEW_RECORD.keys():
         return None
-    if checks:
+    if checks or checks_of_now:
         lines.append("    if not _validators_disabled():")
-        lines += checks
+        if checks_of_now:  # the records of a batch share ``now``: checked once
+            namespace["_checked_now"] = [None]
+            lines.append("        if now is not _checked_now[0]:")
+            lines += [f"            {check}" for check in checks_of_now]
+            lines.append("            _checked_now[0] = now")
+        lines += [f"        {check}" for check in checks]
     if hasattr(cls, "__attrs_post_init__"):
         lines.append("    o.__attrs_post_init__()")
     lines.append("    return o")
     exec("\n".join(lines), namespace)
     build: _Builder = namespace["build"]
     return build
+
+
+def _converting(namespace: dict[str, Any], n: int, a: attrs.Attribute[Any]) -> str:
+    """Builder code converting ``v``, the value given for field number ``n``.
+
+    ``None``, ``()`` and the field's default (what most items leave as they
+    are) take their converted value computed once, when they convert.
+    """
+    namespace[f"_convert{n}"] = convert = a.converter
+    value = f"_convert{n}(v)"
+    shortcuts: list[tuple[str, object]] = [("_NONE", None), ("_EMPTY", ())]
+    raw = a.default
+    if raw not in (attrs.NOTHING, None, ()) and not isinstance(raw, attrs.Factory):  # type: ignore[arg-type]
+        namespace[f"_raw{n}"] = raw
+        shortcuts.append((f"_raw{n}", raw))
+    for i, (name, given) in enumerate(shortcuts):
+        converted = _converted(convert, given)  # type: ignore[arg-type]
+        if converted is not _UNKNOWN:
+            namespace[f"_shortcut{n}_{i}"] = converted
+            value = f"_shortcut{n}_{i} if v is {name} else {value}"
+    return value
+
+
+def _converted(convert: Callable[[Any], Any], value: object) -> object:
+    """``convert(value)`` if it succeeds and can be shared by every record (or ``_UNKNOWN``)."""
+    try:
+        converted = convert(value)
+        hash(converted)  # immutable: shared by every record
+    except Exception:  # then the converter runs on each record, and decides
+        return _UNKNOWN
+    return converted
 
 
 def _converted_default(a: attrs.Attribute[Any]) -> object:
