@@ -511,12 +511,13 @@ class _Service(Generic[E, I]):
                     results.append(self._prepare(uow, self._creating(item), resolve))
                 except ValidationError as error:
                     results.append(error)
+            email_fields = _email_fields(self._cls)
             for fields in results:
                 if isinstance(fields, dict):
                     # a bad address is left as text (_parse_emails assigns a field only
                     # once it is parsed): the record's converter names it, below
                     with contextlib.suppress(ValidationError):
-                        _parse_emails(self._cls, [fields])
+                        _parse_emails(self._cls, [fields], email_fields)
             for i, fields in enumerate(results):
                 if not isinstance(fields, dict):
                     continue
@@ -695,7 +696,11 @@ def _organization_of_contact(uow: UnitOfWork, fields: dict[str, Any]) -> None:
 # -------------------------------------------------------------------- bulk
 
 
-def _parse_emails(cls: type[Entity], prepared: list[dict[str, Any]]) -> None:
+def _parse_emails(
+    cls: type[Entity],
+    prepared: list[dict[str, Any]],
+    email_fields: tuple[tuple[str, bool], ...] | None = None,
+) -> None:
     """Turn the e-mail text of prepared creation fields into :class:`EmailAddress` values.
 
     The entity's converters would do the same (they keep ``EmailAddress``
@@ -705,7 +710,7 @@ def _parse_emails(cls: type[Entity], prepared: list[dict[str, Any]]) -> None:
     Raises:
         ValidationError: an invalid address (without the item's index).
     """
-    for name, many in _email_fields(cls):
+    for name, many in _email_fields(cls) if email_fields is None else email_fields:
         for fields in prepared:
             value = fields.get(name)
             if many:
