@@ -111,6 +111,9 @@ def entity_type(entity: object) -> type[Entity]:
     return found
 
 
+_TEXT: Final = Kind.TEXT
+
+
 def _normal(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
@@ -525,15 +528,18 @@ class _Import:
         for header, column in columns:
             cell = cells[header]
             row_cells[column] = cell
-            try:
-                value = read_cell(column, cell, ctx)
-                if column.kind is Kind.JSON:
-                    value = structure_json(column, value)
-            except ValidationError as error:
-                row.errors.append(RowError(line, header, error.code, error.reason))
-                continue
-            if value is OMIT:
-                continue
+            if column.kind is _TEXT and type(cell) is str and cell[:1] != "'" and cell.strip():
+                value: object = cell  # read_cell's most common case, without the call
+            else:
+                try:
+                    value = read_cell(column, cell, ctx)
+                    if column.kind is Kind.JSON:
+                        value = structure_json(column, value)
+                except ValidationError as error:
+                    row.errors.append(RowError(line, header, error.code, error.reason))
+                    continue
+                if value is OMIT:
+                    continue
             if column.custom is not None:
                 args.setdefault("custom", {})[column.custom.key] = value
             else:

@@ -502,13 +502,16 @@ class _Service(Generic[E, I]):
         now = self._crm.now()
         vetoes = self._crm.plugins.validates(self._cls)
         own_new = type(self)._new is not _Service._new
+        # the base _creating only copies the item, which _prepare does not change
+        creating = self._creating if type(self)._creating is not _Service._creating else None
         # Stage by stage, as bulk_create does (arguments, e-mail addresses, then
         # records), with the collector paused; an item failing a stage skips the rest.
         results: list[dict[str, Any] | E | ValidationError] = []
         with _collector_paused():
             for item in items:
                 try:
-                    results.append(self._prepare(uow, self._creating(item), resolve))
+                    values = item if creating is None else creating(item)
+                    results.append(self._prepare(uow, values, resolve))
                 except ValidationError as error:
                     results.append(error)
             email_fields = _email_fields(self._cls)
