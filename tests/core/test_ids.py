@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -100,6 +101,34 @@ def test_uuid7_is_unique_across_threads() -> None:
         thread.join()
     assert 8000 == len({value for bucket in made for value in bucket})
     assert all(bucket == sorted(bucket) for bucket in made)
+
+
+def test_uuid7_equals_the_uuid_of_its_text() -> None:
+    """Ids built without UUID's checks are ordinary UUIDs: equal, hashed and ordered alike."""
+    made = [uuid7() for _ in range(100)]
+    again = [UUID(str(value)) for value in made]
+
+    assert again == made
+    assert [hash(v) for v in again] == [hash(v) for v in made]
+    assert all(7 == value.version and "specified in RFC 4122" == value.variant for value in made)
+
+
+def test_uuid7_random_bits_are_not_shared_with_a_forked_child() -> None:
+    """A child process does not reuse the random bytes its parent read ahead."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    uuid7()  # the parent has read random bytes ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id's random bits, then exit at once
+        os.write(write, str(uuid7().int & ((1 << 62) - 1)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        childs = int(pipe.read())
+
+    assert uuid7().int & ((1 << 62) - 1) != childs
 
 
 @pytest.mark.parametrize("id_type", _ID_TYPES, ids=lambda t: t.__name__)

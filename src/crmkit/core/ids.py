@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from typing import NewType
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 __all__ = [
     "CampaignEmailId",
@@ -68,18 +68,54 @@ EmailTemplateId = NewType("EmailTemplateId", UUID)
 _lock = threading.Lock()
 _last = [0, 0]  # [unix milliseconds, 12-bit counter] of the previous id
 
+#: random bytes read from ``os.urandom`` at once, 10 per id (one system call per 409 ids)
+_POOL_BYTES = 4096
+
+
+class _Pool:
+    """Random bytes read ahead, and the position of the next unused one."""
+
+    __slots__ = ("at", "data")
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.at = 0
+
+
+_pool = _Pool()
+
+
+def _forget_pool() -> None:
+    """Drop the random bytes a forked child inherited: they are its parent's."""
+    _pool.data, _pool.at = b"", 0
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_pool)
+
+_UNKNOWN_SAFETY = SafeUUID.unknown
+_new = object.__new__
+_set = object.__setattr__
+
 
 def uuid7() -> UUID:
     """Return a new UUIDv7, strictly increasing within this process.
 
     The 48-bit millisecond timestamp comes first; the 12 ``rand_a`` bits are a
     counter seeded randomly each millisecond, so ids made in the same
-    millisecond still sort in creation order.
+    millisecond still sort in creation order.  The random bits come from
+    ``os.urandom``, read a few kilobytes at a time (a forked child reads its own).
     """
     with _lock:
         ms = time.time_ns() // 1_000_000
+        data, at = _pool.data, _pool.at
+        if at + 10 > len(data):
+            data, at = os.urandom(_POOL_BYTES), 0
+            _pool.data = data
+        _pool.at = at + 10
+        random = int.from_bytes(data[at : at + 10], "big")
         if ms > _last[0]:
-            counter = int.from_bytes(os.urandom(2), "big") & 0x7FF  # leave room to count up
+            counter = (random >> 64) & 0x7FF  # leave room to count up
         else:
             ms = _last[0]
             counter = _last[1] + 1
@@ -87,6 +123,9 @@ def uuid7() -> UUID:
                 ms += 1
                 counter = 0
         _last[0], _last[1] = ms, counter
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    rand_b = random & ((1 << 62) - 1)
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand_b
-    return UUID(int=value)
+    id = _new(UUID)  # UUID(int=value) without its argument checks (value fits in 128 bits)
+    _set(id, "int", value)
+    _set(id, "is_safe", _UNKNOWN_SAFETY)
+    return id

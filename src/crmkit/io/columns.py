@@ -452,6 +452,8 @@ def _uuid(cell: object, ctx: ReadContext) -> UUID:
 def _reference(cell: object, ctx: ReadContext) -> UUID | str:
     """An id, or the text of an external_ref (resolved by the import, a batch at a time)."""
     if isinstance(cell, str):
+        if len(cell) < 32:  # too short for an id (32 hex digits): spare UUID() its exception
+            return cell
         try:
             return UUID(cell)
         except ValueError:

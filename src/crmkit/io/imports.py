@@ -112,6 +112,9 @@ def entity_type(entity: object) -> type[Entity]:
     return found
 
 
+_TEXT: Final = Kind.TEXT
+
+
 def _normal(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
@@ -123,7 +126,8 @@ class _Row:
     line: int
     args: dict[str, Any] = attrs.Factory(dict)
     cells: dict[Column, object] = attrs.Factory(dict)
-    headers: dict[str, str] = attrs.Factory(dict)  # column name -> file header
+    #: column name -> file header (shared by the rows with the same headers: read only)
+    headers: dict[str, str] = attrs.Factory(dict)
     errors: list[RowError] = attrs.Factory(list)
 
     def fail(self, error: CrmkitError, column: str = "") -> None:
@@ -461,8 +465,12 @@ class _Import:
         self._masters: dict[type[Master], dict[str, UUID]] = {}
         #: the columns referring to records
         self._record_columns = [c for c in header.columns if c.kind is Kind.RECORD]
+        #: those referring to records of the imported type (a parent organization)
+        self._own_columns = [c for c in self._record_columns if c.target is cls]
         #: the ids of records the current batch refers to, read in this transaction
         self._known: set[tuple[type[Entity], UUID]] = set()
+        #: a row's keys -> its columns and their headers (see :meth:`_plan`)
+        self._plans: dict[tuple[str, ...], tuple[list[tuple[str, Column]], dict[str, str]]] = {}
 
     # ------------------------------------------------------------- reading
     def batches(
@@ -497,9 +505,10 @@ class _Import:
     def _needs(self, row: _Row) -> set[tuple[str, object]]:
         """The keys of records the row needs written first: its own (a second row for
         the same record) and those of the records of its type it refers to."""
-        needs = {k for k in (self._key(row),) if k is not None}
-        for column, value in self._references(row):
-            if column.target is self.cls and value is not None:
+        key = self._key(row)
+        needs = set() if key is None else {key}
+        for _, value in self._references(row, self._own_columns):
+            if value is not None:
                 needs.add(("external_ref", value) if isinstance(value, str) else ("id", value))
         return needs
 
@@ -512,29 +521,52 @@ class _Import:
         return None
 
     def _read(self, line: int, cells: Mapping[str, object]) -> _Row:
-        row = _Row(line)
-        args, headers, row_cells = row.args, row.headers, row.cells
-        column_of, ctx = self.header.column, self.ctx
-        for header, cell in cells.items():
-            column = column_of(header)
-            if column is None:
-                continue
-            headers[column.name] = header
+        keys = tuple(cells)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plan(keys)
+        columns, headers = plan
+        row = _Row(line, headers=headers)
+        args, row_cells, ctx = row.args, row.cells, self.ctx
+        for header, column in columns:
+            cell = cells[header]
             row_cells[column] = cell
-            try:
-                value = read_cell(column, cell, ctx)
-                if column.kind is Kind.JSON:
-                    value = structure_json(column, value)
-            except ValidationError as error:
-                row.errors.append(RowError(line, header, error.code, error.reason))
-                continue
-            if value is OMIT:
-                continue
+            if column.kind is _TEXT and type(cell) is str and cell[:1] != "'" and cell.strip():
+                value: object = cell  # read_cell's most common case, without the call
+            else:
+                try:
+                    value = read_cell(column, cell, ctx)
+                    if column.kind is Kind.JSON:
+                        value = structure_json(column, value)
+                except ValidationError as error:
+                    row.errors.append(RowError(line, header, error.code, error.reason))
+                    continue
+                if value is OMIT:
+                    continue
             if column.custom is not None:
                 args.setdefault("custom", {})[column.custom.key] = value
             else:
                 args[column.name] = value
         return row
+
+    def _plan(self, keys: tuple[str, ...]) -> tuple[list[tuple[str, Column]], dict[str, str]]:
+        """The columns of a row's headers (in order, skipped ones left out), and
+        column name -> header; the rows of a file share them.
+
+        Raises:
+            ValidationError: a header matches no column (code ``unknown_column``).
+        """
+        columns: list[tuple[str, Column]] = []
+        headers: dict[str, str] = {}
+        for header in keys:
+            column = self.header.column(header)
+            if column is not None:
+                headers[column.name] = header
+                columns.append((header, column))
+        if len(self._plans) >= 1000:  # rows with ever new keys (JSON Lines): start over
+            self._plans.clear()
+        plan = self._plans[keys] = (columns, headers)
+        return plan
 
     # ---------------------------------------------------------- validating
     def process(self, batch: list[_Row]) -> None:
@@ -599,9 +631,12 @@ class _Import:
         ordered = sorted(values, key=str)
         return self.crm._read(lambda uow: uow.repository(cls).ids_by(key, ordered))
 
-    def _references(self, row: _Row) -> Iterator[tuple[Column, object]]:
+    def _references(
+        self, row: _Row, columns: Sequence[Column] | None = None
+    ) -> Iterator[tuple[Column, object]]:
+        """The row's references (of ``columns``, default every column naming a record)."""
         cells = row.cells
-        for column in self._record_columns:
+        for column in self._record_columns if columns is None else columns:
             if column not in cells:
                 continue
             if column.custom is not None:
@@ -639,7 +674,11 @@ class _Import:
         items = []
         for row in rows:
             row.args.pop("id", None)
-            unknown = sorted(set(row.args) - self.creatable)
+            unknown = (
+                []
+                if self.creatable.issuperset(row.args)
+                else sorted(row.args.keys() - self.creatable)
+            )
             for name in unknown:
                 row.errors.append(
                     RowError(

@@ -376,19 +376,19 @@ class _Service(Generic[E, I]):
     ) -> dict[str, Any]:
         """Turn friendly arguments into entity fields (resolve references, read phones)."""
         resolve = resolve or _ref_id
+        aliases = self._aliases
         fields: dict[str, Any] = {}
         for name, value in values.items():
-            alias = self._aliases.get(name)
-            if alias is not None:
-                target, cls = alias
+            if name not in aliases and name not in _PREPARED:
+                fields[name] = value  # most arguments are fields as they are
+            elif name in aliases:
+                target, cls = aliases[name]
                 fields[target] = None if value is None else resolve(uow, cls, value, name)
             elif name == "custom":  # checked against the definitions; applied by changes
                 if self._crm.custom_fields.applies(self._cls.ENTITY, value):
                     fields[name] = self._crm.custom_fields.patch(uow, self._cls.ENTITY, value)
-            elif name == "phones":
-                fields[name] = _phones(value, self._crm.default_region, name)
             else:
-                fields[name] = value
+                fields[name] = _phones(value, self._crm.default_region, name)
         return fields
 
     # ----------------------------------------------------------------- bulk
@@ -510,21 +510,25 @@ class _Service(Generic[E, I]):
         now = self._crm.now()
         vetoes = self._crm.plugins.validates(self._cls)
         own_new = type(self)._new is not _Service._new
+        # the base _creating only copies the item, which _prepare does not change
+        creating = self._creating if type(self)._creating is not _Service._creating else None
         # Stage by stage, as bulk_create does (arguments, e-mail addresses, then
         # records), with the collector paused; an item failing a stage skips the rest.
         results: list[dict[str, Any] | E | ValidationError | AccessDenied] = []
         with _collector_paused():
             for item in items:
                 try:
-                    results.append(self._prepare(uow, self._creating(item), resolve))
+                    values = item if creating is None else creating(item)
+                    results.append(self._prepare(uow, values, resolve))
                 except ValidationError as error:
                     results.append(error)
+            email_fields = _email_fields(self._cls)
             for fields in results:
                 if isinstance(fields, dict):
                     # a bad address is left as text (_parse_emails assigns a field only
                     # once it is parsed): the record's converter names it, below
                     with contextlib.suppress(ValidationError):
-                        _parse_emails(self._cls, [fields])
+                        _parse_emails(self._cls, [fields], email_fields)
             for i, fields in enumerate(results):
                 if not isinstance(fields, dict):
                     continue
@@ -670,6 +674,10 @@ UserRef = User | UserId
 OrganizationRef = Organization | OrganizationId
 
 
+#: the arguments besides references that ``_Service._prepare`` turns into something else
+_PREPARED: Final = frozenset({"custom", "phones"})
+
+
 def _phones(values: object, region: str | None, name: str) -> object:
     """Parse phone strings with the CRM's default region; other values pass to the entity."""
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
@@ -699,7 +707,11 @@ def _organization_of_contact(uow: UnitOfWork, fields: dict[str, Any]) -> None:
 # -------------------------------------------------------------------- bulk
 
 
-def _parse_emails(cls: type[Entity], prepared: list[dict[str, Any]]) -> None:
+def _parse_emails(
+    cls: type[Entity],
+    prepared: list[dict[str, Any]],
+    email_fields: tuple[tuple[str, bool], ...] | None = None,
+) -> None:
     """Turn the e-mail text of prepared creation fields into :class:`EmailAddress` values.
 
     The entity's converters would do the same (they keep ``EmailAddress``
@@ -709,7 +721,7 @@ def _parse_emails(cls: type[Entity], prepared: list[dict[str, Any]]) -> None:
     Raises:
         ValidationError: an invalid address (without the item's index).
     """
-    for name, many in _email_fields(cls):
+    for name, many in _email_fields(cls) if email_fields is None else email_fields:
         for fields in prepared:
             value = fields.get(name)
             if many:
@@ -798,8 +810,11 @@ def _builder(cls: type[Entity], names: tuple[str, ...]) -> _Builder | None:
     converters of the values given, takes each other field's default as its
     converter made it (computed once: converters are pure, the defaults they
     give immutable), then runs every validator and ``__attrs_post_init__``, as
-    ``__init__`` does.  ``None`` when ``cls`` or ``names`` need an attrs
-    feature or a ``changes.create`` step this does not reproduce.
+    ``__init__`` does.  A given ``None``, ``()`` or default (the value of most
+    optional arguments an import passes) takes its converted value computed
+    once too (:func:`_converting`), and ``now`` is checked once per value.
+    ``None`` when ``cls`` or ``names`` need an attrs feature or a
+    ``changes.create`` step this does not reproduce.
     ``bulk_create`` also checks that the first record it builds equals the one
     ``changes.create`` makes.
     """
@@ -817,9 +832,12 @@ def _builder(cls: type[Entity], names: tuple[str, ...]) -> _Builder | None:
         "_set": object.__setattr__,
         "_cls": cls,
         "_validators_disabled": attrs.validators.get_disabled,
+        "_NONE": None,
+        "_EMPTY": (),
     }
     lines = ["def build(values, id, now):", "    o = _new(_cls)"]
-    checks = []
+    checks: list[str] = []
+    checks_of_now: list[str] = []
     used = set()
     for n, a in enumerate(attrs.fields(cls)):
         if not a.init:
@@ -828,12 +846,18 @@ def _builder(cls: type[Entity], names: tuple[str, ...]) -> _Builder | None:
             continue  # set by __attrs_post_init__
         if isinstance(a.converter, attrs.Converter):  # it takes the instance or the field
             return None
-        if a.alias in _NEW_RECORD or a.alias in given:
-            value = _NEW_RECORD.get(a.alias) or f"values[{a.alias!r}]"
+        if a.alias in _NEW_RECORD:
+            value = _NEW_RECORD[a.alias]
             used.add(a.alias)
             if a.converter is not None:
                 namespace[f"_convert{n}"] = a.converter
                 value = f"_convert{n}({value})"
+        elif a.alias in given:
+            value = f"values[{a.alias!r}]"
+            used.add(a.alias)
+            if a.converter is not None:
+                lines.append(f"    v = values[{a.alias!r}]")
+                value = _converting(namespace, n, a)
         else:
             default = _converted_default(a)
             if default is _UNKNOWN:
@@ -844,18 +868,55 @@ def _builder(cls: type[Entity], names: tuple[str, ...]) -> _Builder | None:
         if a.validator is not None:
             namespace[f"_validate{n}"] = a.validator
             namespace[f"_field{n}"] = a
-            checks.append(f"        _validate{n}(o, _field{n}, o.{a.name})")
+            check = f"_validate{n}(o, _field{n}, o.{a.name})"
+            (checks_of_now if value == "now" else checks).append(check)
     if used != given | _NEW_RECORD.keys():
         return None
-    if checks:
+    if checks or checks_of_now:
         lines.append("    if not _validators_disabled():")
-        lines += checks
+        if checks_of_now:  # the records of a batch share ``now``: checked once
+            namespace["_checked_now"] = [None]
+            lines.append("        if now is not _checked_now[0]:")
+            lines += [f"            {check}" for check in checks_of_now]
+            lines.append("            _checked_now[0] = now")
+        lines += [f"        {check}" for check in checks]
     if hasattr(cls, "__attrs_post_init__"):
         lines.append("    o.__attrs_post_init__()")
     lines.append("    return o")
     exec("\n".join(lines), namespace)
     build: _Builder = namespace["build"]
     return build
+
+
+def _converting(namespace: dict[str, Any], n: int, a: attrs.Attribute[Any]) -> str:
+    """Builder code converting ``v``, the value given for field number ``n``.
+
+    ``None``, ``()`` and the field's default (what most items leave as they
+    are) take their converted value computed once, when they convert.
+    """
+    namespace[f"_convert{n}"] = convert = a.converter
+    value = f"_convert{n}(v)"
+    shortcuts: list[tuple[str, object]] = [("_NONE", None), ("_EMPTY", ())]
+    raw = a.default
+    if raw not in (attrs.NOTHING, None, ()) and not isinstance(raw, attrs.Factory):  # type: ignore[arg-type]
+        namespace[f"_raw{n}"] = raw
+        shortcuts.append((f"_raw{n}", raw))
+    for i, (name, given) in enumerate(shortcuts):
+        converted = _converted(convert, given)  # type: ignore[arg-type]
+        if converted is not _UNKNOWN:
+            namespace[f"_shortcut{n}_{i}"] = converted
+            value = f"_shortcut{n}_{i} if v is {name} else {value}"
+    return value
+
+
+def _converted(convert: Callable[[Any], Any], value: object) -> object:
+    """``convert(value)`` if it succeeds and can be shared by every record (or ``_UNKNOWN``)."""
+    try:
+        converted = convert(value)
+        hash(converted)  # immutable: shared by every record
+    except Exception:  # then the converter runs on each record, and decides
+        return _UNKNOWN
+    return converted
 
 
 def _converted_default(a: attrs.Attribute[Any]) -> object:

@@ -957,6 +957,66 @@ def _compose(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callabl
 _compiled_cache: dict[tuple[str, str], _Compiled] = {}
 
 
+class _IdsIn:
+    """``SELECT id, <column> FROM <table> WHERE <column> IN (...)`` with room for
+    ``size`` values, compiled once by SQLAlchemy Core and run on the DBAPI
+    cursor with the columns' own bind and result processors, as
+    :class:`_Compiled`'s statements are.  Unused places are bound to NULL,
+    which matches nothing, so a few sizes serve every batch."""
+
+    def __init__(self, table: sa.Table, field: str, size: int, dialect: sa.Dialect):
+        key = table.primary_key.columns.values()[0]
+        column = table.c[field]
+        names = [f"v{i}" for i in range(size)]
+        stmt = sa.select(key, column.label("value")).where(
+            column.in_([sa.bindparam(name, type_=column.type) for name in names])
+        )
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.size = size
+        self.named = dialect.paramstyle in ("named", "pyformat")
+        if not self.named and list(compiled.positiontup or ()) != names:  # pragma: no cover
+            raise AssertionError("the IN list's parameters are out of order")
+        self.names = names
+        self.bind = column.type._cached_bind_processor(dialect)
+        self.id = _result_processor(key, dialect)
+        self.value = _result_processor(column, dialect)
+
+    def params(self, values: Sequence[object]) -> Any:
+        bind = self.bind
+        bound = [v if bind is None else bind(v) for v in values]
+        bound += [None] * (self.size - len(bound))
+        return dict(zip(self.names, bound, strict=True)) if self.named else bound
+
+    def run(self, cursor: Any, values: Sequence[object], found: dict[object, UUID]) -> None:
+        """Add ``{value: id}`` of the rows holding one of ``values`` (``size`` at most)."""
+        cursor.execute(self.sql, self.params(values))
+        read_id, read_value = self.id, self.value
+        for raw_id, raw_value in cursor.fetchall():
+            id = raw_id if read_id is None else read_id(raw_id)
+            value = raw_value if read_value is None or raw_value is None else read_value(raw_value)
+            found[value] = id
+
+
+_ids_in_cache: dict[tuple[str, str, int, str], _IdsIn] = {}
+
+
+def _ids_in(
+    cursor: Any, table: sa.Table, field: str, values: Sequence[object], dialect: sa.Dialect
+) -> dict[object, UUID]:
+    """``{value: id}`` of the rows of ``table`` whose ``field`` is one of ``values`` (not None)."""
+    found: dict[object, UUID] = {}
+    for start in range(0, len(values), BATCH_SIZE):
+        chunk = values[start : start + BATCH_SIZE]
+        size = 1 << (len(chunk) - 1).bit_length()  # a power of two: few statements to compile
+        key = (table.name, field, size, dialect.name)
+        query = _ids_in_cache.get(key)
+        if query is None:
+            query = _ids_in_cache[key] = _IdsIn(table, field, size, dialect)
+        query.run(cursor, chunk, found)
+    return found
+
+
 def _compiled(table: sa.Table, dialect: sa.Dialect) -> _Compiled:
     key = (table.name, dialect.name)
     found = _compiled_cache.get(key)
@@ -985,15 +1045,12 @@ class _SqlRepository(Generic[E]):
             wanted -= {e.id for e in entities} if target is self._cls else set()
             if not wanted:
                 continue
-            ref_table = TABLES[target]
-            found: set[UUID] = set()
-            ids = list(wanted)
-            for start in range(0, len(ids), BATCH_SIZE):
-                chunk = ids[start : start + BATCH_SIZE]
-                found.update(
-                    self._conn.scalars(sa.select(ref_table.c.id).where(ref_table.c.id.in_(chunk)))
-                )
-            if wanted - found:
+            cursor = self._uow.cursor()
+            try:
+                found = _ids_in(cursor, TABLES[target], "id", list(wanted), self._conn.dialect)
+            finally:
+                cursor.close()
+            if wanted - found.keys():
                 raise ValidationError(
                     name, f"refers to a {target.ENTITY} that does not exist", code="reference"
                 )
@@ -1056,17 +1113,15 @@ class _SqlRepository(Generic[E]):
     def ids_by(self, field: str, values: Collection[object]) -> dict[object, UUID]:
         if field != "id" and field not in self._cls.UNIQUE:
             raise ValidationError(field, "is not a unique field", code="unknown_field")
-        table = self._table
-        column = table.c[field]
         wanted = [v for v in values if v is not None]
-        found: dict[object, UUID] = {}
+        if not wanted:
+            return {}
         with _translating(self._cls):
-            for start in range(0, len(wanted), BATCH_SIZE):
-                chunk = wanted[start : start + BATCH_SIZE]
-                stmt = sa.select(table.c.id, column.label("value")).where(column.in_(chunk))
-                for id, value in self._conn.execute(stmt):
-                    found[value] = id
-        return found
+            cursor = self._uow.cursor()
+            try:
+                return _ids_in(cursor, self._table, field, wanted, self._conn.dialect)
+            finally:
+                cursor.close()
 
     def update(self, entity: E, *, expected_version: int) -> None:
         table = self._table
