@@ -428,3 +428,15 @@ def test_a_scoped_pipeline_by_team_names_the_owners_teams(any_crm: CRM) -> None:
     rows = any_crm.as_user(ana).analytics.pipeline(currency=EUR, by="team").table().rows
     assert [(row[0], row[1]) for row in rows] == [(str(north.id), 1)]
     assert any_crm.analytics.pipeline(currency=EUR, by="team").table().rows[0][1] == 2
+
+
+def test_a_scoped_frame_has_exactly_the_rows_the_scoped_find_returns(any_crm: CRM) -> None:
+    """On SqlStore the frame is read column by column, restricted like ``find``."""
+    world = build(any_crm)
+    for role in ("admin", "manager", "contributor", "guest"):
+        scoped = any_crm.as_user(world.users[role])
+        for service in (scoped.organizations, scoped.contacts, scoped.opportunities):
+            frame = service.to_pandas(
+                columns=["id", "name"] if service is not scoped.contacts else ["id"]
+            )
+            assert sorted(frame["id"]) == sorted(str(r.id) for r in service.find())

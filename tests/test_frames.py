@@ -244,3 +244,16 @@ def test_an_unknown_column_is_refused(crm: crmkit.CRM) -> None:
         crm.opportunities.to_pandas(columns=["name", "colour"])
 
     assert ("columns", "unknown_column") == (caught.value.field, caught.value.code)
+
+
+def test_a_frame_filtered_by_a_list_of_values_has_those_rows(any_crm: crmkit.CRM) -> None:
+    """An ``In`` filter expands into one parameter per value on the column read."""
+    a = any_crm.organizations.create(name="A")
+    b = any_crm.organizations.create(name="B")
+    any_crm.organizations.create(name="C")
+
+    by_id = any_crm.organizations.to_pandas(crmkit.In("id", [a.id, b.id]), order_by="name")
+    by_name = any_crm.organizations.to_pandas(crmkit.In("name", ["A", "C"]), columns=["name"])
+
+    assert list(by_id["name"]) == ["A", "B"]
+    assert sorted(by_name["name"]) == ["A", "C"]

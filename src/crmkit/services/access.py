@@ -190,6 +190,17 @@ class _GuardedRepository(Generic[E]):
         visible = self._guard.policy.visibility(self._guard.principal, self._cls)
         return attrs.evolve(query, restrict=visible)
 
+    @property
+    def cells(self) -> Callable[[Query, Sequence[str]], dict[str, Sequence[Any]]]:
+        """The store's column read (``to_pandas``) over the visible records; an
+        ``AttributeError`` when the store has none, as on the store itself."""
+        cells: Callable[[Query, Sequence[str]], dict[str, Sequence[Any]]] | None
+        cells = getattr(self._inner, "cells", None)
+        if cells is None:
+            raise AttributeError("cells")
+        read = cells
+        return lambda query, fields: read(self._restricted(query), fields)
+
     def find(self, query: Query) -> list[E]:
         return self._inner.find(self._restricted(query))
 

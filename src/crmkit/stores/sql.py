@@ -1203,24 +1203,26 @@ class _SqlRepository(Generic[E]):
         names = self._codec.column_names(fields)
         columns = [table.c[name] for name in names]
         stmt = self._find_statement(query).with_only_columns(*columns)
-        statement = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        params = statement.construct_params()
-        bound = {
-            name: value
-            if value is None
-            or (process := statement.binds[name].type._cached_bind_processor(dialect)) is None
-            else process(value)
-            for name, value in params.items()
-        }
+        statement = stmt.compile(dialect=dialect)
+        # IN lists (access restrictions) expand into one parameter per value
+        state = statement.construct_expanded_state()
+
+        def processed(name: str, value: Any) -> Any:
+            process = state.processors.get(name)
+            if process is None and name in statement.binds:
+                process = statement.binds[name].type._cached_bind_processor(dialect)
+            return value if value is None or process is None else process(value)
+
+        bound = {name: processed(name, value) for name, value in state.parameters.items()}
         args: Any = (
             bound
             if _compiled(table, dialect).named
-            else tuple(bound[n] for n in statement.positiontup or ())
+            else tuple(bound[n] for n in state.positiontup or ())
         )
         with _translating(self._cls):
             cursor = self._uow.cursor()
             try:
-                cursor.execute(statement.string, args)
+                cursor.execute(state.statement, args)
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
