@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 import crmkit
+from crmkit.testing.plugins import RecordingPlugin
 from tests.postgres_server import PostgresServer, find_bin_dir
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -123,3 +124,11 @@ def any_crm(backend_url: str, clock: FixedClock) -> Iterator[crmkit.CRM]:
     """A CRM on each backend in turn, with the fixed clock."""
     with crmkit.open(backend_url, clock=clock, default_region="ES") as crm:
         yield crm
+
+
+@pytest.fixture
+def recorded(backend_url: str, clock: FixedClock) -> Iterator[tuple[crmkit.CRM, RecordingPlugin]]:
+    """A CRM on each backend with a plugin recording every hook call."""
+    recorder = RecordingPlugin()
+    with crmkit.open(backend_url, clock=clock, plugins=[recorder]) as crm:
+        yield crm, recorder

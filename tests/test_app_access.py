@@ -7,7 +7,7 @@ the visible set with a plain-Python oracle of the rules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -261,21 +261,14 @@ DENIED: dict[str, dict[str, Op]] = {
 }
 
 
-@pytest.fixture
-def recorded(backend_url: str, clock: FixedClock) -> Iterator[tuple[CRM, RecordingPlugin]]:
-    recorder = RecordingPlugin()
-    with crmkit.open(backend_url, clock=clock, plugins=[recorder]) as crm:
-        yield crm, recorder
-
-
-def test_every_denied_write_changes_nothing_and_calls_no_hook(
-    recorded: tuple[CRM, RecordingPlugin],
-) -> None:
-    crm, recorder = recorded
-    world = build(crm)
+def denied_outcomes(
+    crm: CRM, recorder: RecordingPlugin, world: World, ops_by_role: dict[str, dict[str, Op]]
+) -> dict[str, str]:
+    """Each operation run by its role: ``"denied"`` when it raised ``AccessDenied``
+    with no hook called and the database unchanged, else what happened."""
     before = snapshot(crm)
     outcomes: dict[str, str] = {}
-    for role, ops in DENIED.items():
+    for role, ops in ops_by_role.items():
         scoped = crm.as_user(world.users[role])
         for name, op in ops.items():
             recorder.clear()
@@ -292,6 +285,14 @@ def test_every_denied_write_changes_nothing_and_calls_no_hook(
             if outcome == "denied" and snapshot(crm) != before:
                 outcome = "denied after a change"
             outcomes[f"{role}: {name}"] = outcome
+    return outcomes
+
+
+def test_every_denied_write_changes_nothing_and_calls_no_hook(
+    recorded: tuple[CRM, RecordingPlugin],
+) -> None:
+    crm, recorder = recorded
+    outcomes = denied_outcomes(crm, recorder, build(crm), DENIED)
     assert len(outcomes) == 98
     assert {k: v for k, v in outcomes.items() if v != "denied"} == {}
 

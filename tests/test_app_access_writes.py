@@ -7,7 +7,6 @@ every role lacking the right: ``AccessDenied``, nothing changes, no hook call).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from crmkit.core.ids import uuid7
 from crmkit.core.opportunities import Opportunity
 from crmkit.testing import RecordingPlugin
 from tests.conftest import FixedClock
-from tests.test_app_access import EUR, Op, World, build, snapshot
+from tests.test_app_access import EUR, Op, World, build, denied_outcomes, snapshot
 
 # ------------------------------------------------------------- the matrix
 
@@ -158,37 +157,11 @@ def denied(tmp: Path) -> dict[str, dict[str, Op]]:
     }
 
 
-@pytest.fixture
-def recorded(backend_url: str, clock: FixedClock) -> Iterator[tuple[CRM, RecordingPlugin]]:
-    recorder = RecordingPlugin()
-    with crmkit.open(backend_url, clock=clock, plugins=[recorder]) as crm:
-        yield crm, recorder
-
-
 def test_every_denied_bulk_import_merge_and_elevation_changes_nothing(
     recorded: tuple[CRM, RecordingPlugin], tmp_path: Path
 ) -> None:
     crm, recorder = recorded
-    world = build(crm)
-    before = snapshot(crm)
-    outcomes: dict[str, str] = {}
-    for role, ops in denied(tmp_path).items():
-        scoped = crm.as_user(world.users[role])
-        for name, op in ops.items():
-            recorder.clear()
-            try:
-                op(scoped, world)
-            except AccessDenied:
-                outcome = "denied"
-            except Exception as error:
-                outcome = f"raised {type(error).__name__}: {error}"
-            else:
-                outcome = "ALLOWED"
-            if outcome == "denied" and recorder.calls:
-                outcome = f"denied after hooks {recorder.names()}"
-            if outcome == "denied" and snapshot(crm) != before:
-                outcome = "denied after a change"
-            outcomes[f"{role}: {name}"] = outcome
+    outcomes = denied_outcomes(crm, recorder, build(crm), denied(tmp_path))
     assert len(outcomes) == 37
     assert {k: v for k, v in outcomes.items() if v != "denied"} == {}
 
