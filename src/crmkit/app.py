@@ -532,6 +532,26 @@ class CRM:
         )
         events.append(event)
 
+    def _record_created(
+        self, uow: UnitOfWork, events: list[Event] | None, batch: Sequence[Entity]
+    ) -> None:
+        """``_record(uow, events, Created(e))`` for each new record of ``batch``, in one
+        loop; ``events=None``: audited only (no plugin hears of them)."""
+        append = uow.audit.append
+        actor, create = self.actor, AuditAction.CREATE
+        for entity in batch:
+            append(
+                entity=entity.ENTITY,
+                entity_id=entity.id,
+                version=entity.version,
+                action=create,
+                changes=CreatedChanges.of(entity, _created_pairs),
+                actor=actor,
+                at=entity.updated_at,
+            )
+        if events is not None:
+            events.extend([Created(entity) for entity in batch])
+
     # -------------------------------------------------------- access control
     def as_user(self, user: User | UserId, *, policy: Policy | None = None) -> ScopedCRM:
         """This CRM as ``user`` may use it: what they may see, and change.

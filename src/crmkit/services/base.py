@@ -486,10 +486,8 @@ class _Service(Generic[E, I]):
         lives until the commit, and an import's transaction may be long.
         """
         self._repo(uow).add_many(batch)
-        record = self._crm._record
-        queue = events if self._crm.plugins.hears_created(self._cls) else []
-        for entity in batch:
-            record(uow, queue, Created(entity))
+        hears = self._crm.plugins.hears_created(self._cls)
+        self._crm._record_created(uow, events if hears else None, batch)
 
     def _build_each(
         self,

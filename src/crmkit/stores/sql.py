@@ -19,11 +19,13 @@ locks and serialization failures a retryable :class:`~crmkit.StorageError`.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -101,6 +103,14 @@ E = TypeVar("E", bound=Entity)
 BATCH_SIZE: Final = 1000
 #: How long a SQLite connection waits for another writer before giving up.
 BUSY_TIMEOUT_MS: Final = 10_000
+#: The page cache of each SQLite connection crmkit opens, in KiB (SQLite's
+#: default is 2,000).  A bulk write's indexes then stay in memory until the
+#: commit instead of being spilled to the WAL and read back (an import of
+#: 300,000 rows: about 3% faster, measured); the cache only grows as pages are
+#: read or written.
+SQLITE_CACHE_KIB: Final = 32 * 1024
+#: How many ids per table a unit of work remembers as stored (see ``_SqlUnitOfWork.stored``).
+STORED_IDS_KEPT: Final = 10_000
 
 
 def sqlite_url(path: str | os.PathLike[str]) -> str:
@@ -275,6 +285,8 @@ def _configure_sqlite(engine: Engine, synchronous: str, *, borrowed: bool) -> No
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
+            if not borrowed:  # the owner's connection keeps the owner's cache size
+                cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 
@@ -756,6 +768,15 @@ class _Compiled:
         self.binds = [_bind_processor(c, dialect) for c in inserted]
         self._json_columns = frozenset(c.name for c in inserted if isinstance(c.type, sa.JSON))
         self._sqlite = dialect.name == "sqlite"
+        # the parameter positions of columns an insert may leave out (then NULL)
+        self._omittable = tuple(
+            p
+            for p, i in enumerate(self.insert_order)
+            if inserted[i].nullable and inserted[i].server_default is None
+        )
+        self._table = table
+        self._dialect = dialect
+        self._sparse_sql: dict[tuple[int, ...], str] = {}
         self._readers: dict[type[Entity], Callable[[Sequence[Any]], Entity]] = {}
         self._writers: dict[type[Entity], Callable[[Entity], Any]] = {}
         key = table.primary_key.columns.values()[0]
@@ -772,6 +793,39 @@ class _Compiled:
         if self.named:
             return dict(zip(self.insert_names, bound, strict=True))
         return tuple(bound[i] for i in self.insert_order)
+
+    def sparse(self, params: list[Any]) -> tuple[str, list[Any]]:
+        """The insert of positional rows ``params`` without the columns NULL in each
+        of them, and the rows without those values (SQLite; elsewhere as given).
+
+        SQLite's driver binds a ``None`` at about three times the cost of a text
+        value (it looks for an adapter of ``None`` each time), and a batch of new
+        records, imported ones above all, leaves most optional columns empty: an
+        organization's insert binds 12 NULLs of 25 values.  Left out, the
+        columns are NULL all the same.
+        """
+        if not self._sqlite or not params:
+            return self.insert_sql, params
+        first = params[0]
+        nulls = tuple(p for p in self._omittable if first[p] is None)
+        if not nulls:
+            return self.insert_sql, params
+        if len(params) > 1 and len(set(map(operator.itemgetter(*nulls), params))) > 1:
+            nulls = tuple(p for p in nulls if set(map(operator.itemgetter(p), params)) == {None})
+        keep = tuple(p for p in range(len(first)) if p not in nulls)
+        if not nulls or len(keep) < 2:  # (one kept value would not make tuples)
+            return self.insert_sql, params
+        sql = self._sparse_sql.get(nulls)
+        if sql is None:
+            if len(self._sparse_sql) >= 256:  # rows with ever new empty columns: start over
+                self._sparse_sql.clear()
+            quote = self._dialect.identifier_preparer.quote
+            columns = [self.insert_names[self.insert_order[p]] for p in keep]
+            sql = self._sparse_sql[nulls] = (
+                f"INSERT INTO {quote(self._table.name)} ({', '.join(map(quote, columns))}) "
+                f"VALUES ({', '.join('?' * len(columns))})"
+            )
+        return sql, list(map(operator.itemgetter(*keep), params))
 
     def writer(self, codec: EntityCodec) -> Callable[[Entity], Any]:
         """A function giving the driver parameters of an entity's insert row.
@@ -955,6 +1009,7 @@ def _compose(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callabl
 
 
 _compiled_cache: dict[tuple[str, str], _Compiled] = {}
+_NO_IDS: Final[frozenset[UUID]] = frozenset()
 
 
 class _IdsIn:
@@ -1043,17 +1098,20 @@ class _SqlRepository(Generic[E]):
         for name, target in self._cls.REFERENCES.items():
             wanted = {getattr(e, name) for e in entities} - {None}
             wanted -= {e.id for e in entities} if target is self._cls else set()
+            table = TABLES[target]
+            wanted -= self._uow.stored_ids(table.name)  # seen stored in this transaction
             if not wanted:
                 continue
             cursor = self._uow.cursor()
             try:
-                found = _ids_in(cursor, TABLES[target], "id", list(wanted), self._conn.dialect)
+                found = _ids_in(cursor, table, "id", list(wanted), self._conn.dialect)
             finally:
                 cursor.close()
             if wanted - found.keys():
                 raise ValidationError(
                     name, f"refers to a {target.ENTITY} that does not exist", code="reference"
                 )
+            self._uow.remember(table.name, found.values())
 
     def add(self, entity: E) -> None:
         self.add_many([entity])
@@ -1069,7 +1127,8 @@ class _SqlRepository(Generic[E]):
             cursor = self._uow.cursor()
             try:
                 for start in range(0, len(params), BATCH_SIZE):
-                    cursor.executemany(compiled.insert_sql, params[start : start + BATCH_SIZE])
+                    sql, rows = compiled.sparse(params[start : start + BATCH_SIZE])
+                    cursor.executemany(sql, rows)
             finally:
                 cursor.close()
 
@@ -1119,9 +1178,11 @@ class _SqlRepository(Generic[E]):
         with _translating(self._cls):
             cursor = self._uow.cursor()
             try:
-                return _ids_in(cursor, self._table, field, wanted, self._conn.dialect)
+                found = _ids_in(cursor, self._table, field, wanted, self._conn.dialect)
             finally:
                 cursor.close()
+        self._uow.remember(self._table.name, found.values())
+        return found
 
     def update(self, entity: E, *, expected_version: int) -> None:
         table = self._table
@@ -1503,6 +1564,22 @@ class _SqlUnitOfWork:
         self._transaction = transaction
         self.pending_audit: list[Any] = []  # driver parameters of audit_log inserts
         self._audit = _SqlAudit(self)
+        #: table -> ids of records this transaction read as stored.  Records are
+        #: never deleted, so they stay stored until a rollback, which forgets
+        #: them all; reference checks skip them (an import's references, read
+        #: once per batch, are not looked up again before the insert).
+        self._stored: dict[str, set[UUID]] = {}
+
+    def stored_ids(self, table: str) -> AbstractSet[UUID]:
+        """Ids of ``table`` this transaction has seen stored (see ``_stored``)."""
+        return self._stored.get(table) or _NO_IDS
+
+    def remember(self, table: str, ids: Iterable[UUID]) -> None:
+        """Note ``ids`` as stored in ``table``; at most ``STORED_IDS_KEPT`` per table."""
+        known = self._stored.setdefault(table, set())
+        known.update(ids)
+        if len(known) > STORED_IDS_KEPT:  # a cache, not a copy of the table
+            known.clear()
 
     @property
     def audit(self) -> _SqlAudit:
@@ -1588,6 +1665,7 @@ class _SqlUnitOfWork:
             with _translating():
                 nested.rollback()
             self.pending_audit = []
+            self._stored = {}  # the savepoint may have inserted some of them
             raise
         with _translating():
             nested.commit()
@@ -1602,6 +1680,7 @@ class _SqlUnitOfWork:
 
     def rollback(self) -> None:
         self.pending_audit = []
+        self._stored = {}
         with _translating():
             if self._transaction is not None:
                 if self._transaction.is_active:
