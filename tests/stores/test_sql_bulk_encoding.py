@@ -31,7 +31,7 @@ from crmkit.stores.schema import (
     codec,
 )
 from crmkit.stores.sql import _audit_writer, _bind_processor, _Compiled, _result_processor
-from tests.strategies import entities
+from tests.strategies import _BY_TYPE, entities, entity_of
 
 DIALECTS = {
     "sqlite": sqlite.pysqlite.dialect(),
@@ -193,3 +193,30 @@ def test_sqlite_json_shortcuts_write_and_read_what_json_does(value: object) -> N
 
 _ID = UUID(int=7)
 _AT = datetime(2026, 1, 5, 9, 0, 0, 123456, tzinfo=UTC)
+
+
+@given(
+    batch=st.sampled_from(sorted(_BY_TYPE, key=lambda c: c.ENTITY)).flatmap(
+        lambda cls: st.lists(entity_of(cls), min_size=1, max_size=6)
+    )
+)
+def test_a_sparse_sqlite_insert_stores_every_value_of_the_full_one(batch: list[Entity]) -> None:
+    """Leaving out the columns NULL in every row of a batch stores the same rows."""
+    cls = type(batch[0])
+    compiled = _Compiled(TABLES[cls], DIALECTS["sqlite"])
+    params = [compiled.writer(codec(cls))(e) for e in batch]
+    order = [compiled.insert_names[i] for i in compiled.insert_order]
+    engine = sa.create_engine("sqlite://")
+    try:
+        with engine.begin() as conn:  # the columns without constraints (rows may repeat keys)
+            columns = ", ".join(f'"{name}"' for name in order)
+            conn.exec_driver_sql(f'CREATE TABLE "{TABLES[cls].name}" ({columns})')
+            sql, rows = compiled.sparse(params)
+            assert len(rows) == len(params)
+            if any(all(p[i] is None for p in params) for i in compiled._omittable):
+                assert len(rows[0]) < len(params[0])  # something was left out
+            conn.connection.driver_connection.executemany(sql, rows)  # type: ignore[union-attr]
+            stored = conn.exec_driver_sql(f'SELECT {columns} FROM "{TABLES[cls].name}"').all()
+    finally:
+        engine.dispose()
+    assert sorted(map(tuple, stored), key=repr) == sorted(params, key=repr)

@@ -103,12 +103,6 @@ E = TypeVar("E", bound=Entity)
 BATCH_SIZE: Final = 1000
 #: How long a SQLite connection waits for another writer before giving up.
 BUSY_TIMEOUT_MS: Final = 10_000
-#: The page cache of each SQLite connection crmkit opens, in KiB (SQLite's
-#: default is 2,000).  A bulk write's indexes then stay in memory until the
-#: commit instead of being spilled to the WAL and read back (an import of
-#: 300,000 rows: about 3% faster, measured); the cache only grows as pages are
-#: read or written.
-SQLITE_CACHE_KIB: Final = 32 * 1024
 #: How many ids per table a unit of work remembers as stored (see ``_SqlUnitOfWork.stored``).
 STORED_IDS_KEPT: Final = 10_000
 
@@ -285,8 +279,6 @@ def _configure_sqlite(engine: Engine, synchronous: str, *, borrowed: bool) -> No
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
-            if not borrowed:  # the owner's connection keeps the owner's cache size
-                cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 
