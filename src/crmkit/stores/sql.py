@@ -760,6 +760,7 @@ class _Compiled:
         self.binds = [_bind_processor(c, dialect) for c in inserted]
         self._json_columns = frozenset(c.name for c in inserted if isinstance(c.type, sa.JSON))
         self._sqlite = dialect.name == "sqlite"
+        self._uuid_columns = frozenset(c.name for c in inserted if isinstance(c.type, sa.Uuid))
         # the parameter positions of columns an insert may leave out (then NULL)
         self._omittable = tuple(
             p
@@ -838,8 +839,11 @@ class _Compiled:
                     continue
                 encode = codec.encoder(name) if name in fields else None
                 bind = binds[name]
-                if encode is not None and bind is not None:
-                    steps[name] = _compose(encode, bind)
+                if self._sqlite and name in self._uuid_columns and encode is None:
+                    steps[name] = _uuid_hex  # SQLite's Uuid bind: the 32 hex digits
+                elif encode is not None and bind is not None:
+                    # custom values and addresses: most records share the empty value
+                    steps[name] = _last_value_cached(_compose(encode, bind))
                 else:
                     steps[name] = encode or bind
             writer = self._writers[codec.cls] = codec.writer(order, steps, named=self.named)
@@ -991,6 +995,10 @@ def _last_value_cached(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return result
 
     return cached
+
+
+#: an id's 32 hex digits, as SQLAlchemy's ``Uuid`` binds it on SQLite (no ``isinstance`` checks)
+_uuid_hex: Final[Callable[[UUID], str]] = UUID.hex.fget  # type: ignore[attr-defined]
 
 
 def _compose(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
