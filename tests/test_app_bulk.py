@@ -12,6 +12,7 @@ one, and the caller's items and the collector are left as they were.
 from __future__ import annotations
 
 import gc
+import inspect
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -318,3 +319,58 @@ def test_bulk_leaves_the_garbage_collector_as_it_was(memory_crm: crmkit.CRM, ena
             gc.enable()
         else:
             gc.disable()
+
+
+# ------------------------------------------------------- carried defaults
+
+_MINIMAL = {
+    "organizations": {"name": "Acme S.L."},
+    "contacts": {"first_name": "Ana"},
+    "leads": {"first_name": "Ana", "company": "Acme"},
+}
+
+
+def _creation_defaults(service: Any) -> dict[str, Any]:
+    create = getattr(service, service._bulk_create_like)
+    return {
+        name: p.default
+        for name, p in inspect.signature(create).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+    }
+
+
+@pytest.mark.parametrize("entity", ["organizations", "contacts", "leads"])
+def test_an_item_without_the_defaults_left_out_makes_the_same_record(
+    crm: crmkit.CRM, entity: str
+) -> None:
+    """The defaults an import need not carry give each field the value it has anyway."""
+    service = getattr(crm, entity)
+    defaults = _creation_defaults(service)
+    carried = service._carried_defaults(defaults)
+    assert set(carried) < set(defaults)  # some are left out: the point of it
+
+    every, fewer = crm._read(
+        lambda uow: service._build_each(
+            uow, [{**defaults, **_MINIMAL[entity]}, {**carried, **_MINIMAL[entity]}]
+        )
+    )
+
+    system = {"id", "created_at", "updated_at"}
+    assert {
+        a.name: getattr(every, a.name) for a in attrs.fields(type(every)) if a.name not in system
+    } == {a.name: getattr(fewer, a.name) for a in attrs.fields(type(fewer)) if a.name not in system}
+
+
+@pytest.mark.parametrize("entity", ["opportunities", "interactions"])
+def test_a_service_reading_its_items_itself_gets_every_default(
+    crm: crmkit.CRM, entity: str
+) -> None:
+    service = getattr(crm, entity)
+    defaults = _creation_defaults(service)
+
+    assert defaults == service._carried_defaults(defaults)
+
+
+def test_custom_values_are_always_carried(crm: crmkit.CRM) -> None:
+    """A required custom field must still be checked on a row that leaves it out."""
+    assert "custom" in crm.organizations._carried_defaults({"custom": None, "notes": None})

@@ -454,11 +454,14 @@ class _Import:
         create = getattr(self.service, self.service._bulk_create_like)
         self.creatable = frozenset(_parameters(create))
         #: the creation method's defaults, for the arguments a row leaves out
-        self.defaults = {
-            name: p.default
-            for name, p in inspect.signature(create).parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
-        }
+        self.defaults = self.service._carried_defaults(
+            {
+                name: p.default
+                for name, p in inspect.signature(create).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY
+                and p.default is not inspect.Parameter.empty
+            }
+        )
         if cls.ENTITY == "interaction":  # logged ones too: what log() takes beyond plan()
             self.creatable |= {"status", "occurred_at", "outcome"}
         self.updatable = frozenset(_parameters(self.service.update))

@@ -544,6 +544,51 @@ class _Service(Generic[E, I]):
                     results[i] = entity
         return typing.cast(list[E | ValidationError | AccessDenied], results)
 
+    def _carried_defaults(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """Of the creation method's ``defaults``, those an item must carry to
+        :meth:`_build_each`: the others give the field the record has anyway.
+
+        An import passes each row's arguments with the defaults of the ones it
+        leaves out; a default making the field's own default (``None``, an empty
+        tuple, the same enum member...) need not be passed, and the item then
+        has a few keys instead of twenty.  Custom values are always passed
+        (required custom fields are checked on creation), and every default when
+        the service reads or builds its items itself.
+        """
+        if type(self)._creating is not _Service._creating or type(self)._new is not _Service._new:
+            return dict(defaults)
+        fields = attrs.fields_dict(self._cls)
+        carried: dict[str, Any] = {}
+        for name, value in defaults.items():
+            if not self._same_as_field_default(name, value, fields):
+                carried[name] = value
+        return carried
+
+    def _same_as_field_default(
+        self, name: str, value: object, fields: Mapping[str, attrs.Attribute[Any]]
+    ) -> bool:
+        """Whether argument ``name`` given as ``value`` makes its field's default."""
+        if name == "custom" or (name in _PREPARED and value != ()):
+            return False
+        if name in self._aliases:  # a reference: only None stays as it is
+            target = self._aliases[name][0]
+            if value is not None:
+                return False
+        else:
+            target = name
+        a = fields.get(target)
+        if a is None or not a.init or target in self._cls.SYSTEM_FIELDS:
+            return False
+        default = _converted_default(a)
+        convert = typing.cast(Callable[[Any], Any] | None, a.converter)
+        made = value if convert is None or name in self._aliases else _converted(convert, value)
+        return (
+            default is not _UNKNOWN
+            and made is not _UNKNOWN
+            and type(made) is type(default)
+            and made == default
+        )
+
     def _validated_all(self, entities: Sequence[E]) -> None:
         """Let plugins veto new records of ``bulk_create``; an error names the item's index."""
         if not self._crm.plugins.validates(self._cls):
