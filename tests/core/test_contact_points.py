@@ -6,6 +6,7 @@ import pickle
 from typing import Any
 
 import attrs
+import phonenumbers
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -269,3 +270,37 @@ def test_malformed_address_input_raises_only_validation_error(
     _outcome(result)
     if result is not None:
         assert result == Address(**attrs.asdict(result, recurse=False))
+
+
+def _checked_in_the_library_order(text: str, region: str | None) -> str:
+    """A phone's outcome checking possible, then valid (what the floor does): the code or E.164."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return "unparseable"
+    if not phonenumbers.is_possible_number(number):
+        return "impossible"
+    if not phonenumbers.is_valid_number(number):
+        return "invalid"
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+@settings(max_examples=2000)
+@given(
+    text=st.from_regex(r"\+?[0-9 ]{1,18}", fullmatch=True)
+    | st.sampled_from(["34", "1", "44", "49", "52", "54", "351"]).flatmap(
+        lambda cc: st.from_regex(rf"\+{cc}[0-9]{{4,14}}", fullmatch=True)
+    ),
+    region=st.sampled_from([None, "ES", "US", "GB", "MX", "AR", "PT", "DE"]),
+)
+def test_a_phone_is_refused_for_the_same_reason_as_checking_possible_first(
+    text: str, region: str | None
+) -> None:
+    """Validity is checked first (a valid number is always possible): same outcome."""
+    expected = _checked_in_the_library_order(text, region)
+    try:
+        outcome = PhoneNumber.parse(text, region=region).e164
+    except ValidationError as error:
+        outcome = error.code
+    event(outcome if outcome in ("unparseable", "impossible", "invalid") else "valid")
+    assert expected == outcome

@@ -143,10 +143,11 @@ def _parse_phone(value: object, region: str | None) -> str:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         raise _phone_error("unparseable", value) from None
-    if not phonenumbers.is_possible_number(number):
-        raise _phone_error("impossible", value)
+    # A valid number is a possible one (its type's lengths are among its
+    # country's): the length check only names why an invalid number fails.
     if not phonenumbers.is_valid_number(number):
-        raise _phone_error("invalid", value)
+        reason = "invalid" if phonenumbers.is_possible_number(number) else "impossible"
+        raise _phone_error(reason, value)
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 

@@ -521,8 +521,11 @@ class _Service(Generic[E, I]):
                 except ValidationError as error:
                     results.append(error)
             email_fields = _email_fields(self._cls)
-            for fields in results:
-                if isinstance(fields, dict):
+            prepared = [fields for fields in results if isinstance(fields, dict)]
+            try:
+                _parse_emails(self._cls, prepared, email_fields)
+            except ValidationError:  # item by item, parsed values kept as they are
+                for fields in prepared:
                     # a bad address is left as text (_parse_emails assigns a field only
                     # once it is parsed): the record's converter names it, below
                     with contextlib.suppress(ValidationError):
