@@ -521,15 +521,15 @@ class _Service(Generic[E, I]):
                 except ValidationError as error:
                     results.append(error)
             email_fields = _email_fields(self._cls)
-            prepared = [fields for fields in results if isinstance(fields, dict)]
+            prepared = [item for item in results if isinstance(item, dict)]
             try:
                 _parse_emails(self._cls, prepared, email_fields)
             except ValidationError:  # item by item, parsed values kept as they are
-                for fields in prepared:
+                for item in prepared:
                     # a bad address is left as text (_parse_emails assigns a field only
                     # once it is parsed): the record's converter names it, below
                     with contextlib.suppress(ValidationError):
-                        _parse_emails(self._cls, [fields], email_fields)
+                        _parse_emails(self._cls, [item], email_fields)
             for i, fields in enumerate(results):
                 if not isinstance(fields, dict):
                     continue
