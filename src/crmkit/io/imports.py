@@ -492,7 +492,7 @@ class _Import:
                 continue
             row = self._read(*source)
             key = self._key(row)
-            if len(batch) >= size or (keys and not keys.isdisjoint(self._needs(row))):
+            if len(batch) >= size or (keys and not keys.isdisjoint(self._needs(row, key))):
                 yield batch
                 if progress is not None:
                     progress(self.rows - 1)
@@ -505,11 +505,13 @@ class _Import:
         if progress is not None:
             progress(self.rows)
 
-    def _needs(self, row: _Row) -> set[tuple[str, object]]:
-        """The keys of records the row needs written first: its own (a second row for
-        the same record) and those of the records of its type it refers to."""
-        key = self._key(row)
+    def _needs(self, row: _Row, key: tuple[str, object] | None) -> set[tuple[str, object]]:
+        """The keys of records the row (whose own key is ``key``) needs written first:
+        its own (a second row for the same record) and those of the records of its
+        type it refers to."""
         needs = set() if key is None else {key}
+        if not self._own_columns:
+            return needs
         for _, value in self._references(row, self._own_columns):
             if value is not None:
                 needs.add(("external_ref", value) if isinstance(value, str) else ("id", value))
@@ -597,37 +599,38 @@ class _Import:
         again (:attr:`_known`).  A reference to no record is a row error
         (code ``reference``).
         """
+        self._known = set()
+        if not self._record_columns:
+            return
         wanted: dict[tuple[type[Entity], str], set[object]] = {}
+        references: list[tuple[_Row, Column, type[Entity], str | UUID]] = []
         for row in batch:
             for column, value in self._references(row):
                 if column.target is not None and isinstance(value, str | UUID):
                     key = "external_ref" if isinstance(value, str) else "id"
                     wanted.setdefault((column.target, key), set()).add(value)
+                    references.append((row, column, column.target, value))
         found: dict[tuple[type[Entity], object], UUID] = {}
-        self._known = set()
         for (target, key), values in wanted.items():
             for value, id in self._ids_by(target, key, values).items():
                 found[target, value] = id
                 self._known.add((target, id))
-        for row in batch:
-            for column, value in self._references(row):
-                if column.target is None or not isinstance(value, str | UUID):
-                    continue
-                found_id = found.get((column.target, value))
-                if found_id is None:
-                    key = "external_ref" if isinstance(value, str) else "id"
-                    row.errors.append(
-                        RowError(
-                            row.line,
-                            row.headers.get(column.name, column.name),
-                            "reference",
-                            f"there is no {column.target.ENTITY} with {key} {value}",
-                        )
+        for row, column, target, value in references:
+            found_id = found.get((target, value))
+            if found_id is None:
+                key = "external_ref" if isinstance(value, str) else "id"
+                row.errors.append(
+                    RowError(
+                        row.line,
+                        row.headers.get(column.name, column.name),
+                        "reference",
+                        f"there is no {target.ENTITY} with {key} {value}",
                     )
-                elif column.custom is not None:
-                    row.args["custom"][column.custom.key] = found_id
-                else:
-                    row.args[column.name] = found_id
+                )
+            elif column.custom is not None:
+                row.args["custom"][column.custom.key] = found_id
+            else:
+                row.args[column.name] = found_id
 
     def _ids_by(self, cls: type[Entity], key: str, values: set[object]) -> dict[object, UUID]:
         """The ids of the ``cls`` records (archived too) whose ``key`` is one of ``values``."""
