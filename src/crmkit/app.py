@@ -545,7 +545,7 @@ class CRM:
                 entity_id=entity.id,
                 version=entity.version,
                 action=create,
-                changes=CreatedChanges.of(entity, _created_pairs),
+                changes=_created_changes(entity),
                 actor=actor,
                 at=entity.updated_at,
             )
