@@ -103,7 +103,7 @@ E = TypeVar("E", bound=Entity)
 BATCH_SIZE: Final = 1000
 #: How long a SQLite connection waits for another writer before giving up.
 BUSY_TIMEOUT_MS: Final = 10_000
-#: How many ids per table a unit of work remembers as stored (see ``_SqlUnitOfWork.stored``).
+#: How many ids per table a unit of work remembers as stored (see ``_SqlUnitOfWork._stored``).
 STORED_IDS_KEPT: Final = 10_000
 
 
